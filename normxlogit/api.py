@@ -1,0 +1,100 @@
+"""The notebook API: ``normxlogit.score(model, texts)`` returns one result per text."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from normxlogit.encoding import EncodedText, encode_text
+from normxlogit.loading import ScoringModel, load_model
+from normxlogit.result import TextAttribution, describe
+from normxlogit.scoring import plan_batches, score_batch
+
+DEFAULT_BATCH_TOKENS = 8192
+
+
+def validate_layers(sm: ScoringModel, layers: Sequence[int]) -> tuple[int, ...]:
+    """Layer numbers must lie in 1..L (L = the model's number of layers)."""
+    top = sm.info.num_layers
+    bad = [layer for layer in layers if not 1 <= int(layer) <= top]
+    if bad:
+        raise ValueError(f"layers {bad} are out of range: this model has layers 1..{top}")
+    return tuple(int(layer) for layer in layers)
+
+
+def encode_texts(
+    sm: ScoringModel,
+    texts: Sequence[str],
+    *,
+    targets: Sequence[str | int | None] | None = None,
+    foil: str | int | None = None,
+    max_length: int | None = None,
+) -> list[EncodedText]:
+    """Tokenize texts and resolve their targets (``None`` = the model's prediction)."""
+    limit = min(max_length or sm.max_length, sm.max_length)
+    targets = targets if targets is not None else [None] * len(texts)
+    if len(targets) != len(texts):
+        raise ValueError(f"{len(targets)} targets for {len(texts)} texts")
+    return [
+        encode_text(t, sm.tokenizer, sm.model, sm.adapter, max_length=limit, target=y, foil=foil)
+        for t, y in zip(texts, targets)
+    ]
+
+
+def score_encoded(
+    sm: ScoringModel,
+    encoded: Sequence[EncodedText],
+    *,
+    layers: Sequence[int] = (),
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+) -> list:
+    """Score encoded texts in length-sorted batches within a padded-token budget.
+
+    Returns:
+        One ``Attribution`` per input, in input order.
+    """
+    out: list = [None] * len(encoded)
+    for idx in plan_batches([len(e) for e in encoded], batch_tokens):
+        for i, att in zip(idx, score_batch(sm, [encoded[i] for i in idx], layers)):
+            out[i] = att
+    return out
+
+
+def score(
+    model: ScoringModel | str | os.PathLike | None,
+    texts: Sequence[str] | str,
+    *,
+    target: str | int | None = None,
+    targets: Sequence[str | int | None] | None = None,
+    foil: str | int | None = None,
+    max_length: int | None = None,
+    layers: Sequence[int] = (),
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+) -> list[TextAttribution]:
+    """NormXLogit attributions for texts.
+
+    Args:
+        model: a ``ScoringModel`` (see ``load_model``/``prepare``), a model folder or GGUF path,
+            or None for the embedded default model.
+        texts: one text or a sequence of texts.
+        target: one target for every text: a class name or id, or a single token for LMs.
+        targets: one target per text (overrides ``target``); None entries use the prediction.
+        foil: a contrastive foil; scores become target minus foil.
+        max_length: truncate longer texts (flagged ``truncated``); default: the model's limit.
+        layers: layer numbers 1..L for layer-wise LogAt.
+        batch_tokens: padded tokens per forward pass.
+
+    Returns:
+        One ``TextAttribution`` per text, in order.
+
+    Raises:
+        normxlogit.RecordError: a text cannot be scored (e.g. no mask token for a masked LM).
+    """
+    sm = model if isinstance(model, ScoringModel) else load_model(model)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if targets is None:
+        targets = [target] * len(texts)
+    layers = validate_layers(sm, layers)
+    encoded = encode_texts(sm, texts, targets=targets, foil=foil, max_length=max_length)
+    atts = score_encoded(sm, encoded, layers=layers, batch_tokens=batch_tokens)
+    return [describe(sm, t, e, a, layers) for t, e, a in zip(texts, encoded, atts)]

@@ -1,0 +1,83 @@
+"""One scored text with readable names for its target and prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from normxlogit.encoding import EncodedText
+from normxlogit.loading import ScoringModel
+from normxlogit.scoring import Attribution
+
+
+@dataclass
+class TokenScore:
+    """A token of a result, for quick looks (``TextAttribution.top_tokens``)."""
+
+    position: int
+    token: str
+    norm: float
+    logat: float
+    score: float
+
+
+@dataclass
+class TextAttribution:
+    """The NormXLogit attribution of one text.
+
+    Attributes:
+        text: the input text.
+        encoded: tokens, offsets, words (``EncodedText``).
+        attribution: per-token norm, logat, score (``Attribution``).
+        target: the attributed class name or token string.
+        foil: the contrastive foil's name, or None.
+        prediction: the model's own prediction (class name, token, or regression value).
+        layers: the layers of ``attribution.layer_logat`` columns.
+    """
+
+    text: str
+    encoded: EncodedText
+    attribution: Attribution
+    target: str
+    foil: str | None
+    prediction: str
+    layers: tuple[int, ...] = ()
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.encoded.tokens
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.attribution.score
+
+    def top_tokens(self, k: int = 5, include_special: bool = False) -> list[TokenScore]:
+        """The k tokens with the largest score (largest first)."""
+        att, enc = self.attribution, self.encoded
+        keep = np.flatnonzero(include_special | ~enc.special)
+        order = keep[np.argsort(-att.score[keep], kind="stable")][:k]
+        return [
+            TokenScore(int(i), enc.tokens[i], float(att.norm[i]), float(att.logat[i]), float(att.score[i]))
+            for i in order
+        ]
+
+
+def label_of(sm: ScoringModel, class_or_token_id: int | None) -> str | None:
+    """Readable name of a class id (``id2label``) or token id (decoded text, e.g. ' Paris')."""
+    if class_or_token_id is None:
+        return None
+    if sm.adapter.task == "classification":
+        return sm.info.labels.get(class_or_token_id, str(class_or_token_id))
+    return sm.tokenizer.decode([class_or_token_id])
+
+
+def describe(
+    sm: ScoringModel, text: str, enc: EncodedText, att: Attribution, layers: tuple[int, ...]
+) -> TextAttribution:
+    """Attach readable target/foil/prediction names to a scored text."""
+    if att.prediction_id is None:  # regression: the prediction is the value itself
+        target, prediction = "value", f"{att.prediction_value:.6g}"
+    else:
+        target, prediction = label_of(sm, att.target_id), label_of(sm, att.prediction_id)
+    return TextAttribution(text, enc, att, target, label_of(sm, att.foil_id), prediction, layers)

@@ -1,0 +1,1 @@
+"""The normxlogit command line and pipeline composition."""

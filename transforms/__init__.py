@@ -1,0 +1,1 @@
+"""Beam transforms: sources, the RunInference ModelHandler, writers, dead letters."""

@@ -1,0 +1,70 @@
+"""Typed values that flow between the pipeline's transforms."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+EXCERPT_CHARS = 500
+
+
+def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A bounded, printable excerpt of a raw record for dead-letter files."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    text = raw if isinstance(raw, str) else repr(raw)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One input record as read from its file, before any validation of its fields.
+
+    Attributes:
+        source: the file the record came from (as matched, e.g. ``s3://b/k.jsonl.gz``).
+        locator: where in the file: ``line N`` (text, JSONL) or ``row N`` (CSV, Parquet, HF
+            datasets), 1-based.
+        doc_id: the id field's value when ``--id-field`` was given, else ``{source}#L{n}`` /
+            ``{source}#R{n}``: unique across all inputs and stable across runs.
+        text: the text field's value, unvalidated (may be None, non-string, empty, ...).
+        target: the target field's value when ``--target-field`` was given, else None.
+        raw: the raw record (line or row rendered as JSON) for dead-letter excerpts.
+    """
+
+    source: str
+    locator: str
+    doc_id: str
+    text: Any
+    target: Any = None
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that could not be annotated, and why.
+
+    Attributes:
+        source, locator, doc_id: as in ``SourceRecord`` (doc_id None when unknown).
+        reason: a stable code, e.g. ``malformed_json``, ``missing_text``, ``model_error``.
+        message: a readable explanation.
+        excerpt: a bounded excerpt of the raw record.
+    """
+
+    source: str
+    locator: str
+    doc_id: str | None
+    reason: str
+    message: str
+    excerpt: str
+
+    def to_json(self) -> str:
+        """One JSON Lines line."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def of(cls, record: SourceRecord, reason: str, message: str) -> DeadLetter:
+        """The dead letter of a record that was read but failed later."""
+        return cls(
+            record.source, record.locator, record.doc_id, reason, message, excerpt(record.raw or record.text)
+        )
