@@ -318,16 +318,20 @@ def list_supported() -> list[str]:
 
 
 def adapter_for(model: PreTrainedModel) -> HeadAdapter:
-    """The registered adapter for a loaded model.
+    """The registered adapter for a loaded model (see ``adapter_named``)."""
+    return adapter_named(type(model).__name__, model.config.model_type)
+
+
+def adapter_named(architecture: str, model_type: str) -> HeadAdapter:
+    """The registered adapter for a model class name and ``config.model_type``.
 
     Raises:
         UnsupportedModelError: naming the model's class and type and listing supported ones.
     """
-    cls = type(model).__name__
-    key = (task_of(cls), model.config.model_type)
+    key = (task_of(architecture), model_type)
     if key not in _BY_KEY:
         raise UnsupportedModelError(
-            f"normxlogit has no head adapter for {cls} (model_type={model.config.model_type!r}). "
+            f"normxlogit has no head adapter for {architecture} (model_type={model_type!r}). "
             f"Supported model_type/task pairs: {', '.join(list_supported())}."
         )
     return _BY_KEY[key]

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
-from normxlogit.heads import HeadAdapter, adapter_for, task_of
+from normxlogit.heads import HeadAdapter, adapter_for, adapter_named, task_of
 
 # Never reach a model hub at run time; every path is local.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,8 +106,8 @@ def weights_sha256(files: list[Path]) -> str:
 
 def _model_class(config, path: str, gguf: bool):
     arch = (getattr(config, "architectures", None) or [None])[0]
-    if arch is None and gguf:
-        return AutoModelForCausalLM
+    if arch is None and gguf:  # GGUF files carry causal LMs and name no architecture
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
     cls = getattr(transformers, arch, None) if arch else None
     if cls is None or task_of(arch) is None:
         raise ModelLoadError(
@@ -124,6 +125,83 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("--device cuda was given but torch sees no CUDA GPU")
     return dev
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A model on disk: where to load from, with which extra kwargs, and its weight files."""
+
+    folder: Path
+    load_dir: Path
+    load_kw: dict
+    files: list[Path]
+
+
+def _locate(path: str | os.PathLike | None, allow_pickle: bool) -> _Located:
+    """Resolve a model path and check it before anything is loaded."""
+    from normxlogit.default_model import default_model_dir
+
+    folder = Path(path) if path is not None else default_model_dir()
+    if not folder.exists():
+        raise ModelLoadError(f"model path {folder} does not exist")
+    if folder.is_file() and folder.suffix == ".gguf":
+        return _Located(folder, folder.parent, {"gguf_file": folder.name}, [folder])
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is not a model folder: it has no config.json")
+    safe, pickled = weight_files(folder)
+    if not safe and pickled and not allow_pickle:
+        raise ModelLoadError(
+            f"{folder} holds only pickle weights ({', '.join(p.name for p in pickled)}), which "
+            "can run arbitrary code when loaded. Convert them to safetensors, or pass "
+            "--allow-pickle (allow_pickle=True) if you trust this folder."
+        )
+    if not safe and not pickled:
+        raise ModelLoadError(f"{folder} has no weight files (*.safetensors)")
+    return _Located(folder, folder, {"use_safetensors": bool(safe)}, safe or pickled)
+
+
+def _config(loc: _Located, trust_remote_code: bool):
+    kw = {k: v for k, v in loc.load_kw.items() if k == "gguf_file"}
+    try:
+        return AutoConfig.from_pretrained(
+            loc.load_dir, local_files_only=True, trust_remote_code=trust_remote_code, **kw
+        )
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot read the model config in {loc.folder}: {err}") from err
+
+
+def inspect_model(
+    path: str | os.PathLike | None = None,
+    *,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> ModelInfo:
+    """Check a model without loading its weights, and describe it (with a weights hash).
+
+    The pipeline calls this before it starts, so that a bad model path, pickle-only weights or
+    an unsupported architecture fail fast with a clear message.
+
+    Raises:
+        ModelLoadError, UnsupportedModelError: as ``load_model``.
+    """
+    loc = _locate(path, allow_pickle)
+    config = _config(loc, trust_remote_code)
+    cls = _model_class(config, str(loc.folder), "gguf_file" in loc.load_kw)
+    arch = cls.__name__
+    adapter = adapter_named(arch, config.model_type)
+    return ModelInfo(
+        path=str(loc.folder),
+        architecture=arch,
+        model_type=config.model_type,
+        adapter=adapter.name,
+        task=adapter.task,
+        dtype=dtype,
+        weights_sha256=weights_sha256(loc.files),
+        tokenizer="",
+        num_layers=int(config.num_hidden_layers),
+        labels=_labels(config, adapter),
+    )
 
 
 def load_model(
@@ -152,50 +230,36 @@ def load_model(
         ModelLoadError: missing or unreadable folder, pickle-only weights, wrong architecture.
         UnsupportedModelError: no head adapter for the architecture.
     """
-    from normxlogit.default_model import default_model_dir
-
-    folder = Path(path) if path is not None else default_model_dir()
     if dtype not in _DTYPES:
         raise ModelLoadError(f"dtype {dtype!r}: choose one of {', '.join(_DTYPES)}")
-    if not folder.exists():
-        raise ModelLoadError(f"model path {folder} does not exist")
-    gguf = folder.is_file() and folder.suffix == ".gguf"
-    load_dir, load_kw = (folder.parent, {"gguf_file": folder.name}) if gguf else (folder, {})
-    files = [folder] if gguf else None
-    if not gguf:
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"{folder} is not a model folder: it has no config.json")
-        safe, pickled = weight_files(folder)
-        if not safe and pickled and not allow_pickle:
-            raise ModelLoadError(
-                f"{folder} holds only pickle weights ({', '.join(p.name for p in pickled)}), which "
-                "can run arbitrary code when loaded. Convert them to safetensors, or pass "
-                "--allow-pickle (allow_pickle=True) if you trust this folder."
-            )
-        if not safe and not pickled:
-            raise ModelLoadError(f"{folder} has no weight files (*.safetensors)")
-        files = safe or pickled
-        load_kw["use_safetensors"] = bool(safe)
+    loc = _locate(path, allow_pickle)
+    config = _config(loc, trust_remote_code)
+    cls = _model_class(config, str(loc.folder), "gguf_file" in loc.load_kw)
     common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
-        config = AutoConfig.from_pretrained(load_dir, **common, **load_kw)
-        cls = _model_class(config, str(folder), gguf)
-        model = cls.from_pretrained(load_dir, dtype=_DTYPES[dtype], **common, **load_kw)
-        tokenizer = AutoTokenizer.from_pretrained(load_dir, **common, **load_kw)
+        model = cls.from_pretrained(loc.load_dir, dtype=_DTYPES[dtype], **common, **loc.load_kw)
+        tok_kw = {k: v for k, v in loc.load_kw.items() if k == "gguf_file"}
+        tokenizer = AutoTokenizer.from_pretrained(loc.load_dir, **common, **tok_kw)
     except (OSError, ValueError) as err:
         if isinstance(err, ModelLoadError):
             raise
-        raise ModelLoadError(f"cannot load the model in {folder}: {err}") from err
+        raise ModelLoadError(f"cannot load the model in {loc.folder}: {err}") from err
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"{folder}: normxlogit needs a fast tokenizer (tokenizer.json)")
+        raise ModelLoadError(f"{loc.folder}: normxlogit needs a fast tokenizer (tokenizer.json)")
     return prepare(
         model,
         tokenizer,
         device=device,
         padding_side=padding_side,
-        path=str(folder),
-        files=files if hash_weights else [],
+        path=str(loc.folder),
+        files=loc.files if hash_weights else [],
     )
+
+
+def _labels(config, adapter: HeadAdapter) -> dict[int, str]:
+    if adapter.task != "classification":
+        return {}
+    return {int(k): str(v) for k, v in (config.id2label or {}).items()}
 
 
 def prepare(
@@ -227,8 +291,6 @@ def prepare(
         weights_sha256=weights_sha256(files) if files else "",
         tokenizer=type(tokenizer).__name__,
         num_layers=int(cfg.num_hidden_layers),
-        labels={int(k): str(v) for k, v in (cfg.id2label or {}).items()}
-        if adapter.task == "classification"
-        else {},
+        labels=_labels(cfg, adapter),
     )
     return ScoringModel(model, tokenizer, adapter, dev, side, info)

@@ -150,8 +150,10 @@ def score_batch(
     regression = is_regression(model, adapter)
 
     if regression:
-        head = adapter.target_logits(model, final, torch.zeros_like(rows)[:, None])[..., 0]
-        logat = (head.float() - pooled_logits[:, :1]).abs()
+        # H(x_p) from the same batched head call as H(x_i), so LogAt(x_p) is exactly 0 and the
+        # last layer of the layer-wise variant equals it.
+        head = adapter.target_logits(model, final, torch.zeros_like(rows)[:, None])[..., 0].float()
+        logat = (head - head[rows, pooled_pos][:, None]).abs()
         targets = torch.zeros_like(rows)
         foils = None
     else:

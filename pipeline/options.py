@@ -1,0 +1,65 @@
+"""Separate normxlogit's own flags from Beam pipeline options, wherever they appear.
+
+``argparse.parse_known_args`` alone would take the value of an unknown ``--runner DirectRunner``
+for an input path. Beam's option classes know which of their flags take a value, so argv is
+split with their own parsers first; every Beam flag passes through unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+
+def _beam_actions() -> dict[str, argparse.Action]:
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    seen = set()
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:
+            pass  # an option declared by two classes
+    return dict(parser._option_string_actions)
+
+
+def _takes_value(action: argparse.Action | None) -> bool:
+    return action is not None and action.nargs != 0
+
+
+def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """Split argv into (normxlogit's tokens, Beam's tokens), keeping each flag with its value.
+
+    Flags that neither normxlogit nor any Beam option class knows go to Beam, which reports
+    them; a flag of ours is never sent to Beam.
+    """
+    own = ours._option_string_actions
+    beam = _beam_actions()
+    mine: list[str] = []
+    theirs: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        flag = token.split("=", 1)[0]
+        if token.startswith("-") and flag in own:
+            n = 1 if "=" not in token and _takes_value(own[flag]) else 0
+            mine.extend(argv[i : i + 1 + n])
+        elif token.startswith("--"):
+            n = 1 if "=" not in token and _takes_value(beam.get(flag)) else 0
+            theirs.extend(argv[i : i + 1 + n])
+        else:
+            n = 0
+            mine.append(token)
+        i += 1 + n
+    return mine, theirs
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam's PipelineOptions from the pass-through flags."""
+    return PipelineOptions(beam_args)

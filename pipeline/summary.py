@@ -1,0 +1,55 @@
+"""Print a finished run's counts and each document's top-scoring tokens (used by ``make demo``).
+
+python -m normxlogit.pipeline.summary OUT [--docs 8] [--top 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+
+def top_tokens_table(output: str, docs: int, top: int) -> list[str]:
+    """Lines: per document, its prediction and its ``top`` non-special tokens by score."""
+    table = ds.dataset(Path(output) / "attributions", format="parquet").to_table(
+        columns=["doc_id", "token", "score", "special", "prediction", "prediction_prob"]
+    )
+    table = table.filter(pc.invert(table["special"]))
+    lines = []
+    for doc_id in sorted(set(table["doc_id"].to_pylist()))[:docs]:
+        rows = table.filter(pc.equal(table["doc_id"], doc_id))
+        order = pc.sort_indices(rows, sort_keys=[("score", "descending")])[:top]
+        best = rows.take(order)
+        tokens = ", ".join(
+            f"{t!r} {s:.2f}" for t, s in zip(best["token"].to_pylist(), best["score"].to_pylist())
+        )
+        pred, prob = rows["prediction"][0].as_py(), rows["prediction_prob"][0].as_py()
+        prob_txt = f" (p={prob:.2f})" if prob is not None else ""
+        lines.append(f"{doc_id}\n    prediction {pred!r}{prob_txt}; top tokens: {tokens}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output")
+    parser.add_argument("--docs", type=int, default=8)
+    parser.add_argument("--top", type=int, default=3)
+    args = parser.parse_args(argv)
+    manifest = json.loads((Path(args.output) / "manifest.json").read_text())
+    print(f"Output: {Path(args.output).resolve()}")
+    print("Counts: " + ", ".join(f"{k}={v}" for k, v in manifest["counts"].items()))
+    print(
+        f"Model: {manifest['model']['architecture']} ({manifest['model']['path']}), "
+        f"target: {manifest['target']['mode']}"
+    )
+    for line in top_tokens_table(args.output, args.docs, args.top):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
