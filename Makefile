@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/normxlogit annotate data/demo/news.jsonl data/demo/prompts.txt \
 		--id-field id --output demo-output --overwrite
-	$(BIN)/python -m normxlogit.pipeline.summary demo-output --docs 6 --top 3
+	$(BIN)/python -m normxlogit.pipeline.summary demo-output --docs 3 --top 3
 
 lint: setup
 	$(BIN)/ruff format --check .

@@ -6,19 +6,27 @@ import os
 from collections.abc import Sequence
 
 from normxlogit.encoding import EncodedText, encode_text
-from normxlogit.loading import ScoringModel, load_model
+from normxlogit.loading import ModelInfo, ScoringModel, load_model
 from normxlogit.result import TextAttribution, describe
 from normxlogit.scoring import plan_batches, score_batch
 
 DEFAULT_BATCH_TOKENS = 8192
 
 
-def validate_layers(sm: ScoringModel, layers: Sequence[int]) -> tuple[int, ...]:
-    """Layer numbers must lie in 1..L (L = the model's number of layers)."""
-    top = sm.info.num_layers
+class LayerError(ValueError):
+    """Layer-wise scores were asked for layers the model does not have."""
+
+
+def validate_layers(model: ScoringModel | ModelInfo, layers: Sequence[int]) -> tuple[int, ...]:
+    """Layer numbers must lie in 1..L (L = the model's number of layers).
+
+    Raises:
+        LayerError: naming the bad layers and the valid range.
+    """
+    top = getattr(model, "info", model).num_layers
     bad = [layer for layer in layers if not 1 <= int(layer) <= top]
     if bad:
-        raise ValueError(f"layers {bad} are out of range: this model has layers 1..{top}")
+        raise LayerError(f"layers {bad} are out of range: this model has layers 1..{top}")
     return tuple(int(layer) for layer in layers)
 
 

@@ -7,6 +7,7 @@ user who trusts a model folder opts in with ``trust_remote_code=True`` or ``allo
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +199,7 @@ def inspect_model(
         task=adapter.task,
         dtype=dtype,
         weights_sha256=weights_sha256(loc.files),
-        tokenizer="",
+        tokenizer=_tokenizer_class(loc),
         num_layers=int(config.num_hidden_layers),
         labels=_labels(config, adapter),
     )
@@ -254,6 +255,16 @@ def load_model(
         path=str(loc.folder),
         files=loc.files if hash_weights else [],
     )
+
+
+def _tokenizer_class(loc: _Located) -> str:
+    """The tokenizer class a folder declares (tokenizer_config.json), read without loading it."""
+    if "gguf_file" in loc.load_kw:
+        return "gguf"
+    config = loc.folder / "tokenizer_config.json"
+    if config.is_file():
+        return str(json.loads(config.read_text()).get("tokenizer_class") or "unspecified")
+    return "tokenizer.json" if (loc.folder / "tokenizer.json").is_file() else "none"
 
 
 def _labels(config, adapter: HeadAdapter) -> dict[int, str]:

@@ -18,6 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from normxlogit.api import validate_layers
 from normxlogit.loading import ModelInfo, inspect_model
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.sources import FieldSpec, ReadRecords, expand_inputs
@@ -220,6 +221,7 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
         trust_remote_code=cfg.spec.trust_remote_code,
         allow_pickle=cfg.spec.allow_pickle,
     )
+    validate_layers(info, cfg.scoring.layers)
     prepare_output(cfg.output, cfg.overwrite)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     manifest = describe_run(cfg, info, files, str(runner))

@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors a user can fix: printed as one line, no traceback."""
+    from normxlogit.api import LayerError
     from normxlogit.default_model import DefaultModelMissing
     from normxlogit.heads import UnsupportedModelError
     from normxlogit.loading import ModelLoadError
@@ -206,6 +207,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from normxlogit.transforms.sources import InputError, InputFileError
 
     return (
+        LayerError,
         DefaultModelMissing,
         UnsupportedModelError,
         ModelLoadError,

@@ -14,13 +14,16 @@ import pyarrow.dataset as ds
 
 
 def top_tokens_table(output: str, docs: int, top: int) -> list[str]:
-    """Lines: per document, its prediction and its ``top`` non-special tokens by score."""
+    """Lines: for the first ``docs`` documents of each source, the prediction and top tokens."""
     table = ds.dataset(Path(output) / "attributions", format="parquet").to_table(
-        columns=["doc_id", "token", "score", "special", "prediction", "prediction_prob"]
+        columns=["doc_id", "source", "token", "score", "special", "prediction", "prediction_prob"]
     )
     table = table.filter(pc.invert(table["special"]))
+    by_source: dict[str, set[str]] = {}
+    for doc_id, source in zip(table["doc_id"].to_pylist(), table["source"].to_pylist()):
+        by_source.setdefault(source, set()).add(doc_id)
     lines = []
-    for doc_id in sorted(set(table["doc_id"].to_pylist()))[:docs]:
+    for doc_id in [d for s in sorted(by_source) for d in sorted(by_source[s])[:docs]]:
         rows = table.filter(pc.equal(table["doc_id"], doc_id))
         order = pc.sort_indices(rows, sort_keys=[("score", "descending")])[:top]
         best = rows.take(order)
@@ -36,7 +39,7 @@ def top_tokens_table(output: str, docs: int, top: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output")
-    parser.add_argument("--docs", type=int, default=8)
+    parser.add_argument("--docs", type=int, default=3, help="documents per source")
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
     manifest = json.loads((Path(args.output) / "manifest.json").read_text())

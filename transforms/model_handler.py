@@ -78,8 +78,13 @@ class _Progress:
     every_s: float = 10.0
     docs: int = 0
     tokens: int = 0
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None
     last: float = field(default_factory=time.monotonic)
+
+    def start(self) -> None:
+        """Start the clock at the first batch, so model loading does not count."""
+        if self.started is None:
+            self.started = time.monotonic()
 
     def add(self, docs: int, tokens: int) -> None:
         self.docs += docs
@@ -142,6 +147,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[ScoredDoc]:
         """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order."""
+        self._progress.start()
         opts = self._options
         limit = min(opts.max_length or model.max_length, model.max_length)
         out = [ScoredDoc(record) for record in batch]
