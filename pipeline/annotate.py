@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import datetime
 import platform
+import shutil
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from normxlogit.api import validate_layers
 from normxlogit.loading import ModelInfo, inspect_model
+from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
-from normxlogit.transforms.sources import FieldSpec, ReadRecords, expand_inputs
+from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateText
 from normxlogit.transforms.writers import (
     ATTRIBUTIONS_DIR,
@@ -69,10 +73,22 @@ def prepare_output(output: str, overwrite: bool) -> None:
                 "it, or choose another --output"
             )
         FileSystems.delete([manifest])
-    stale = [join(output, d) for d in (ATTRIBUTIONS_DIR, ERRORS_DIR)]
-    stale = [p for p in stale if FileSystems.exists(p)]
-    if stale:
-        FileSystems.delete(stale)
+    remove_parts(output)
+
+
+def remove_parts(output: str) -> None:
+    """Delete the part-file folders (finalised and Beam temporary files) under ``output``.
+
+    A trailing slash makes object stores (gs://, s3://) delete the whole prefix.
+    """
+    for folder in (join(output, ATTRIBUTIONS_DIR), join(output, ERRORS_DIR)):
+        if isinstance(FileSystems.get_filesystem(folder), LocalFileSystem):
+            shutil.rmtree(folder, ignore_errors=True)  # local delete of "dir/" skips subfolders
+            continue
+        try:
+            FileSystems.delete([folder + "/"])
+        except BeamIOError:
+            pass  # nothing there
 
 
 def _versions() -> dict[str, str]:
@@ -152,10 +168,15 @@ def _count(pcoll, name: str):
     )
 
 
-def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, files: list[str], manifest: dict) -> None:
-    """Add the annotate pipeline to ``p``."""
-    read = p | "Read" >> ReadRecords(files, cfg.fields)
-    checked = read.records | "Validate" >> beam.ParDo(ValidateText()).with_outputs(
+def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, manifest: dict) -> None:
+    """Add the annotate pipeline to ``p``, reading the inputs ``source`` already expanded."""
+    read = p | "Read" >> source
+    records, early_dead = read.records, [read.dead_letter]
+    if cfg.fields.id_field:  # only ids from a field can repeat
+        unique = records | "DropDuplicateIds" >> DropDuplicateIds()
+        records = unique.unique
+        early_dead.append(unique[DUPLICATES])
+    checked = records | "Validate" >> beam.ParDo(ValidateText()).with_outputs(
         SKIPPED_EMPTY, DEAD_LETTER, main="valid"
     )
     handler = NormXLogitModelHandler(
@@ -165,7 +186,7 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, files: list[str], mani
     split = scored | "Split" >> beam.ParDo(SplitScored(bool(cfg.scoring.layers))).with_outputs(
         DEAD_LETTER, main="rows"
     )
-    dead = (read.dead_letter, checked[DEAD_LETTER], split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
+    dead = (*early_dead, checked[DEAD_LETTER], split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
 
     parquet_files = split.rows | "Attributions" >> WriteAttributions(cfg.output, bool(cfg.scoring.layers))
     error_files = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
@@ -214,7 +235,8 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
     """
     import json
 
-    files = expand_inputs(list(cfg.inputs))
+    FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
+    source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
     info = inspect_model(
         cfg.spec.path,
         dtype=cfg.spec.dtype,
@@ -224,8 +246,12 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
     validate_layers(info, cfg.scoring.layers)
     prepare_output(cfg.output, cfg.overwrite)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    manifest = describe_run(cfg, info, files, str(runner))
-    with beam.Pipeline(options=options) as p:
-        build_annotate(p, cfg, files, manifest)
+    manifest = describe_run(cfg, info, source.paths, str(runner))
+    try:
+        with beam.Pipeline(options=options) as p:
+            build_annotate(p, cfg, source, manifest)
+    except BaseException:
+        remove_parts(cfg.output)  # a failed run leaves no partial results behind
+        raise
     with FileSystems.open(join(cfg.output, MANIFEST)) as fh:
         return json.loads(fh.read())["counts"]

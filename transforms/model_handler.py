@@ -113,7 +113,9 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         large_model: bool = False,
     ):
         super().__init__(
-            min_batch_size=1,
+            # Fixed-size batches: Beam's adaptive sizing would start at one document, and
+            # length bucketing inside a batch needs many documents to sort.
+            min_batch_size=options.docs_per_batch,
             max_batch_size=options.docs_per_batch,
             model_copies=model_copies,
             large_model=large_model,

@@ -1,0 +1,113 @@
+"""Which fields of a structured record are read, and how a row of fields becomes a ``SourceRecord``."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from normxlogit.transforms.records import DeadLetter, SourceRecord, excerpt
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class Missing(enum.Enum):
+    """The type of ``MISSING``; an enum so that the marker survives pickling between Beam workers."""
+
+    MISSING = "missing"
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING = Missing.MISSING
+"""The value of ``SourceRecord.text`` / ``.target`` when the record has no such field (null is ``None``)."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Which fields of a JSON, CSV, Parquet or datasets record hold the text, the id and the target.
+
+    Plain text files have no fields: each line is the text and ids are always derived.
+
+    Attributes:
+        text_field: the field whose raw value becomes ``SourceRecord.text``.
+        id_field: the field whose value, as ``str``, becomes the doc_id; None derives doc_ids from the
+            position (``{source}#L{n}`` for lines, ``{source}#R{n}`` for rows).
+        target_field: the field whose raw value becomes ``SourceRecord.target``; None for no target.
+    """
+
+    text_field: str = "text"
+    id_field: str | None = None
+    target_field: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The field names to read, without repeats."""
+        return list(dict.fromkeys(n for n in (self.text_field, self.id_field, self.target_field) if n))
+
+    def unparsed_doc_id(self, derived_id: str) -> str | None:
+        """The doc_id of an unparsable record: ``derived_id``, or None when ids come from a field."""
+        return derived_id if self.id_field is None else None
+
+
+def line_doc_id(source: str, number: int) -> str:
+    """The derived doc_id of line ``number`` (1-based) of ``source``."""
+    return f"{source}#L{number}"
+
+
+def row_doc_id(source: str, number: int) -> str:
+    """The derived doc_id of row ``number`` (1-based) of ``source``."""
+    return f"{source}#R{number}"
+
+
+def record_from_mapping(
+    source: str, locator: str, derived_id: str, mapping: Mapping[str, Any], raw: str, fields: FieldSpec
+) -> SourceRecord | DeadLetter:
+    """The record of one parsed row or JSON object, or a ``missing_id`` dead letter.
+
+    Args:
+        source: the file the row came from.
+        locator: ``line N`` or ``row N``.
+        derived_id: the doc_id to use when ``fields.id_field`` is None.
+        mapping: the row's fields by name.
+        raw: the row as read (a JSON line) or rendered as JSON, kept for dead-letter excerpts.
+        fields: which fields to read.
+
+    Returns:
+        A ``SourceRecord`` with the raw text and target values (``MISSING`` where absent), or a
+        ``DeadLetter`` with reason ``missing_id`` when the id field is absent, null or blank.
+    """
+    if fields.id_field is None:
+        doc_id = derived_id
+    else:
+        value = mapping.get(fields.id_field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            message = f"the id field {fields.id_field!r} is missing, null or blank"
+            return DeadLetter(source, locator, None, "missing_id", message, excerpt(raw))
+        doc_id = str(value)
+    text = mapping.get(fields.text_field, MISSING)
+    target = mapping.get(fields.target_field, MISSING) if fields.target_field else None
+    return SourceRecord(source, locator, doc_id, text, target, raw)
+
+
+def records_from_batches(
+    source: str, batches: Iterable[pa.RecordBatch], fields: FieldSpec
+) -> Iterator[SourceRecord | DeadLetter]:
+    """The records of a stream of Arrow record batches, rows numbered from 1 across batches.
+
+    Only the columns named in ``fields`` are converted, and ``raw`` renders just those columns as JSON:
+    other columns (images, embeddings) would make every record large.
+    """
+    number = 0
+    for batch in batches:
+        present = [name for name in fields.names if name in batch.schema.names]
+        columns = {name: batch.column(name).to_pylist() for name in present}
+        for index in range(batch.num_rows):
+            number += 1
+            row = {name: values[index] for name, values in columns.items()}
+            raw = json.dumps(row, ensure_ascii=False, default=str)
+            yield record_from_mapping(source, f"row {number}", row_doc_id(source, number), row, raw, fields)
