@@ -1,4 +1,4 @@
-"""Fixtures for pipeline tests: tiny saved models sharing MiniLM-L6's real BERT tokenizer."""
+"""Shared fixtures: tiny saved models with MiniLM-L6's real BERT tokenizer, run-output readers."""
 
 from __future__ import annotations
 
