@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -232,4 +231,3 @@ def test_offline_by_default():
     import normxlogit.loading  # noqa: F401  (sets the variable on import)
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
-    assert Counter(torch.__version__)  # torch imported without any hub access
