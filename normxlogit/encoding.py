@@ -115,8 +115,8 @@ def resolve_target(
     Returns None for None (the model's own prediction).
 
     Raises:
-        RecordError: ``unknown_target`` for a class the model does not have, ``multi_token_target``
-            for an LM target that is not exactly one token.
+        RecordError: ``unknown_target`` for a class the model does not have or a token id outside
+            the vocabulary, ``multi_token_target`` for an LM target that is not exactly one token.
     """
     if value is None:
         return None
@@ -135,6 +135,11 @@ def resolve_target(
             f"target {value!r} is neither a class name ({', '.join(label2id)}) nor an id in 0..{num - 1}",
         )
     if isinstance(value, (int, np.integer)):
+        # An id with no row in the output matrix would crash the whole batch (or, if negative,
+        # silently fall back to the prediction); it is this record's error.
+        rows = model.get_output_embeddings().weight.shape[0]
+        if not 0 <= int(value) < rows:
+            raise RecordError("unknown_target", f"token id {value} is outside the vocabulary (0..{rows - 1})")
         return int(value)
     ids = tokenizer.encode(str(value), add_special_tokens=False)
     if len(ids) != 1:

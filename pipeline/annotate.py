@@ -22,7 +22,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from normxlogit.api import validate_layers
-from normxlogit.loading import ModelInfo, inspect_model
+from normxlogit.loading import ModelInfo, inspect_model, resolve_device
 from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
@@ -244,8 +244,10 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
         allow_pickle=cfg.spec.allow_pickle,
     )
     validate_layers(info, cfg.scoring.layers)
-    prepare_output(cfg.output, cfg.overwrite)
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if str(runner) in ("DirectRunner", "BundleBasedDirectRunner"):
+        resolve_device(cfg.spec.device)  # local workers share this machine's devices
+    prepare_output(cfg.output, cfg.overwrite)
     manifest = describe_run(cfg, info, source.paths, str(runner))
     try:
         with beam.Pipeline(options=options) as p:

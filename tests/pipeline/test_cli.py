@@ -96,3 +96,20 @@ def test_bad_layers_are_a_clear_error(tmp_path, tiny_classifier, capsys):
     )
     assert code == 2
     assert "layers" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_fails_before_starting(tmp_path, tiny_classifier, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    src = tmp_path / "x.txt"
+    src.write_text("text\n")
+    out = tmp_path / "o"
+    assert (
+        main(
+            ["annotate", str(src), "--output", str(out), "--model", str(tiny_classifier), "--device", "cuda"]
+        )
+        == 2
+    )
+    assert "CUDA" in capsys.readouterr().err
+    assert not out.exists()
