@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 Task = Literal["classification", "causal_lm", "masked_lm"]
 Pooling = Literal["first", "last", "mask"]
@@ -67,7 +67,7 @@ class HeadAdapter:
         h = self.head(model, x)
         if self.task == "classification":
             return h
-        return _soft_cap(model, model.get_output_embeddings()(h))
+        return model.get_output_embeddings()(h)
 
     def target_logits(
         self, model: PreTrainedModel, hidden: torch.Tensor, targets: torch.Tensor
@@ -91,12 +91,7 @@ class HeadAdapter:
         logits = torch.einsum("btd,bkd->btk", h, rows)
         if out.bias is not None:
             logits = logits + out.bias[targets][:, None, :]
-        return _soft_cap(model, logits)
-
-
-def _soft_cap(model: PreTrainedModel, logits: torch.Tensor) -> torch.Tensor:
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    return torch.tanh(logits / cap) * cap if cap else logits
+        return logits
 
 
 def _first_slot(x: torch.Tensor) -> torch.Tensor:
@@ -319,22 +314,43 @@ def list_supported() -> list[str]:
 
 def adapter_for(model: PreTrainedModel) -> HeadAdapter:
     """The registered adapter for a loaded model (see ``adapter_named``)."""
-    return adapter_named(type(model).__name__, model.config.model_type)
+    return adapter_named(type(model).__name__, model.config)
 
 
-def adapter_named(architecture: str, model_type: str) -> HeadAdapter:
-    """The registered adapter for a model class name and ``config.model_type``.
+def adapter_named(architecture: str, config: PretrainedConfig) -> HeadAdapter:
+    """The registered adapter for a model class name and its config.
 
     Raises:
-        UnsupportedModelError: naming the model's class and type and listing supported ones.
+        UnsupportedModelError: naming the model's class and type and listing supported ones, or
+            saying which variant of a supported family is not (see ``_unsupported_variant``).
     """
-    key = (task_of(architecture), model_type)
+    key = (task_of(architecture), config.model_type)
     if key not in _BY_KEY:
         raise UnsupportedModelError(
-            f"normxlogit has no head adapter for {architecture} (model_type={model_type!r}). "
+            f"normxlogit has no head adapter for {architecture} (model_type={config.model_type!r}). "
             f"Supported model_type/task pairs: {', '.join(list_supported())}."
         )
-    return _BY_KEY[key]
+    adapter = _BY_KEY[key]
+    problem = _unsupported_variant(adapter, config)
+    if problem:
+        raise UnsupportedModelError(f"{architecture}: {problem}")
+    return adapter
+
+
+def _unsupported_variant(adapter: HeadAdapter, config: PretrainedConfig) -> str | None:
+    """Why a config of a registered family still cannot be scored exactly, if it cannot."""
+    if adapter.name == "deberta-masked-lm" and not getattr(config, "legacy", True):
+        return (
+            "DeBERTa masked-LM heads with legacy=False are not supported (only the legacy "
+            "cls.predictions head, which released checkpoints use)"
+        )
+    regression = getattr(config, "problem_type", None) == "regression"
+    if adapter.task == "classification" and regression and config.num_labels > 1:
+        return (
+            f"multi-output regression ({config.num_labels} outputs) is not supported; "
+            "NormXLogit's regression score needs a single output"
+        )
+    return None
 
 
 def is_regression(model: PreTrainedModel, adapter: HeadAdapter) -> bool:

@@ -190,7 +190,7 @@ def inspect_model(
     config = _config(loc, trust_remote_code)
     cls = _model_class(config, str(loc.folder), "gguf_file" in loc.load_kw)
     arch = cls.__name__
-    adapter = adapter_named(arch, config.model_type)
+    adapter = adapter_named(arch, config)
     return ModelInfo(
         path=str(loc.folder),
         architecture=arch,
