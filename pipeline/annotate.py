@@ -9,9 +9,10 @@ counts + finalised file names -> manifest.json (last)
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 
 import apache_beam as beam
@@ -57,6 +58,22 @@ class AnnotateConfig:
     overwrite: bool = False
     model_copies: int | None = None
     large_model: bool = False
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
+
+
+def with_absolute_paths(cfg: AnnotateConfig) -> AnnotateConfig:
+    """``cfg`` with its local input, output and model paths made absolute.
+
+    Workers of a portable runner (a worker pool, Flink, Spark) do not run in the launcher's
+    working directory, so a relative path would name another file there, or none. URLs and
+    object-store paths are left as they are.
+    """
+    spec = cfg.spec if cfg.spec.path is None else replace(cfg.spec, path=_absolute(cfg.spec.path))
+    inputs = tuple(_absolute(p) for p in cfg.inputs)
+    return replace(cfg, inputs=inputs, output=_absolute(cfg.output), spec=spec)
 
 
 def prepare_output(output: str, overwrite: bool) -> None:
@@ -235,6 +252,7 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
     """
     import json
 
+    cfg = with_absolute_paths(cfg)
     FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
     source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
     info = inspect_model(
