@@ -4,7 +4,9 @@ The handler is thin. Each RunInference batch of records is tokenized (per-record
 dead letters), sorted by token length and cut into sub-batches that fit a padded-token budget
 (length bucketing, so padding stays small), and each sub-batch is scored with one forward pass by
 ``normxlogit.score_batch``. A sub-batch that fails in the model (out of memory, say) is split in
-half and retried; a single text that still fails becomes a ``model_error`` dead letter.
+half and retried; a single text that still fails becomes a ``model_error`` dead letter. With
+``large_model`` / ``model_copies`` the model and that batch logic (``BatchScorer``) live in one
+shared process per copy on each worker machine, and batches are sent to it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
 
 NAMESPACE = "normxlogit"
+MODEL_ERROR = "model_error"
 _log = logging.getLogger(__name__)
 
 
@@ -101,6 +104,61 @@ class _Progress:
             )
 
 
+class BatchScorer:
+    """A loaded model with the batch logic around it: encode, bucket by length, score, split on failure.
+
+    With ``--large-model`` / ``--model-copies`` Beam keeps the loaded model in a separate process
+    and hands ``run_inference`` a proxy that forwards public method calls, not attributes. So
+    everything that touches the model happens inside one call, ``score``, and only records and
+    results (plain picklable values) cross the process boundary.
+    """
+
+    def __init__(self, model: ScoringModel, options: ScoringOptions):
+        self._model = model
+        self._options = options
+
+    def score(self, batch: list[SourceRecord]) -> list[ScoredDoc]:
+        """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order."""
+        model, opts = self._model, self._options
+        limit = min(opts.max_length or model.max_length, model.max_length)
+        out = [ScoredDoc(record) for record in batch]
+        encoded = {}
+        for i, record in enumerate(batch):
+            try:
+                encoded[i] = encode_text(
+                    record.text,
+                    model.tokenizer,
+                    model.model,
+                    model.adapter,
+                    max_length=limit,
+                    target=_target_of(record, opts),
+                    foil=opts.foil,
+                )
+            except RecordError as err:
+                out[i].error = DeadLetter.of(record, err.reason, str(err))
+        keys = list(encoded)
+        for group in plan_batches([len(encoded[k]) for k in keys], opts.batch_tokens):
+            self._score_group([keys[g] for g in group], encoded, out)
+        return out
+
+    def _score_group(self, idx: list[int], encoded, out: list[ScoredDoc]) -> None:
+        """Score a sub-batch; on failure split it and retry, down to single texts."""
+        model = self._model
+        try:
+            atts = score_batch(model, [encoded[i] for i in idx], self._options.layers)
+        except Exception as err:  # noqa: BLE001 - any model failure must not lose records
+            if len(idx) > 1:
+                half = len(idx) // 2
+                self._score_group(idx[:half], encoded, out)
+                self._score_group(idx[half:], encoded, out)
+                return
+            _log.warning("model failed on %s: %r", out[idx[0]].record.doc_id, err)
+            out[idx[0]].error = DeadLetter.of(out[idx[0]].record, MODEL_ERROR, f"{type(err).__name__}: {err}")
+            return
+        for i, att in zip(idx, atts):
+            out[i].result = describe(model, out[i].record.text, encoded[i], att, self._options.layers)
+
+
 class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]):
     """Loads a Hugging Face model once per worker and scores batches with NormXLogit."""
 
@@ -127,9 +185,10 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = _Progress()
 
-    def load_model(self) -> ScoringModel:
+    def load_model(self) -> ScoringModel | BatchScorer:
+        """The model; wrapped in a ``BatchScorer`` when Beam shares it across processes."""
         s = self._spec
-        return load_model(
+        model = load_model(
             s.path,
             device=s.device,
             dtype=s.dtype,
@@ -138,6 +197,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
             allow_pickle=s.allow_pickle,
             hash_weights=False,
         )
+        return BatchScorer(model, self._options) if self.share_model_across_processes() else model
 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
@@ -145,56 +205,23 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
     def run_inference(
         self,
         batch: Sequence[SourceRecord],
-        model: ScoringModel,
+        model: ScoringModel | BatchScorer,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[ScoredDoc]:
-        """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order."""
+        """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order.
+
+        ``model`` is this process's ``ScoringModel``, or a proxy of a shared ``BatchScorer``.
+        """
         self._progress.start()
-        opts = self._options
-        limit = min(opts.max_length or model.max_length, model.max_length)
-        out = [ScoredDoc(record) for record in batch]
-        encoded = {}
-        for i, record in enumerate(batch):
-            try:
-                encoded[i] = encode_text(
-                    record.text,
-                    model.tokenizer,
-                    model.model,
-                    model.adapter,
-                    max_length=limit,
-                    target=_target_of(record, opts),
-                    foil=opts.foil,
-                )
-            except RecordError as err:
-                out[i].error = DeadLetter.of(record, err.reason, str(err))
-        keys = list(encoded)
-        for group in plan_batches([len(encoded[k]) for k in keys], opts.batch_tokens):
-            self._score_group([keys[g] for g in group], encoded, out, model)
+        scorer = BatchScorer(model, self._options) if isinstance(model, ScoringModel) else model
+        out = scorer.score(list(batch))
         done = [d for d in out if d.result is not None]
         tokens = sum(len(d.result.encoded) for d in done)
         self._docs.inc(len(done))
         self._tokens.inc(tokens)
+        self._failed.inc(sum(1 for d in out if d.error is not None and d.error.reason == MODEL_ERROR))
         self._progress.add(len(done), tokens)
         return out
-
-    def _score_group(self, idx: list[int], encoded, out: list[ScoredDoc], model) -> None:
-        """Score a sub-batch; on failure split it and retry, down to single texts."""
-        try:
-            atts = score_batch(model, [encoded[i] for i in idx], self._options.layers)
-        except Exception as err:  # noqa: BLE001 - any model failure must not lose records
-            if len(idx) > 1:
-                half = len(idx) // 2
-                self._score_group(idx[:half], encoded, out, model)
-                self._score_group(idx[half:], encoded, out, model)
-                return
-            _log.warning("model failed on %s: %r", out[idx[0]].record.doc_id, err)
-            self._failed.inc()
-            out[idx[0]].error = DeadLetter.of(
-                out[idx[0]].record, "model_error", f"{type(err).__name__}: {err}"
-            )
-            return
-        for i, att in zip(idx, atts):
-            out[i].result = describe(model, out[i].record.text, encoded[i], att, self._options.layers)
 
 
 def _target_of(record: SourceRecord, opts: ScoringOptions) -> Any:

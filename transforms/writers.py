@@ -73,7 +73,11 @@ class WriteAttributions(beam.PTransform):
 
 
 class WriteDeadLetters(beam.PTransform):
-    """Dead letters -> ``OUT/errors/part-SSSSS-of-NNNNN.jsonl``; returns the file names."""
+    """Dead letters -> ``OUT/errors/part-SSSSS-of-NNNNN.jsonl``; returns the file names.
+
+    A run without dead letters writes no file: Beam's S3 filesystem cannot write an empty object
+    (S3 rejects a multipart upload of zero parts), so an empty shard would fail the run there.
+    """
 
     def __init__(self, output: str):
         super().__init__()
@@ -83,7 +87,7 @@ class WriteDeadLetters(beam.PTransform):
         return (
             letters
             | "ToJson" >> beam.Map(DeadLetter.to_json)
-            | "WriteJsonl" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl")
+            | "WriteJsonl" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", skip_if_empty=True)
         )
 
 
