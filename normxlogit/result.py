@@ -52,6 +52,12 @@ class TextAttribution:
     def scores(self) -> np.ndarray:
         return self.attribution.score
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: tokens coloured by score (``normxlogit.display.to_html``)."""
+        from normxlogit.display import to_html
+
+        return to_html(self)
+
     def top_tokens(self, k: int = 5, include_special: bool = False) -> list[TokenScore]:
         """The k tokens with the largest score (largest first)."""
         att, enc = self.attribution, self.encoded

@@ -3,6 +3,7 @@
 inputs -> ReadRecords -> ValidateText -> RunInference(NormXLogitModelHandler)
        -> Arrow record batches -> attributions/part-*.parquet
 every dead letter (read, validation, model) -> errors/part-*.jsonl
+scored docs -> per-group CombineFn -> summaries/groups.jsonl (transforms/summaries.py)
 counts + finalised file names -> manifest.json (last)
 """
 
@@ -27,6 +28,7 @@ from normxlogit.loading import ModelInfo, inspect_model, resolve_device
 from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
+from normxlogit.transforms.summaries import SUMMARIES_DIR, WriteSummaries
 from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateText
 from normxlogit.transforms.writers import (
     ATTRIBUTIONS_DIR,
@@ -98,7 +100,7 @@ def remove_parts(output: str) -> None:
 
     A trailing slash makes object stores (gs://, s3://) delete the whole prefix.
     """
-    for folder in (join(output, ATTRIBUTIONS_DIR), join(output, ERRORS_DIR)):
+    for folder in (join(output, ATTRIBUTIONS_DIR), join(output, ERRORS_DIR), join(output, SUMMARIES_DIR)):
         if isinstance(FileSystems.get_filesystem(folder), LocalFileSystem):
             shutil.rmtree(folder, ignore_errors=True)  # local delete of "dir/" skips subfolders
             continue
@@ -207,6 +209,8 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
 
     parquet_files = split.rows | "Attributions" >> WriteAttributions(cfg.output, bool(cfg.scoring.layers))
     error_files = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
+    # Corpus summaries: an additive branch from the scored docs (transforms/summaries.py).
+    summary_files = scored | "Summaries" >> WriteSummaries(cfg.output)
     tokens = (
         split.rows
         | "Rows" >> beam.Map(lambda b: b.num_rows)
@@ -227,16 +231,21 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         | "ManifestTrigger" >> beam.Create([None])
         | "Manifest"
         >> beam.Map(
-            lambda _, raw, pq, err: write_manifest(
+            lambda _, raw, pq, err, summ: write_manifest(
                 _,
                 cfg.output,
                 manifest,
                 reconcile(dict(raw)),
-                {"attributions": [strip(f) for f in pq], "errors": [strip(f) for f in err]},
+                {
+                    "attributions": [strip(f) for f in pq],
+                    "errors": [strip(f) for f in err],
+                    "summaries": [strip(f) for f in summ],
+                },
             ),
             raw=beam.pvalue.AsList(raw_counts),
             pq=beam.pvalue.AsList(parquet_files),
             err=beam.pvalue.AsList(error_files),
+            summ=beam.pvalue.AsList(summary_files),
         )
     )
 

@@ -1,0 +1,187 @@
+"""A synthetic finished run (token rows in ``normxlogit.token_schema()``) for report tests and timings.
+
+No model runs: words come from a fixed vocabulary with a per-word score bias, so the corpus views
+have real structure. With ``hostile=True`` ids, sources, labels, tokens and dead letters carry
+markup, script, entities, right-to-left and emoji text.
+
+    python benchmarks/synthetic_run.py OUT --docs 100000 [--summaries]
+    normxlogit report OUT --out report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import normxlogit
+
+LABELS = ["positive", "negative", "neutral"]
+HOSTILE = [
+    "<script>document.title='pwned';window.pwned=1</script>",
+    "<img src=x onerror=\"document.title='pwned';window.pwned=2\">",
+    "</script><script>window.pwned=3</script>",
+    "&amp;lt;b&amp;gt; &lt;i&gt; &#60;u&#62;",
+    '<a href="https://example.com/x">link</a>',
+    "\u202eevil\u202c שלום עולם مرحبا",
+    "emoji 😀👍🏽 \u2028 line \u2029 sep",
+    "{{constructor.constructor('window.pwned=4')()}}",
+]
+_SYLLABLES = ["ka", "lo", "mi", "ren", "sa", "tu", "vel", "no", "dra", "pi", "que", "zor", "el", "an", "ib"]
+
+
+def vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` distinct pronounceable words."""
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(_SYLLABLES, rng.integers(1, 5))))
+    return np.array(sorted(words), dtype=object)
+
+
+def synthetic_table(
+    first_doc: int, n_docs: int, vocab: np.ndarray, bias: np.ndarray, labels: list[str], seed: int
+) -> pa.Table:
+    """Token rows of documents ``first_doc .. first_doc + n_docs - 1``: one <s>, then one token per word."""
+    rng = np.random.default_rng(seed + first_doc)
+    lengths = rng.integers(8, 60, n_docs)
+    words = (rng.zipf(1.3, lengths.sum()) - 1) % len(vocab)
+    doc_of_word = np.repeat(np.arange(n_docs), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    word_index = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+    text = np.where(word_index == 0, vocab[words], " " + vocab[words])
+    char_len = np.fromiter((len(t) for t in text), dtype=np.int64, count=len(text))
+    char_end = np.cumsum(char_len) - np.repeat(np.cumsum(char_len)[starts] - char_len[starts], lengths)
+    prediction = rng.integers(0, len(labels), n_docs)
+    norm = rng.uniform(1.5, 3.0, len(words)).astype(np.float32)
+    logat = (bias[words] + rng.normal(0, 1, len(words)) + (prediction[doc_of_word] - 1)).astype(np.float32)
+    # Prepend one special token per document: insert at each document's first row.
+    at = starts
+    docs = np.arange(first_doc, first_doc + n_docs)
+    sources = np.array([f"corpus/part-{k}.jsonl" for k in range(4)], dtype=object)[docs % 4]
+    doc_ids = np.array([f"{s}#L{d + 1}" for s, d in zip(sources, docs)], dtype=object)
+    rows_doc = np.insert(doc_of_word, at, np.arange(n_docs))
+
+    def per_doc(values, typ):
+        return pa.array(values[rows_doc], type=typ)
+
+    columns = {
+        "doc_id": per_doc(doc_ids, pa.string()),
+        "source": per_doc(sources, pa.string()),
+        "position": pa.array(
+            np.arange(len(rows_doc)) - np.repeat(starts + np.arange(n_docs), lengths + 1), pa.int32()
+        ),
+        "token_id": pa.array(np.insert(words + 100, at, 1), pa.int32()),
+        "token": pa.array(np.insert(text, at, "<s>"), pa.string()),
+        "char_start": pa.array(np.insert(char_end - char_len, at, 0), pa.int32()),
+        "char_end": pa.array(np.insert(char_end, at, 0), pa.int32()),
+        "word_index": pa.array(
+            np.insert(word_index, at, -1), pa.int32(), mask=np.insert(word_index < 0, at, True)
+        ),
+        "special": pa.array(np.insert(np.zeros(len(words), bool), at, True)),
+        "norm": pa.array(np.insert(norm, at, 1.0)),
+        "logat": pa.array(np.insert(logat, at, 0.0)),
+        "score": pa.array(np.insert(norm * logat, at, 0.0).astype(np.float32)),
+        "target": per_doc(np.array(labels, dtype=object)[prediction], pa.string()),
+        "target_id": per_doc(prediction, pa.int32()),
+        "foil": pa.nulls(len(rows_doc), pa.string()),
+        "foil_id": pa.nulls(len(rows_doc), pa.int32()),
+        "prediction": per_doc(np.array(labels, dtype=object)[prediction], pa.string()),
+        "prediction_id": per_doc(prediction, pa.int32()),
+        "prediction_prob": per_doc(rng.uniform(0.34, 1.0, n_docs).astype(np.float32), pa.float32()),
+        "truncated": per_doc(lengths > 56, pa.bool_()),
+    }
+    return pa.table(columns, schema=normxlogit.token_schema())
+
+
+def write_synthetic_run(
+    out: Path, n_docs: int, seed: int = 0, docs_per_group: int = 512, hostile: bool = False
+) -> dict:
+    """Write ``OUT/attributions/part-00000-of-00001.parquet``, ``OUT/errors/``, ``OUT/manifest.json``.
+
+    Returns:
+        The manifest.
+    """
+    rng = np.random.default_rng(seed)
+    vocab = vocabulary(5000, rng)
+    labels = [HOSTILE[0], *LABELS[1:]] if hostile else LABELS
+    if hostile:
+        vocab[: len(HOSTILE)] = HOSTILE
+    bias = rng.normal(0, 2, len(vocab))
+    (out / "attributions").mkdir(parents=True, exist_ok=True)
+    (out / "errors").mkdir(exist_ok=True)
+    tokens = 0
+    path = out / "attributions" / "part-00000-of-00001.parquet"
+    with pq.ParquetWriter(path, normxlogit.token_schema(), compression="zstd") as writer:
+        for first in range(0, n_docs, docs_per_group):
+            table = synthetic_table(first, min(docs_per_group, n_docs - first), vocab, bias, labels, seed)
+            if hostile and first == 0:
+                table = _hostile_ids(table)
+            writer.write_table(table)
+            tokens += table.num_rows
+    letters = [{"source": "corpus/bad.jsonl", "locator": "line 3", "doc_id": None, "reason": "malformed_json",
+                "message": "not valid JSON", "excerpt": HOSTILE[i % len(HOSTILE)] if hostile else "{bad"}
+               for i in range(3)]  # fmt: skip
+    (out / "errors" / "part-00000-of-00001.jsonl").write_text("".join(json.dumps(e) + "\n" for e in letters))
+    manifest = {
+        "command": "annotate",
+        "inputs": ["corpus/"] + (HOSTILE[:2] if hostile else []),
+        "output": str(out),
+        "runner": "synthetic",
+        "model": {"path": "synthetic", "architecture": "SyntheticForSequenceClassification",
+                  "task": "classification", "adapter": "synthetic", "num_layers": 0},
+        "target": {"mode": "prediction", "target": None, "target_field": None, "foil": None},
+        "counts": {"records_read": n_docs + 3, "docs_annotated": n_docs, "skipped_empty": 0, "errors": 3,
+                   "tokens": tokens},
+        "files": {"attributions": ["attributions/part-00000-of-00001.parquet"],
+                  "errors": ["errors/part-00000-of-00001.jsonl"]},
+    }  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _hostile_ids(table: pa.Table) -> pa.Table:
+    """Give the first documents hostile ids and sources (rows of one document stay together)."""
+    ids = table["doc_id"].to_pylist()
+    firsts = list(dict.fromkeys(ids))[: len(HOSTILE)]
+    rename = {old: f"{HOSTILE[i]}#{i}" for i, old in enumerate(firsts)}
+    new_ids = [rename.get(i, i) for i in ids]
+    sources = [HOSTILE[(firsts.index(i) + 1) % len(HOSTILE)] if i in rename else s
+               for i, s in zip(ids, table["source"].to_pylist())]  # fmt: skip
+    table = table.set_column(0, table.schema.field(0), pa.array(new_ids, pa.string()))
+    return table.set_column(1, table.schema.field(1), pa.array(sources, pa.string()))
+
+
+def write_summaries(out: Path) -> None:
+    """Write ``summaries/groups.jsonl`` as the pipeline would (same accumulator, from the rows)."""
+    from normxlogit.pipeline.report.run_reader import scan_run
+
+    (out / "summaries").mkdir(exist_ok=True)
+    groups = scan_run(out, 0, with_summaries=True).summaries
+    lines = "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
+    (out / "summaries" / "groups.jsonl").write_text(lines, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--hostile", action="store_true")
+    parser.add_argument("--summaries", action="store_true", help="also write summaries/ (as annotate does)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    manifest = write_synthetic_run(args.out, args.docs, hostile=args.hostile)
+    print(f"wrote {args.out}: {manifest['counts']} in {time.monotonic() - started:.1f} s")
+    if args.summaries:
+        started = time.monotonic()
+        write_summaries(args.out)
+        print(f"wrote {args.out}/summaries in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""``normxlogit report``: one self-contained HTML page for a finished run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from normxlogit.pipeline.commands.common import positive_int
+
+NAME = "report"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """The ``report`` subcommand's parser."""
+    r = sub.add_parser(
+        NAME,
+        help="write a self-contained HTML report of a finished run",
+        description="Write one HTML file (no network requests, opens from disk) with the run's "
+        "manifest, dead letters, corpus summaries and coloured documents with search and filters.",
+    )
+    r.add_argument("output", metavar="OUT", help="the --output folder of a finished `normxlogit annotate`")
+    r.add_argument(
+        "--out", default="report.html", metavar="HTML", help="the HTML file to write (default: report.html)"
+    )
+    r.add_argument(
+        "--max-docs",
+        type=positive_int,
+        default=500,
+        help="documents embedded in the page; a larger run is sampled by a hash of doc_id (default: 500)",
+    )
+    return r
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Write the report and say where it is."""
+    from normxlogit.pipeline.report.build import write_report
+    from normxlogit.pipeline.report.run_reader import RunNotFoundError
+
+    if beam_args:
+        print(f"normxlogit report: error: unrecognized arguments: {' '.join(beam_args)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    try:
+        path = write_report(args.output, args.out, args.max_docs)
+    except RunNotFoundError as err:
+        print(f"normxlogit report: error: {err}", file=sys.stderr)
+        return 2
+    size = path.stat().st_size
+    print(f"normxlogit: wrote {path} ({size / 1e6:.2f} MB) in {time.monotonic() - started:.1f} s")
+    return 0

@@ -1,0 +1,144 @@
+"""The report page: one self-contained HTML file (inline CSS and script, no network requests).
+
+Static parts (the run in words, dead letters, corpus views) are rendered here with every value
+escaped by ``esc``; the document views are built in the browser from JSON embedded with
+``embed_json`` (escaped so that no string can close the script element). A strict
+Content-Security-Policy allows the one inline script by its hash and nothing else to load.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from normxlogit.display import LEVELS, PALETTE, hex_color
+from normxlogit.pipeline.report.assets import BASE_CSS, SCRIPT, palette_css
+from normxlogit.pipeline.report.corpus_views import corpus_section
+from normxlogit.pipeline.report.escaping import embed_json, esc, lit
+from normxlogit.pipeline.report.run_reader import DeadLetters, RunScan
+
+
+@dataclass
+class ReportInput:
+    """Everything the page shows."""
+
+    output: str
+    manifest: dict
+    dead: DeadLetters
+    scan: RunScan
+    summaries: list[dict]
+    summaries_source: str
+
+
+def script_hash(script: str) -> str:
+    """The CSP source expression (``'sha256-...'``) that allows exactly this inline script."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
+
+
+def content_security_policy() -> str:
+    """Nothing loads and nothing runs but the page's own script; inline styles are allowed."""
+    return (
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src {script_hash(SCRIPT)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def _target_in_words(target: dict) -> str:
+    mode = target.get("mode")
+    if mode == "prediction":
+        words = "each document's tokens are scored for the model's own prediction"
+    elif mode == "field":
+        words = (
+            f"each document's tokens are scored for the target in its field {lit(target.get('target_field'))}"
+        )
+    else:
+        words = f"every document's tokens are scored for the fixed target {lit(target.get('target'))}"
+    if target.get("foil") is not None:
+        words += f", contrasted with the foil {lit(target.get('foil'))}"
+    return words
+
+
+def run_section(data: ReportInput) -> str:
+    """The manifest in plain words: model, target mode, counts and where the run came from."""
+    m, counts = data.manifest, data.manifest.get("counts", {})
+    model = m.get("model", {})
+    return f"""<section id="run"><h2>The run</h2>
+<p>Model <b>{esc(model.get("architecture"))}</b> ({esc(model.get("task"))}, head adapter
+{esc(model.get("adapter"))}, {esc(model.get("num_layers"))} layers)
+from <code>{esc(model.get("path"))}</code>;
+{_target_in_words(m.get("target", {}))}.</p>
+<p><b id="records-read">{counts.get("records_read", 0):,}</b> records read:
+<b id="docs-annotated">{counts.get("docs_annotated", 0):,}</b> annotated,
+{counts.get("skipped_empty", 0):,} skipped as empty, <b>{counts.get("errors", 0):,}</b> dead letters;
+{counts.get("tokens", 0):,} token rows.
+{data.scan.truncated:,} documents were truncated at the maximum length.</p>
+<p class="muted">Inputs: {", ".join(f"<code>{esc(i)}</code>" for i in m.get("inputs", []))};
+runner {esc(m.get("runner"))}; started {esc(m.get("start_time"))}, finished {esc(m.get("end_time"))};
+output <code>{esc(data.output)}</code>. Corpus summaries: {esc(data.summaries_source)}.</p></section>"""
+
+
+def dead_letter_section(dead: DeadLetters) -> str:
+    """Dead letters by reason, and the first few with their messages."""
+    if not dead.by_reason:
+        return '<section id="dead-letters"><h2>Dead letters</h2><p>None.</p></section>'
+    reasons = "".join(
+        f'<tr><td><code>{esc(r)}</code></td><td class="num">{n:,}</td></tr>'
+        for r, n in sorted(dead.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    examples = "".join(
+        f"<tr><td><code>{esc(e.get('reason'))}</code></td>"
+        f"<td>{esc(e.get('source'))} {esc(e.get('locator'))}</td>"
+        f"<td>{lit(e.get('doc_id'))}</td><td>{esc(e.get('message'))}</td><td>{lit(e.get('excerpt'))}</td></tr>"
+        for e in dead.examples
+    )
+    return f"""<section id="dead-letters"><h2>Dead letters</h2>
+<table><tr><th>reason</th><th class="num">records</th></tr>{reasons}</table>
+<details><summary>First {len(dead.examples)} dead letters</summary><table>
+<tr><th>reason</th><th>where</th><th>doc id</th><th>message</th><th>excerpt</th></tr>
+{examples}</table></details>
+</section>"""
+
+
+def documents_section(data: ReportInput) -> str:
+    """The filter controls, legend and (empty) list that the script fills from the embedded JSON."""
+    n, total = len(data.scan.sample), data.scan.docs
+    note = (
+        f"all {total:,} documents"
+        if n == total
+        else f"a deterministic sample of {n:,} of the {total:,} documents (smallest hash of doc_id)"
+    )
+    legend = "".join(f'<span style="background:{hex_color(c)}"></span>' for c in PALETTE)
+    return f"""<section id="documents"><h2>Documents</h2>
+<p class="muted">Showing {note}. Each token is coloured by its score, scaled per document by its largest
+absolute score; hover a token for its norm, logat and score. Special tokens are left out.</p>
+<p class="legend">against the target {legend} supports the target
+(middle colour: 0; {LEVELS} steps each side)</p>
+<div class="controls"><input id="search" type="search" placeholder="search id or text" aria-label="search">
+<label>prediction <select id="filter-prediction"><option value="">all</option></select></label>
+<label>source <select id="filter-source"><option value="">all</option></select></label>
+<span><b id="shown-count">{n}</b> of <b id="sample-count">{n}</b> shown</span></div>
+<div id="docs"></div></section>"""
+
+
+def render_page(data: ReportInput) -> str:
+    """The whole report page as one HTML string."""
+    payload = embed_json({"docs": data.scan.sample})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{esc(content_security_policy())}">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>normxlogit report</title>
+<style>{BASE_CSS}{palette_css()}</style></head>
+<body><header class="top"><h1>normxlogit report</h1>
+<div>{esc(data.output)}</div></header><main>
+{run_section(data)}
+{dead_letter_section(data.dead)}
+{corpus_section(data.summaries, data.scan, data.manifest.get("target", {}).get("mode"))}
+{documents_section(data)}
+</main>
+<script type="application/json" id="report-data">{payload}</script>
+<script>{SCRIPT}</script>
+</body></html>
+"""

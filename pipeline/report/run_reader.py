@@ -1,0 +1,229 @@
+"""Read a finished run for the report: manifest, dead letters, summaries and a document sample.
+
+Parquet is streamed one row group at a time with only the columns needed, so memory depends on
+the row-group size and the sample size, not on the size of the run. The sample is the
+``sample_size`` documents with the smallest hash of their doc_id: deterministic, independent of
+file order and runner, and stable when the run grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from normxlogit.display import color_levels, color_scale
+from normxlogit.transforms.summary_stats import (
+    GroupStats,
+    add_doc,
+    doc_contribution,
+    group_keys,
+    summarize_group,
+)
+
+DOC_COLUMNS = ["doc_id", "source", "prediction", "target", "prediction_prob", "truncated"]
+TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "norm", "logat", "score"]
+MAX_ERROR_EXAMPLES = 50
+MAX_PAGE_TOKENS = 400  # tokens per document embedded in the page; longer ones are cut (and say so)
+
+
+class RunNotFoundError(FileNotFoundError):
+    """The folder is not a finished normxlogit run (no manifest.json)."""
+
+
+@dataclass
+class DeadLetters:
+    """Dead letters by reason, with the first few kept as examples."""
+
+    by_reason: Counter = field(default_factory=Counter)
+    examples: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RunScan:
+    """What one streaming pass over the token rows yields."""
+
+    docs: int = 0
+    tokens: int = 0
+    truncated: int = 0
+    by_prediction: Counter = field(default_factory=Counter)
+    by_source: Counter = field(default_factory=Counter)
+    sample: list[dict] = field(default_factory=list)
+    summaries: list[dict] = field(default_factory=list)
+
+
+def read_manifest(output: Path) -> dict:
+    """The run's manifest; raises ``RunNotFoundError`` with what to do when there is none."""
+    path = output / "manifest.json"
+    if not path.is_file():
+        raise RunNotFoundError(
+            f"{output} is not a finished normxlogit run (no manifest.json); pass the --output "
+            "folder of a completed `normxlogit annotate`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_dead_letters(output: Path) -> DeadLetters:
+    """Count ``errors/*.jsonl`` by reason (streamed line by line), keeping a few examples."""
+    letters = DeadLetters()
+    for path in sorted((output / "errors").glob("*.jsonl")):
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                letter = json.loads(line)
+                letters.by_reason[str(letter.get("reason"))] += 1
+                if len(letters.examples) < MAX_ERROR_EXAMPLES:
+                    letters.examples.append(letter)
+    return letters
+
+
+def read_summaries(output: Path) -> list[dict] | None:
+    """The pipeline's corpus summaries (``summaries/groups.jsonl``), or None for older runs."""
+    path = output / "summaries" / "groups.jsonl"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def doc_hash(doc_id: str) -> int:
+    """A stable 64-bit hash of a doc id; the sample keeps the smallest."""
+    return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+@dataclass
+class DocChunk:
+    """Whole documents from one row group: per-document fields and numpy token columns.
+
+    Document ``i`` spans rows ``bounds[i]:bounds[i + 1]``.
+    """
+
+    bounds: np.ndarray
+    docs: dict[str, list]
+    tokens: pa.Table
+    columns: dict[str, np.ndarray]
+
+
+def iter_doc_chunks(output: Path) -> Iterator[DocChunk]:
+    """The run's token rows as ``DocChunk``s, streamed one row group at a time.
+
+    Rows of one document are contiguous; a document that straddles a row-group boundary is
+    carried over to the next chunk, so every chunk holds whole documents.
+    """
+    carry: pa.Table | None = None
+    for path in sorted((output / "attributions").glob("*.parquet")):
+        reader = pq.ParquetFile(path)
+        for group in range(reader.num_row_groups):
+            table = reader.read_row_group(group, columns=DOC_COLUMNS + TOKEN_COLUMNS)
+            table = table if carry is None else pa.concat_tables([carry, table])
+            ids = table["doc_id"].combine_chunks()
+            if len(ids) == 0:
+                continue
+            changes = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False)
+            starts = np.r_[0, np.flatnonzero(changes) + 1]
+            carry = table.slice(starts[-1])
+            if len(starts) > 1:
+                yield _chunk(table.slice(0, starts[-1]), starts[:-1])
+    if carry is not None and carry.num_rows:
+        yield _chunk(carry, np.array([0]))
+
+
+def _chunk(table: pa.Table, starts: np.ndarray) -> DocChunk:
+    firsts = table.select(DOC_COLUMNS).take(pa.array(starts))
+    columns = {name: table[name].to_numpy() for name in ("char_start", "char_end", "norm", "logat", "score")}
+    columns["special"] = table["special"].to_numpy(zero_copy_only=False).astype(bool)
+    columns["word_index"] = table["word_index"].fill_null(-1).to_numpy()
+    return DocChunk(
+        bounds=np.r_[starts, table.num_rows],
+        docs={name: firsts[name].to_pylist() for name in DOC_COLUMNS},
+        tokens=table.select(["token"]),
+        columns=columns,
+    )
+
+
+def doc_payload(chunk: DocChunk, i: int) -> dict:
+    """Document ``i`` of a chunk for the page: its fields and non-special tokens with colour levels."""
+    a, b = int(chunk.bounds[i]), int(chunk.bounds[i + 1])
+    cols = {name: values[a:b] for name, values in chunk.columns.items()}
+    visible = np.flatnonzero(~cols["special"])
+    keep = visible[:MAX_PAGE_TOKENS]
+    score = cols["score"][keep].astype(np.float64)
+    scale = color_scale(score)
+    ends = np.maximum.accumulate(np.r_[0, cols["char_end"][keep]])[:-1]
+    gaps = np.clip(cols["char_start"][keep] - ends, 0, 3)
+    tokens = chunk.tokens["token"].slice(a, b - a).to_pylist()
+    prob = chunk.docs["prediction_prob"][i]
+    return {
+        "id": chunk.docs["doc_id"][i],
+        "source": chunk.docs["source"][i],
+        "prediction": chunk.docs["prediction"][i],
+        "target": chunk.docs["target"][i],
+        "prob": None if prob is None else round(prob, 4),
+        "truncated": bool(chunk.docs["truncated"][i]),
+        "cut": bool(visible.size > MAX_PAGE_TOKENS),
+        "scale": round(scale, 4),
+        "t": [tokens[k] for k in keep],
+        "g": gaps.astype(int).tolist(),
+        "c": color_levels(score, scale).tolist(),
+        "s": np.round(score, 4).tolist(),
+        "n": np.round(cols["norm"][keep].astype(np.float64), 4).tolist(),
+        "l": np.round(cols["logat"][keep].astype(np.float64), 4).tolist(),
+    }
+
+
+def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
+    """One streaming pass: counts, the hash-chosen sample and, if asked, the corpus summaries.
+
+    Args:
+        output: the run folder.
+        sample_size: at most this many documents are kept for the page.
+        with_summaries: compute the summaries from the token rows (for runs without
+            ``summaries/``); word texts are then the concatenation of their tokens.
+    """
+    scan = RunScan()
+    heap: list[tuple[int, str, dict]] = []  # max-heap on the hash: (-hash, doc_id, payload)
+    groups: dict[tuple[str, str], GroupStats] = {}
+    for chunk in iter_doc_chunks(output):
+        d = chunk.docs
+        scan.docs += len(d["doc_id"])
+        scan.tokens += int(chunk.bounds[-1])
+        scan.truncated += sum(bool(t) for t in d["truncated"])
+        scan.by_prediction.update(d["prediction"])
+        scan.by_source.update(d["source"])
+        for i, doc_id in enumerate(d["doc_id"]):
+            h = doc_hash(doc_id)
+            if len(heap) < sample_size:
+                heapq.heappush(heap, (-h, doc_id, doc_payload(chunk, i)))
+            elif sample_size and -heap[0][0] > h:
+                heapq.heapreplace(heap, (-h, doc_id, doc_payload(chunk, i)))
+        if with_summaries:
+            _add_chunk_to_groups(chunk, groups)
+    scan.sample = [payload for _, _, payload in sorted(heap, key=lambda e: (-e[0], e[1]))]
+    scan.summaries = [summarize_group(kind, name, stats) for (kind, name), stats in groups.items()]
+    return scan
+
+
+def _add_chunk_to_groups(chunk: DocChunk, groups: dict[tuple[str, str], GroupStats]) -> None:
+    tokens, c, d = chunk.tokens["token"].to_pylist(), chunk.columns, chunk.docs
+    for i in range(len(d["doc_id"])):
+        a, b = int(chunk.bounds[i]), int(chunk.bounds[i + 1])
+        contribution = doc_contribution(
+            tokens[a:b],
+            c["char_start"][a:b],
+            c["char_end"][a:b],
+            c["word_index"][a:b],
+            c["special"][a:b],
+            c["score"][a:b],
+        )
+        for key in group_keys(d["prediction"][i], d["target"][i], d["source"][i]):
+            add_doc(groups.setdefault(key, GroupStats()), contribution)
