@@ -16,7 +16,7 @@ import sys
 from normxlogit.pipeline.commands.common import BEAM_EPILOG
 from normxlogit.pipeline.options import split_beam_args
 
-COMMANDS = ("annotate", "report", "show")
+COMMANDS = ("annotate", "evaluate", "report", "show")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

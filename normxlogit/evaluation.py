@@ -1,0 +1,195 @@
+"""Faithfulness of several attribution methods on a batch of texts: scores, rankings, masked predictions.
+
+``evaluate_batch`` does for a batch of encoded texts what METHOD.md's "Faithfulness metrics"
+describe: one NormXLogit forward pass gives the normxlogit, logat and norm scores and the original
+prediction; the random baseline is seeded per document; the gradient baselines come from Captum
+(``normxlogit.baselines``); every method's comprehensiveness and sufficiency variants of every
+text are then scored in token-budget batches. The metric arithmetic is ``normxlogit.faithfulness``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from normxlogit.baselines import GRADIENT_METHODS, gradient_scores, require_captum
+from normxlogit.encoding import EncodedText
+from normxlogit.faithfulness import (
+    DocFaithfulness,
+    doc_faithfulness,
+    perturb,
+    rank_tokens,
+    replacement_token,
+    seeded_scores,
+)
+from normxlogit.heads import is_regression
+from normxlogit.loading import ScoringModel
+from normxlogit.scoring import pad_batch, plan_batches, score_batch
+
+OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
+METHODS: tuple[str, ...] = (*OWN_METHODS, "random", *GRADIENT_METHODS)
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot run as asked (unknown method, unsupported model); says what to do."""
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What to compare and how to batch.
+
+    Attributes:
+        methods: method names from ``METHODS``, in output order.
+        seed: seed of the random baseline.
+        ig_steps: Integrated Gradients steps.
+        batch_tokens: padded tokens per forward pass (gradient passes use the same budget).
+    """
+
+    methods: tuple[str, ...] = METHODS
+    seed: int = 0
+    ig_steps: int = 50
+    batch_tokens: int = 8192
+
+
+def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
+    """Validate method names; fail fast when a gradient method lacks Captum.
+
+    Raises:
+        EvaluationError: an unknown or repeated method, or none at all.
+        MissingExtraError: a gradient method without Captum installed.
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods or len(set(methods)) != len(methods):
+        raise EvaluationError(
+            f"--methods {','.join(methods)!r}: give distinct names from {', '.join(METHODS)}"
+        )
+    if any(m in GRADIENT_METHODS for m in methods):
+        require_captum()
+    return tuple(methods)
+
+
+def check_evaluable(sm: ScoringModel) -> None:
+    """Faithfulness needs a class or next-token prediction: classifiers and causal LMs.
+
+    Raises:
+        EvaluationError: a regression head or a masked LM.
+    """
+    if is_regression(sm.model, sm.adapter) or sm.adapter.task == "masked_lm":
+        raise EvaluationError(
+            f"{sm.info.architecture}: evaluate needs a classifier or a causal LM (a regression head has no "
+            "accuracy; a masked LM reads the mask token that the metrics insert)"
+        )
+
+
+def method_scores(
+    sm: ScoringModel, batch: Sequence[EncodedText], doc_ids: Sequence[str], opts: EvaluationOptions
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Every method's token scores, and the original prediction, for a batch of texts.
+
+    Returns:
+        (scores, predictions, probabilities): per text an (M, n) array in ``opts.methods`` order;
+        (B,) predicted ids y_hat; (B,) p(y_hat | x).
+    """
+    atts = score_batch(sm, batch)
+    predictions = np.array([a.prediction_id for a in atts], dtype=np.int64)
+    per_method: dict[str, list[np.ndarray]] = {
+        "normxlogit": [a.score for a in atts],
+        "logat": [a.logat for a in atts],
+        "norm": [a.norm for a in atts],
+        "random": [seeded_scores(len(e), opts.seed, d) for e, d in zip(batch, doc_ids)],
+    }
+    gradient = [m for m in opts.methods if m in GRADIENT_METHODS]
+    if gradient:
+        padded = pad_batch(batch, sm.pad_id, "right")
+        pooled = torch.tensor([e.pooled_position for e in batch])
+        rows = max(1, opts.batch_tokens // padded.input_ids.shape[1])
+        for method in gradient:
+            grad = (
+                gradient_scores(
+                    sm,
+                    method,
+                    padded.input_ids,
+                    padded.attention_mask,
+                    pooled,
+                    torch.from_numpy(predictions),
+                    ig_steps=opts.ig_steps,
+                    internal_batch_size=rows,
+                )
+                .cpu()
+                .numpy()
+            )
+            per_method[method] = [grad[b, : len(e)] for b, e in enumerate(batch)]
+    scores = [np.stack([per_method[m][b] for m in opts.methods]) for b in range(len(batch))]
+    return scores, predictions, np.array([a.prediction_prob for a in atts], dtype=np.float64)
+
+
+@torch.inference_mode()
+def predict_rows(
+    sm: ScoringModel, rows: Sequence[np.ndarray], targets: np.ndarray, batch_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """p(target) and argmax of the model on many token-id rows, in token-budget batches.
+
+    Args:
+        rows: token-id arrays (any lengths); the model reads its usual position in each.
+        targets: (R,) the id whose probability to return for each row.
+
+    Returns:
+        (R,) float64 probabilities and (R,) int64 argmax ids.
+    """
+    prob = np.zeros(len(rows))
+    pred = np.zeros(len(rows), dtype=np.int64)
+    for group in plan_batches([len(r) for r in rows], batch_tokens):
+        lengths = torch.tensor([len(rows[i]) for i in group])
+        ids = torch.full((len(group), int(lengths.max())), sm.pad_id, dtype=torch.long)
+        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+        ids[mask] = torch.from_numpy(np.concatenate([rows[i] for i in group]))
+        kwargs = {"input_ids": ids.to(sm.device), "attention_mask": mask.long().to(sm.device)}
+        if sm.adapter.position_ids:
+            kwargs["position_ids"] = (kwargs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        final = sm.base(**kwargs).last_hidden_state
+        pooled = lengths - 1 if sm.adapter.pooling == "last" else torch.zeros_like(lengths)
+        logits = sm.adapter.class_logits(sm.model, final[torch.arange(len(group)), pooled.to(sm.device)])
+        probs = torch.softmax(logits.float(), dim=-1)
+        want = torch.from_numpy(targets[group]).to(sm.device)
+        prob[group] = probs.gather(1, want[:, None])[:, 0].double().cpu().numpy()
+        pred[group] = probs.argmax(-1).cpu().numpy()
+    return prob, pred
+
+
+def evaluate_batch(
+    sm: ScoringModel,
+    batch: Sequence[EncodedText],
+    golds: Sequence[int],
+    doc_ids: Sequence[str],
+    opts: EvaluationOptions,
+) -> list[DocFaithfulness]:
+    """Comprehensiveness and sufficiency of every method on every text of a batch.
+
+    Args:
+        sm: the loaded model (a classifier or a causal LM).
+        batch: encoded texts (their own targets are ignored: the paper attributes the prediction).
+        golds: gold label (class id or next-token id) per text.
+        doc_ids: document ids (seed the random baseline).
+        opts: methods, seed and batching.
+
+    Returns:
+        One ``DocFaithfulness`` per text, with (M, 2, K) drops and accuracy hits.
+    """
+    replacement, _ = replacement_token(sm.tokenizer)
+    scores, predictions, probs = method_scores(sm, batch, doc_ids, opts)
+    variants = [
+        np.stack([perturb(e.input_ids, rank_tokens(s, bool(e.special[0])), replacement) for s in doc_scores])
+        for e, doc_scores in zip(batch, scores)
+    ]  # per text: (M, 2, K, n)
+    shape = variants[0].shape[:3]
+    rows = [row for v in variants for row in v.reshape(-1, v.shape[-1])]
+    targets = np.repeat(predictions, int(np.prod(shape)))
+    masked_prob, masked_pred = predict_rows(sm, rows, targets, opts.batch_tokens)
+    masked_prob = masked_prob.reshape(len(batch), *shape)
+    masked_pred = masked_pred.reshape(len(batch), *shape)
+    return [
+        doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])) for b in range(len(batch))
+    ]

@@ -1,0 +1,100 @@
+"""``normxlogit evaluate``: faithfulness (comprehensiveness, sufficiency) of attribution methods."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from normxlogit.pipeline.commands.common import (
+    BEAM_EPILOG,
+    add_corpus_options,
+    add_model_options,
+    field_spec,
+    model_spec,
+    positive_int,
+)
+from normxlogit.pipeline.options import pipeline_options
+
+NAME = "evaluate"
+DEFAULT_METHODS = "normxlogit,logat,norm,random,gradient_norm,gradient_x_input,integrated_gradients"
+
+
+def method_list(value: str) -> tuple[str, ...]:
+    """argparse type: comma-separated method names."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """The ``evaluate`` subcommand's parser."""
+    e = sub.add_parser(
+        NAME,
+        help="measure the faithfulness of NormXLogit and baseline attributions on a labelled corpus",
+        description=(
+            "For each record, rank tokens by each method's scores, replace the top (comprehensiveness) "
+            "or all but the top (sufficiency) k% of tokens (k = 10..90) with the mask token, and "
+            "measure the confidence drop of the original prediction and the accuracy against the gold "
+            "label. Writes OUT/summary.json, OUT/results.md, OUT/curves.parquet, OUT/curves.png, "
+            "OUT/errors/part-*.jsonl and OUT/manifest.json. Classifiers and causal LMs (the label is "
+            "the gold next token)."
+        ),
+        epilog=BEAM_EPILOG,
+    )
+    add_corpus_options(e)
+    add_model_options(e)
+    e.add_argument(
+        "--label-field",
+        required=True,
+        help="record field holding the gold label: a class name or id, or one token for a causal LM",
+    )
+    e.add_argument(
+        "--methods",
+        type=method_list,
+        default=method_list(DEFAULT_METHODS),
+        help=f"comma-separated attribution methods to compare (default: {DEFAULT_METHODS}); the gradient "
+        'baselines need Captum: pip install "normxlogit[eval]"',
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default: 0)")
+    e.add_argument(
+        "--ig-steps", type=positive_int, default=50, help="Integrated Gradients steps (default: 50)"
+    )
+    e.set_defaults(docs_per_batch=32)
+    return e
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """Run the evaluate pipeline and print its counts and summary table."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from normxlogit.baselines import MissingExtraError
+    from normxlogit.evaluation import EvaluationError, EvaluationOptions
+    from normxlogit.pipeline.evaluate import EvaluateConfig, run_evaluate
+    from normxlogit.transforms.evaluate_handler import EvaluateHandlerOptions
+    from normxlogit.transforms.evaluate_results import TABLE
+    from normxlogit.transforms.writers import join
+
+    cfg = EvaluateConfig(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        spec=model_spec(args),
+        options=EvaluateHandlerOptions(
+            evaluation=EvaluationOptions(
+                methods=args.methods, seed=args.seed, ig_steps=args.ig_steps, batch_tokens=args.batch_tokens
+            ),
+            max_length=args.max_length,
+            docs_per_batch=args.docs_per_batch,
+        ),
+        fields=field_spec(args, target_field=args.label_field),
+        overwrite=args.overwrite,
+    )
+    try:
+        if args.large_model or args.model_copies:
+            # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
+            raise EvaluationError("--large-model and --model-copies are not supported by evaluate")
+        counts = run_evaluate(cfg, pipeline_options(beam_args))
+    except (EvaluationError, MissingExtraError) as err:
+        print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    with FileSystems.open(join(args.output, TABLE)) as fh:
+        print(fh.read().decode("utf-8"), end="")
+    return 0

@@ -1,0 +1,180 @@
+"""End-to-end tests of ``normxlogit evaluate`` through the console entry point (DirectRunner)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from normxlogit.pipeline.cli import main
+
+METHODS = (
+    "normxlogit",
+    "logat",
+    "norm",
+    "random",
+    "gradient_norm",
+    "gradient_x_input",
+    "integrated_gradients",
+)
+GOOD = [
+    {"id": "r1", "text": "A wonderful, heartfelt film with great acting.", "label": "positive"},
+    {"id": "r2", "text": "Dull plot and wooden dialogue; I left early.", "label": "negative"},
+    {"id": "r3", "text": "Not bad at all.", "label": 1},
+]
+BAD = [
+    ({"id": "r4", "text": "No label here."}, "no_label"),
+    ({"id": "r5", "text": "An unknown label.", "label": "neutral"}, "unknown_label"),
+    ({"id": "r6", "text": "Blank label.", "label": " "}, "no_label"),
+    ({"id": "r1", "text": "A repeated id.", "label": "positive"}, "duplicate_id"),
+    ({"id": "r7", "text": None, "label": "positive"}, "null_text"),
+]
+
+
+def evaluate(*args) -> int:
+    return main(["evaluate", *map(str, args)])
+
+
+def _write_corpus(path, good, bad, empty: int = 1, malformed: int = 1) -> None:
+    lines = [json.dumps(r) for r in good] + [json.dumps(r) for r, _ in bad]
+    lines += [json.dumps({"id": f"e{i}", "text": "  ", "label": "positive"}) for i in range(empty)]
+    lines += ["{not json"] * malformed
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _summary(out) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files):
+    src = tmp_path / "reviews.jsonl"
+    _write_corpus(src, GOOD, BAD)
+    out = tmp_path / "out"
+    args = (src, "--model", tiny_classifier, "--label-field", "label", "--id-field", "id", "--ig-steps", 5)
+    assert evaluate(*args, "--output", out) == 0
+
+    manifest = run_files.manifest(out)
+    assert manifest["counts"] == {"records_read": 10, "docs_evaluated": 3, "skipped_empty": 1, "errors": 6}
+    reasons = Counter(d["reason"] for d in run_files.dead_letters(out))
+    assert reasons == Counter([r for _, r in BAD] + ["malformed_json"])
+    assert manifest["faithfulness"]["replacement_token"] == "mask"
+    assert manifest["faithfulness"]["methods"] == list(METHODS)
+    assert manifest["files"]["results"] == ["curves.parquet", "curves.png", "results.md", "summary.json"]
+
+    summary = _summary(out)
+    assert set(summary) == {"samples", "methods"} and summary["samples"] == 3
+    assert list(summary["methods"]) == list(METHODS)
+    for figures in summary["methods"].values():
+        assert set(figures) == {"comprehensiveness", "sufficiency"}
+        for metric in figures.values():
+            assert set(metric) == {"drop", "accuracy"}
+            assert -1 <= metric["drop"] <= 1 and 0 <= metric["accuracy"] <= 1
+
+    curves = pq.read_table(out / "curves.parquet").to_pylist()
+    assert len(curves) == len(METHODS) * 2 * 9 and {c["samples"] for c in curves} == {3}
+    per_k = [c["drop"] for c in curves if c["method"] == "normxlogit" and c["metric"] == "sufficiency"]
+    assert sum(per_k) / 9 == pytest.approx(summary["methods"]["normxlogit"]["sufficiency"]["drop"])
+    assert "| integrated_gradients |" in (out / "results.md").read_text()
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Same input, seed and options: the same figures (the random baseline is seeded per document).
+    again = tmp_path / "again"
+    assert evaluate(*args, "--output", again, "--methods", "random,normxlogit") == 0
+    assert _summary(again)["methods"]["random"] == summary["methods"]["random"]
+
+
+def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, run_files):
+    src = tmp_path / "prompts.jsonl"
+    rows = [
+        {"text": "The capital of France is", "label": "paris"},
+        {"text": "Two plus two is", "label": "four"},
+        {"text": "A multi-token label", "label": "unbelievably wonderful"},
+    ]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert (
+        evaluate(
+            src,
+            "--model",
+            tiny_causal_lm,
+            "--label-field",
+            "label",
+            "--output",
+            out,
+            "--methods",
+            "normxlogit,random",
+        )
+        == 0
+    )
+    assert run_files.manifest(out)["counts"] == {
+        "records_read": 3,
+        "docs_evaluated": 2,
+        "skipped_empty": 0,
+        "errors": 1,
+    }
+    assert [d["reason"] for d in run_files.dead_letters(out)] == ["multi_token_label"]
+    assert _summary(out)["samples"] == 2
+
+
+def test_user_errors_exit_2_with_a_message(tmp_path, tiny_classifier, capsys, monkeypatch):
+    src = tmp_path / "r.jsonl"
+    src.write_text(json.dumps(GOOD[0]) + "\n")
+    base = (src, "--model", tiny_classifier, "--label-field", "label", "--output", tmp_path / "out")
+    assert evaluate(*base, "--methods", "normxlogit,lime") == 2
+    assert "give distinct names from normxlogit" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "captum", None)
+    monkeypatch.setitem(sys.modules, "captum.attr", None)
+    assert evaluate(*base, "--methods", "normxlogit,gradient_norm") == 2
+    assert 'pip install "normxlogit[eval]"' in capsys.readouterr().err
+    assert evaluate(*base, "--methods", "normxlogit", "--large-model") == 2
+    assert "--large-model and --model-copies are not supported" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_1000_documents_reconciles(tmp_path, tiny_classifier, run_files):
+    """1,000 documents with bad records mixed in: every record is counted once, in one place."""
+    words = "good bad plot acting film music ending dull great wooden heartfelt long".split()
+    good = [
+        {
+            "id": f"d{i}",
+            "text": " ".join(words[(i * 7 + j) % len(words)] for j in range(5 + i % 40)),
+            "label": i % 2,
+        }
+        for i in range(1000)
+    ]
+    bad = [({"id": f"x{i}", "text": "no label"}, "no_label") for i in range(20)]
+    bad += [({"id": f"d{i}", "text": "repeat", "label": 0}, "duplicate_id") for i in range(10)]
+    bad += [({"id": f"u{i}", "text": "unknown", "label": "neutral"}, "unknown_label") for i in range(5)]
+    src = tmp_path / "big.jsonl"
+    _write_corpus(src, good, bad, empty=7, malformed=3)
+    out = tmp_path / "out"
+    assert (
+        evaluate(
+            src,
+            "--model",
+            tiny_classifier,
+            "--label-field",
+            "label",
+            "--id-field",
+            "id",
+            "--output",
+            out,
+            "--methods",
+            "normxlogit,random,gradient_norm",
+            "--docs-per-batch",
+            256,
+        )
+        == 0
+    )
+    counts = run_files.manifest(out)["counts"]
+    assert counts == {"records_read": 1045, "docs_evaluated": 1000, "skipped_empty": 7, "errors": 38}
+    letters = run_files.dead_letters(out)
+    assert len(letters) == counts["errors"]
+    assert Counter(d["reason"] for d in letters) == Counter(
+        {"no_label": 20, "duplicate_id": 10, "unknown_label": 5, "malformed_json": 3}
+    )
+    assert _summary(out)["samples"] == 1000
