@@ -58,7 +58,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from normxlogit.default_model import DefaultModelMissing
     from normxlogit.heads import UnsupportedModelError
     from normxlogit.loading import ModelLoadError
-    from normxlogit.pipeline.annotate import OutputExistsError
+    from normxlogit.pipeline.stages import OutputExistsError
     from normxlogit.transforms.sources import InputError
 
     return (

@@ -1,0 +1,240 @@
+"""What every corpus command (``annotate``, ``evaluate``) shares around its model step.
+
+Before the pipeline: absolute local paths, input expansion, model checks, the output folder.
+In the pipeline: read -> drop repeated ids -> validate, with every dead letter kept and every
+record counted, and a manifest written last, once every output file is finalised.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from typing import Any, Protocol
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from normxlogit.loading import ModelInfo, inspect_model, resolve_device
+from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
+from normxlogit.transforms.model_handler import ModelSpec
+from normxlogit.transforms.sources import FieldSpec, ReadRecords
+from normxlogit.transforms.summaries import SUMMARIES_DIR
+from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateText
+from normxlogit.transforms.writers import ATTRIBUTIONS_DIR, ERRORS_DIR, MANIFEST, join, write_manifest
+
+_VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
+_PART_FOLDERS = (ATTRIBUTIONS_DIR, ERRORS_DIR, SUMMARIES_DIR)
+_LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")
+
+
+class OutputExistsError(RuntimeError):
+    """The output folder holds a finished run and --overwrite was not given."""
+
+
+class CorpusConfig(Protocol):
+    """The fields every corpus command's config has."""
+
+    inputs: tuple[str, ...]
+    output: str
+    spec: ModelSpec
+    fields: FieldSpec
+    overwrite: bool
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(path) if FileSystems.get_scheme(path) is None else path
+
+
+def with_absolute_paths(cfg: CorpusConfig) -> Any:
+    """``cfg`` with its local input, output and model paths made absolute.
+
+    Workers of a portable runner (a worker pool, Flink, Spark) do not run in the launcher's
+    working directory, so a relative path would name another file there, or none. URLs and
+    object-store paths are left as they are.
+    """
+    spec = cfg.spec if cfg.spec.path is None else replace(cfg.spec, path=_absolute(cfg.spec.path))
+    inputs = tuple(_absolute(p) for p in cfg.inputs)
+    return replace(cfg, inputs=inputs, output=_absolute(cfg.output), spec=spec)
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse a finished run unless ``overwrite``; clear what an earlier run left behind.
+
+    A run that died leaves no manifest; its leftovers (finalised or temporary part files) are
+    removed so that they cannot mix with the new run's files.
+    """
+    manifest = join(output, MANIFEST)
+    if FileSystems.exists(manifest):
+        if not overwrite:
+            raise OutputExistsError(
+                f"{output} already holds a finished run ({MANIFEST}); pass --overwrite to replace "
+                "it, or choose another --output"
+            )
+        FileSystems.delete([manifest])
+    remove_parts(output)
+
+
+def remove_parts(output: str) -> None:
+    """Delete the part-file folders (finalised and Beam temporary files) under ``output``.
+
+    A trailing slash makes object stores (gs://, s3://) delete the whole prefix.
+    """
+    for folder in (join(output, name) for name in _PART_FOLDERS):
+        if isinstance(FileSystems.get_filesystem(folder), LocalFileSystem):
+            shutil.rmtree(folder, ignore_errors=True)  # local delete of "dir/" skips subfolders
+            continue
+        try:
+            FileSystems.delete([folder + "/"])
+        except BeamIOError:
+            pass  # nothing there
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages that decide the results, for manifests."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the checks before a run found: the expanded inputs, the model, the runner."""
+
+    source: ReadRecords
+    info: ModelInfo
+    runner: str
+
+    def manifest_header(self, command: str, cfg: CorpusConfig) -> dict:
+        """The part of a manifest every command writes the same way."""
+        info = self.info
+        return {
+            "command": command,
+            "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "inputs": list(cfg.inputs),
+            "input_files": len(self.source.paths),
+            "output": cfg.output,
+            "runner": self.runner,
+            "model": {**asdict(info), "labels": {str(k): v for k, v in info.labels.items()}},
+        }
+
+
+def preflight(
+    cfg: CorpusConfig, options: PipelineOptions, check_model: Callable[[ModelInfo], None] = lambda _: None
+) -> Preflight:
+    """Check everything that can be checked before a run starts, then clear the output folder.
+
+    Raises:
+        InputError, ModelLoadError, UnsupportedModelError, OutputExistsError, and whatever
+        ``check_model`` raises.
+    """
+    FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
+    source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
+    info = inspect_model(
+        cfg.spec.path,
+        dtype=cfg.spec.dtype,
+        trust_remote_code=cfg.spec.trust_remote_code,
+        allow_pickle=cfg.spec.allow_pickle,
+    )
+    check_model(info)
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    if runner in _LOCAL_RUNNERS:
+        resolve_device(cfg.spec.device)  # local workers share this machine's devices
+    prepare_output(cfg.output, cfg.overwrite)
+    return Preflight(source, info, runner)
+
+
+def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam.Pipeline], None]) -> dict:
+    """Run the pipeline that ``build`` composes; return its manifest's counts.
+
+    A failed run removes its part folders, so it leaves no partial results behind.
+    """
+    try:
+        with beam.Pipeline(options=options) as p:
+            build(p)
+    except BaseException:
+        remove_parts(output)
+        raise
+    with FileSystems.open(join(output, MANIFEST)) as fh:
+        return json.loads(fh.read())["counts"]
+
+
+def count_as(pcoll, name: str):
+    """A one-element PCollection ``(name, number of elements of pcoll)``."""
+    return (
+        pcoll
+        | f"Count_{name}" >> beam.combiners.Count.Globally()
+        | f"Key_{name}" >> beam.Map(lambda n, k=name: (k, n))
+    )
+
+
+@dataclass
+class ValidRecords:
+    """The records that reach the model, and what left before: dead letters and counts."""
+
+    valid: Any
+    dead: list
+    counts: list
+
+
+def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec) -> ValidRecords:
+    """Read, drop repeated ids (only ids from a field can repeat) and validate texts."""
+    read = p | "Read" >> source
+    records, dead = read.records, [read.dead_letter]
+    if fields.id_field:
+        unique = records | "DropDuplicateIds" >> DropDuplicateIds()
+        records = unique.unique
+        dead.append(unique[DUPLICATES])
+    checked = records | "Validate" >> beam.ParDo(ValidateText()).with_outputs(
+        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
+    )
+    dead.append(checked[DEAD_LETTER])
+    counts = [
+        count_as(read.records, "records_ok"),
+        count_as(read.dead_letter, "read_errors"),
+        count_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY),
+    ]
+    return ValidRecords(checked.valid, dead, counts)
+
+
+def write_manifest_last(
+    p: beam.Pipeline,
+    output: str,
+    manifest: dict,
+    counts: list,
+    reconcile: Callable[[dict[str, int]], dict[str, int]],
+    files: dict[str, Any],
+) -> None:
+    """Write ``OUT/manifest.json`` once every PCollection of ``files`` (file names) is complete.
+
+    Args:
+        counts: PCollections of ``(name, number)`` pairs; ``reconcile`` turns them into the
+            manifest's counts.
+        files: output kind -> PCollection of the finalised file names; the manifest lists them
+            relative to ``output``.
+    """
+    root = join(output, "")
+    all_counts = tuple(counts) | "AllCounts" >> beam.Flatten()
+
+    def write(_, raw, **written):
+        listed = {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
+        return write_manifest(_, output, manifest, reconcile(dict(raw)), listed)
+
+    side = {kind: beam.pvalue.AsList(names) for kind, names in files.items()}
+    (
+        p
+        | "ManifestTrigger" >> beam.Create([None])
+        | "Manifest" >> beam.Map(write, raw=beam.pvalue.AsList(all_counts), **side)
+    )
