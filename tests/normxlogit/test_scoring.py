@@ -171,7 +171,22 @@ def test_plan_batches_respects_the_budget_and_covers_every_text():
     assert [100] in [[lengths[i] for i in b] for b in plan]
     assert [lengths[i] for i in flat] == sorted(lengths)  # shortest first
     assert plan == plan_batches(lengths, batch_tokens=30)  # deterministic
-    assert plan_batches(lengths, batch_tokens=10**6) == [flat]
+    assert plan_batches(lengths, batch_tokens=10**6, max_padding=float("inf")) == [flat]
     # The budget is inclusive and never exceeded: 3 x 10 fits 30, a fourth text does not.
     assert plan_batches([10, 10, 10, 10], batch_tokens=30) == [[0, 1, 2], [3]]
     assert plan_batches([10, 10, 10, 10], batch_tokens=29) == [[0, 1], [2, 3]]
+
+
+def test_plan_batches_bounds_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 512, size=500).tolist()
+    plan = plan_batches(lengths, batch_tokens=8192)
+    assert sorted(i for b in plan for i in b) == list(range(500))
+    for batch in plan:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= 8192 or len(batch) == 1
+        assert padded <= 1.15 * sum(lengths[i] for i in batch)
+    total_padded = sum(len(b) * max(lengths[i] for i in b) for b in plan)
+    assert total_padded <= 1.15 * sum(lengths)
+    unbounded = plan_batches(lengths, batch_tokens=8192, max_padding=float("inf"))
+    assert len(plan) > len(unbounded)  # the bound is what cuts the extra batches
