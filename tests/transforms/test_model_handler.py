@@ -10,12 +10,13 @@ from normxlogit.transforms import model_handler
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.records import SourceRecord
 
+# Equal token lengths: the five texts share one forward pass (padding is capped per batch).
 TEXTS = [
-    "a short one",
-    "POISON text that the model cannot take",
-    "a slightly longer text here",
-    "four",
-    "the fifth and final text of this batch",
+    "the first text here",
+    "poison in this text",
+    "a third text here",
+    "the fourth one here",
+    "the fifth and last",
 ]
 
 
