@@ -40,7 +40,7 @@ format: setup
 # Headless Chromium for the report's browser tests: apt-installed only when missing and root.
 system-deps:
 	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update && apt-get install -y chromium; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "system-deps: no /usr/bin/chromium and not root: skipping (browser tests will skip)"; fi
 
 test: lint system-deps
