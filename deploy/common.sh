@@ -17,6 +17,30 @@ require() {
   fi
 }
 
+# Handle the flags every launch script takes (--dry-run, --help); the other arguments are left,
+# in order, in the array ARGS (use: parse_flags "$@"; set -- "${ARGS[@]}").
+parse_flags() {
+  ARGS=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help) usage "$0"; exit 0 ;;
+      *) ARGS=("$@"); return ;;
+    esac
+    shift
+  done
+}
+
+# Run Beam's job server container IMAGE with its cluster flag(s), staging artifacts in
+# ARTIFACTS_DIR when it is set.
+run_job_server() {
+  local cmd=(docker run --rm --network host "$@")
+  if [[ -n "${ARTIFACTS_DIR:-}" ]]; then
+    cmd+=("--artifacts-dir=${ARTIFACTS_DIR}")
+  fi
+  run_or_print "${cmd[@]}"
+}
+
 # Run a command, or with --dry-run print it shell-quoted on one line.
 run_or_print() {
   if [[ "$DRY_RUN" == 1 ]]; then

@@ -14,22 +14,8 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/common.sh"
 
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage "$0"; exit 0 ;;
-    *) break ;;
-  esac
-  shift
-done
+parse_flags "$@"
+set -- "${ARGS[@]}"
 require FLINK_MASTER "the Flink REST address, e.g. flink-jobmanager:8081"
 
-cmd=(
-  docker run --rm --network host
-  "apache/beam_flink${FLINK_VERSION:-1.20}_job_server:${BEAM_VERSION}"
-  "--flink-master=${FLINK_MASTER}"
-)
-if [[ -n "${ARTIFACTS_DIR:-}" ]]; then
-  cmd+=("--artifacts-dir=${ARTIFACTS_DIR}")
-fi
-run_or_print "${cmd[@]}"
+run_job_server "apache/beam_flink${FLINK_VERSION:-1.20}_job_server:${BEAM_VERSION}" "--flink-master=${FLINK_MASTER}"

@@ -12,22 +12,8 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/common.sh"
 
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage "$0"; exit 0 ;;
-    *) break ;;
-  esac
-  shift
-done
+parse_flags "$@"
+set -- "${ARGS[@]}"
 require SPARK_MASTER "the Spark master URL, e.g. spark://spark-master:7077"
 
-cmd=(
-  docker run --rm --network host
-  "apache/beam_spark3_job_server:${BEAM_VERSION}"
-  "--spark-master-url=${SPARK_MASTER}"
-)
-if [[ -n "${ARTIFACTS_DIR:-}" ]]; then
-  cmd+=("--artifacts-dir=${ARTIFACTS_DIR}")
-fi
-run_or_print "${cmd[@]}"
+run_job_server "apache/beam_spark3_job_server:${BEAM_VERSION}" "--spark-master-url=${SPARK_MASTER}"

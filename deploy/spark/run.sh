@@ -18,14 +18,8 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/common.sh"
 
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --dry-run) DRY_RUN=1 ;;
-    -h | --help) usage "$0"; exit 0 ;;
-    *) break ;;
-  esac
-  shift
-done
+parse_flags "$@"
+set -- "${ARGS[@]}"
 if [[ $# -eq 0 ]]; then
   usage "$0" >&2
   exit 2
