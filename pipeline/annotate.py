@@ -81,17 +81,6 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> dict:
     }
 
 
-def reconcile(raw: dict[str, int]) -> dict[str, int]:
-    """The manifest's counts; records_read = docs_annotated + skipped_empty + errors."""
-    return {
-        "records_read": raw.get("records_ok", 0) + raw.get("read_errors", 0),
-        "docs_annotated": raw.get("docs_annotated", 0),
-        "skipped_empty": raw.get("skipped_empty", 0),
-        "errors": raw.get("errors", 0),
-        "tokens": raw.get("tokens", 0),
-    }
-
-
 def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, manifest: dict) -> None:
     """Add the annotate pipeline to ``p``, reading the inputs ``source`` already expanded."""
     front = read_valid_records(p, source, cfg.fields)
@@ -114,7 +103,7 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output),
         "summaries": scored | "Summaries" >> WriteSummaries(cfg.output),
     }
-    write_manifest_last(p, cfg.output, manifest, counts, reconcile, files)
+    write_manifest_last(p, cfg.output, manifest, counts, "docs_annotated", files, extra=("tokens",))
 
 
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:

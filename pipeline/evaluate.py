@@ -91,16 +91,6 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -
     }
 
 
-def reconcile_evaluation(raw: dict[str, int]) -> dict[str, int]:
-    """The manifest's counts; records_read = docs_evaluated + skipped_empty + errors."""
-    return {
-        "records_read": raw.get("records_ok", 0) + raw.get("read_errors", 0),
-        "docs_evaluated": raw.get("docs_evaluated", 0),
-        "skipped_empty": raw.get("skipped_empty", 0),
-        "errors": raw.get("errors", 0),
-    }
-
-
 def build_evaluate(p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: dict) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
     methods = cfg.options.evaluation.methods
@@ -115,7 +105,7 @@ def build_evaluate(p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, m
     )
     counts = [*front.counts, count_as(dead, "errors"), count_as(split[EVALUATED], "docs_evaluated")]
     files = {"results": results, "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output)}
-    write_manifest_last(p, cfg.output, manifest, counts, reconcile_evaluation, files)
+    write_manifest_last(p, cfg.output, manifest, counts, "docs_evaluated", files)
 
 
 def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> dict:

@@ -209,19 +209,31 @@ def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec)
     return ValidRecords(checked.valid, dead, counts)
 
 
+def reconcile_counts(raw: dict[str, int], done: str, extra: tuple[str, ...] = ()) -> dict[str, int]:
+    """The manifest's counts: records_read = ``done`` + skipped_empty + errors, then ``extra``."""
+    return {
+        "records_read": raw.get("records_ok", 0) + raw.get("read_errors", 0),
+        done: raw.get(done, 0),
+        "skipped_empty": raw.get(SKIPPED_EMPTY, 0),
+        "errors": raw.get("errors", 0),
+        **{name: raw.get(name, 0) for name in extra},
+    }
+
+
 def write_manifest_last(
     p: beam.Pipeline,
     output: str,
     manifest: dict,
     counts: list,
-    reconcile: Callable[[dict[str, int]], dict[str, int]],
+    done: str,
     files: dict[str, Any],
+    extra: tuple[str, ...] = (),
 ) -> None:
     """Write ``OUT/manifest.json`` once every PCollection of ``files`` (file names) is complete.
 
     Args:
-        counts: PCollections of ``(name, number)`` pairs; ``reconcile`` turns them into the
-            manifest's counts.
+        counts: PCollections of ``(name, number)`` pairs, reconciled by ``reconcile_counts``
+            with ``done`` (the count of records that got through) and ``extra`` counts.
         files: output kind -> PCollection of the finalised file names; the manifest lists them
             relative to ``output``.
     """
@@ -230,7 +242,7 @@ def write_manifest_last(
 
     def write(_, raw, **written):
         listed = {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
-        return write_manifest(_, output, manifest, reconcile(dict(raw)), listed)
+        return write_manifest(_, output, manifest, reconcile_counts(dict(raw), done, extra), listed)
 
     side = {kind: beam.pvalue.AsList(names) for kind, names in files.items()}
     (
