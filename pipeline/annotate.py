@@ -24,6 +24,7 @@ from normxlogit.pipeline.stages import (
     preflight,
     read_valid_records,
     run_to_manifest,
+    sum_as,
     with_absolute_paths,
     write_manifest_last,
 )
@@ -91,19 +92,34 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
     with_layers = bool(cfg.scoring.layers)
     split = scored | "Split" >> beam.ParDo(SplitScored(with_layers)).with_outputs(DEAD_LETTER, main="rows")
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
-    tokens = (
-        split.rows
-        | "Rows" >> beam.Map(lambda b: b.num_rows)
-        | "SumTokens" >> beam.CombineGlobally(sum)
-        | "KeyTokens" >> beam.Map(lambda n: ("tokens", n))
-    )
-    counts = [*front.counts, count_as(dead, "errors"), count_as(split.rows, "docs_annotated"), tokens]
+    tokens = sum_as(split.rows, "tokens", lambda b: b.num_rows)
+    padded = sum_as(scored, "padded_tokens", lambda d: d.padded_length)
+    counts = [
+        *front.counts,
+        count_as(dead, "errors"),
+        count_as(split.rows, "docs_annotated"),
+        tokens,
+        padded,
+    ]
     files = {
         "attributions": split.rows | "Attributions" >> WriteAttributions(cfg.output, with_layers),
         "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output),
         "summaries": scored | "Summaries" >> WriteSummaries(cfg.output),
     }
-    write_manifest_last(p, cfg.output, manifest, counts, "docs_annotated", files, extra=("tokens",))
+    write_manifest_last(
+        p, cfg.output, manifest, counts, "docs_annotated", files, extra=("tokens",), sections=batching_section
+    )
+
+
+def batching_section(raw: dict[str, int]) -> dict:
+    """The manifest's ``batching``: positions the forward passes ran, and their ratio to real tokens."""
+    tokens, padded = raw.get("tokens", 0), raw.get("padded_tokens", 0)
+    return {
+        "batching": {
+            "padded_tokens": padded,
+            "padding_ratio": round(padded / tokens, 4) if tokens else None,
+        }
+    }
 
 
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:

@@ -180,6 +180,16 @@ def count_as(pcoll, name: str):
     )
 
 
+def sum_as(pcoll, name: str, value: Callable[[Any], int]):
+    """A one-element PCollection ``(name, sum of value(element) over pcoll)``."""
+    return (
+        pcoll
+        | f"Value_{name}" >> beam.Map(value)
+        | f"Sum_{name}" >> beam.CombineGlobally(sum)
+        | f"Key_{name}" >> beam.Map(lambda n, k=name: (k, n))
+    )
+
+
 @dataclass
 class ValidRecords:
     """The records that reach the model, and what left before: dead letters and counts."""
@@ -228,12 +238,14 @@ def write_manifest_last(
     done: str,
     files: dict[str, Any],
     extra: tuple[str, ...] = (),
+    sections: Callable[[dict[str, int]], dict] | None = None,
 ) -> None:
     """Write ``OUT/manifest.json`` once every PCollection of ``files`` (file names) is complete.
 
     Args:
         counts: PCollections of ``(name, number)`` pairs, reconciled by ``reconcile_counts``
             with ``done`` (the count of records that got through) and ``extra`` counts.
+        sections: raw counts -> further top-level manifest sections (e.g. ``batching``).
         files: output kind -> PCollection of the finalised file names; the manifest lists them
             relative to ``output``.
     """
@@ -242,7 +254,9 @@ def write_manifest_last(
 
     def write(_, raw, **written):
         listed = {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
-        return write_manifest(_, output, manifest, reconcile_counts(dict(raw), done, extra), listed)
+        raw = dict(raw)
+        body = {**manifest, **sections(raw)} if sections else manifest
+        return write_manifest(_, output, body, reconcile_counts(raw, done, extra), listed)
 
     side = {kind: beam.pvalue.AsList(names) for kind, names in files.items()}
     (

@@ -67,11 +67,16 @@ class ScoringOptions:
 
 @dataclass
 class ScoredDoc:
-    """RunInference's output for one record: its attribution, or its dead letter."""
+    """RunInference's output for one record: its attribution, or its dead letter.
+
+    ``padded_length`` is the width of the padded row the record was scored in (the longest text
+    of its forward pass); summed over records it is the positions the model ran, padding included.
+    """
 
     record: SourceRecord
     result: TextAttribution | None = None
     error: DeadLetter | None = None
+    padded_length: int = 0
 
 
 @dataclass
@@ -155,8 +160,10 @@ class BatchScorer:
             _log.warning("model failed on %s: %r", out[idx[0]].record.doc_id, err)
             out[idx[0]].error = DeadLetter.of(out[idx[0]].record, MODEL_ERROR, f"{type(err).__name__}: {err}")
             return
+        width = max(len(encoded[i]) for i in idx)
         for i, att in zip(idx, atts):
             out[i].result = describe(model, out[i].record.text, encoded[i], att, self._options.layers)
+            out[i].padded_length = width
 
 
 class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]):
@@ -182,6 +189,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_annotated")
         self._tokens = Metrics.counter(NAMESPACE, "tokens")
+        self._padded = Metrics.counter(NAMESPACE, "padded_tokens")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = _Progress()
 
@@ -219,6 +227,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         tokens = sum(len(d.result.encoded) for d in done)
         self._docs.inc(len(done))
         self._tokens.inc(tokens)
+        self._padded.inc(sum(d.padded_length for d in done))
         self._failed.inc(sum(1 for d in out if d.error is not None and d.error.reason == MODEL_ERROR))
         self._progress.add(len(done), tokens)
         return out

@@ -6,6 +6,7 @@ import bz2
 import csv
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import zstandard
 
 import normxlogit
 from normxlogit.pipeline.cli import main
+from normxlogit.scoring import plan_batches
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEWS = [
@@ -67,6 +69,27 @@ def test_classifier_target_from_record_field(tmp_path, tiny_classifier, run_file
         doc = rows.filter(pa.compute.equal(rows["doc_id"], review["id"])).sort_by("position")
         np.testing.assert_allclose(doc["score"].to_numpy(), expected.scores, rtol=1e-5, atol=1e-6)
         assert doc["token"].to_pylist() == expected.tokens
+
+
+def test_manifest_counts_the_padded_positions_of_the_forward_passes(tmp_path, tiny_classifier, run_files):
+    """``batching.padded_tokens`` is what the length-bucketed forward passes really ran."""
+    texts = [r["text"] for r in REVIEWS] + ["short", "a somewhat longer review of a film", "ok"] * 5
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = tmp_path / "out"
+    assert annotate(src, "--output", out, "--model", tiny_classifier, "--batch-tokens", "64") == 0
+
+    manifest = run_files.manifest(out)
+    rows = run_files.rows(out)
+    lengths = [n for _, n in sorted(Counter(rows["doc_id"].to_pylist()).items())]
+    plan = plan_batches(lengths, 64)
+    expected = sum(len(batch) * max(lengths[i] for i in batch) for batch in plan)
+    assert len(plan) > 3  # the budget and the padding cap really cut the corpus into several passes
+    assert manifest["batching"] == {
+        "padded_tokens": expected,
+        "padding_ratio": round(expected / rows.num_rows, 4),
+    }
+    assert rows.num_rows == manifest["counts"]["tokens"] <= expected
 
 
 def _write_inputs(folder: Path) -> dict[str, list[str]]:
