@@ -4,7 +4,7 @@ The method package: pure torch + transformers, no Beam. See ``score`` for the no
 """
 
 from normxlogit.api import encode_texts, score, score_encoded
-from normxlogit.encoding import EncodedText, RecordError, encode_text
+from normxlogit.encoding import EncodedText, RecordError, encode_batch, encode_text
 from normxlogit.heads import UnsupportedModelError, list_supported
 from normxlogit.loading import ModelLoadError, ScoringModel, load_model, prepare
 from normxlogit.result import TextAttribution
@@ -21,6 +21,7 @@ __all__ = [
     "ScoringModel",
     "TextAttribution",
     "UnsupportedModelError",
+    "encode_batch",
     "encode_text",
     "encode_texts",
     "list_supported",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from normxlogit.encoding import EncodedText, encode_text
+from normxlogit.encoding import EncodedText, RecordError, encode_batch
 from normxlogit.loading import ModelInfo, ScoringModel, load_model
 from normxlogit.result import TextAttribution, describe
 from normxlogit.scoring import plan_batches, score_batch
@@ -38,15 +38,19 @@ def encode_texts(
     foil: str | int | None = None,
     max_length: int | None = None,
 ) -> list[EncodedText]:
-    """Tokenize texts and resolve their targets (``None`` = the model's prediction)."""
+    """Tokenize texts (one tokenizer call) and resolve their targets (``None`` = the prediction).
+
+    Raises:
+        normxlogit.RecordError: the first text that cannot be scored (e.g. no mask token).
+    """
     limit = min(max_length or sm.max_length, sm.max_length)
-    targets = targets if targets is not None else [None] * len(texts)
-    if len(targets) != len(texts):
-        raise ValueError(f"{len(targets)} targets for {len(texts)} texts")
-    return [
-        encode_text(t, sm.tokenizer, sm.model, sm.adapter, max_length=limit, target=y, foil=foil)
-        for t, y in zip(texts, targets)
-    ]
+    encoded = encode_batch(
+        texts, sm.tokenizer, sm.model, sm.adapter, max_length=limit, targets=targets, foil=foil
+    )
+    for item in encoded:
+        if isinstance(item, RecordError):
+            raise item
+    return encoded
 
 
 def score_encoded(

@@ -1,13 +1,17 @@
-"""Turn a text into what the scorer needs: token ids, offsets, words, pooled position, targets.
+"""Turn texts into what the scorer needs: token ids, offsets, words, pooled position, targets.
 
 Everything that can fail for one record (no mask token for a masked LM, a target that is not a
 class or not a single token) fails here, per record, with a ``RecordError`` that names a reason
-code, so that a pipeline can dead-letter that record and carry on.
+code, so that a pipeline can dead-letter that record and carry on. ``encode_batch`` tokenizes a
+whole batch in one call of the fast (Rust) tokenizer and returns such errors in place of the
+records; ``encode_text`` is its one-text case and raises them.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +21,9 @@ from normxlogit.heads import HeadAdapter, is_regression
 
 # Words are runs of word characters, or single other non-space characters. This needs no
 # tokenizer knowledge (no "##" or "Ġ" prefixes), so word views are comparable across models.
+# Every character that is not whitespace (``\s``, the same set as ``str.isspace``) lies in
+# exactly one word, which ``word_indices`` relies on.
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-_SPACES = np.array([c for c in range(0x3100) if chr(c).isspace()], dtype=np.uint32)
 
 
 class RecordError(ValueError):
@@ -72,20 +77,18 @@ def word_indices(text: str, offsets: np.ndarray, special: np.ndarray) -> np.ndar
     Returns:
         (n,) int32, -1 where a token is special or covers only whitespace.
     """
-    spans = np.array([m.span() for m in _WORD.finditer(text)], dtype=np.int64).reshape(-1, 2)
+    spans = np.fromiter(
+        itertools.chain.from_iterable(map(re.Match.span, _WORD.finditer(text))), dtype=np.int64
+    ).reshape(-1, 2)
     starts = np.minimum(offsets[:, 0].astype(np.int64), len(text))
     ends = offsets[:, 1].astype(np.int64)
-    # Skip leading whitespace inside a token's span (" Paris" starts at the space):
-    # next_visible[i] is the first non-space character at or after i.
-    codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    at = np.where(np.isin(codepoints, _SPACES), len(text), np.arange(len(text)))
-    next_visible = np.append(np.minimum.accumulate(at[::-1])[::-1], len(text))
-    first = next_visible[starts]
-    idx = np.searchsorted(spans[:, 1], first, side="right") if len(spans) else np.zeros_like(first)
-    inside = (idx < len(spans)) & (first < ends)
-    if len(spans):
-        inside &= spans[np.minimum(idx, len(spans) - 1), 0] <= first
-    out = np.where(inside & ~special, idx, -1)
+    # Words cover every non-space character, so a token's first non-space character (" Paris"
+    # starts at the space) lies in the first word that ends after the token starts: at the
+    # token's start if that is inside the word, else at the word's start.
+    idx = np.searchsorted(spans[:, 1], starts, side="right")
+    inside = idx < len(spans)
+    first = np.maximum(starts, spans[np.minimum(idx, len(spans) - 1), 0]) if len(spans) else starts
+    out = np.where(inside & (first < ends) & ~special, idx, -1)
     return out.astype(np.int32)
 
 
@@ -152,6 +155,150 @@ def resolve_target(
     return int(ids[0])
 
 
+class _TargetResolver:
+    """``resolve_target`` once per distinct value: a run-wide target or foil is the same for every
+    record. A bad value raises a fresh ``RecordError`` for each record that names it."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter):
+        self._args = (model, tokenizer, adapter)
+        self._seen: dict[tuple, int | None | RecordError] = {}
+
+    def __call__(self, value: str | int | None) -> int | None:
+        key = (type(value), value)  # the type too: 5 == 5.0 as keys, but 5.0 is no token id
+        try:
+            hit = self._seen[key]
+        except KeyError:
+            hit = self._seen[key] = self._resolve(value)
+        except TypeError:  # an unhashable value (a list from a JSON field) is not memoised
+            hit = self._resolve(value)
+        if isinstance(hit, RecordError):
+            raise RecordError(hit.reason, str(hit))
+        return hit
+
+    def _resolve(self, value: str | int | None) -> int | None | RecordError:
+        try:
+            return resolve_target(value, *self._args)
+        except RecordError as err:
+            return err
+
+
+def encode_batch(
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel,
+    adapter: HeadAdapter,
+    *,
+    max_length: int,
+    targets: Sequence[str | int | None] | None = None,
+    foil: str | int | None = None,
+) -> list[EncodedText | RecordError]:
+    """Tokenize texts in one fast-tokenizer call (offsets kept) and resolve targets and foil.
+
+    Args:
+        texts: the texts, tokenized in one call (the Rust tokenizer can use several threads).
+        targets: one target per text, None entries meaning the model's prediction; None: the
+            prediction for every text.
+        foil: one contrastive foil for every text.
+
+    Returns:
+        One entry per text, in order: its ``EncodedText``, or the ``RecordError`` (not raised)
+        that says why it cannot be scored (see ``pooled_position`` and ``resolve_target``).
+
+    Raises:
+        ValueError: ``targets`` and ``texts`` differ in length.
+    """
+    texts = list(texts)
+    targets = [None] * len(texts) if targets is None else list(targets)
+    if len(targets) != len(texts):
+        raise ValueError(f"{len(targets)} targets for {len(texts)} texts")
+    if not texts:
+        return []
+    enc = tokenizer(
+        texts,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_overflowing_tokens=True,
+    )
+    # With overflow on, a fast tokenizer returns each text's truncated encoding and then its
+    # overflowing windows, so every text has a row: its first row is what the model reads, and
+    # more than one row means it was truncated.
+    owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    first = np.searchsorted(owner, np.arange(len(texts))).tolist()
+    windows = np.bincount(owner, minlength=len(texts)).tolist()
+    ids, offsets, special = enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+    resolve = _TargetResolver(model, tokenizer, adapter)
+    names = _SpecialNames(tokenizer)
+    out: list[EncodedText | RecordError] = []
+    for i, (text, row) in enumerate(zip(texts, first)):
+        try:
+            encoded = _encode_window(
+                text,
+                ids[row],
+                offsets[row],
+                special[row],
+                truncated=windows[i] > 1,
+                adapter=adapter,
+                tokenizer=tokenizer,
+                names=names,
+            )
+            encoded.target_id = resolve(targets[i])
+            encoded.foil_id = resolve(foil)
+        except RecordError as err:
+            out.append(err)
+        else:
+            out.append(encoded)
+    return out
+
+
+class _SpecialNames(dict):
+    """Special token id -> token string ("[CLS]", "<s>"), looked up once per id and batch."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        super().__init__()
+        self._tokenizer = tokenizer
+
+    def __missing__(self, token_id: int) -> str:
+        name = self[token_id] = self._tokenizer.convert_ids_to_tokens(token_id)
+        return name
+
+
+def _encode_window(
+    text: str,
+    ids: list[int],
+    offsets: list[tuple[int, int]],
+    special: list[int],
+    *,
+    truncated: bool,
+    adapter: HeadAdapter,
+    tokenizer: PreTrainedTokenizerBase,
+    names: _SpecialNames,
+) -> EncodedText:
+    """An ``EncodedText`` (targets unresolved) from the tokenizer's first window of a text."""
+    if len(ids) == 0:
+        raise RecordError("no_tokens", "the text produced no tokens")
+    ids_arr = np.asarray(ids, dtype=np.int64)
+    pooled = pooled_position(ids_arr, adapter, tokenizer)
+    # fromiter over the flattened pairs: twice as fast as asarray on a list of tuples.
+    flat = itertools.chain.from_iterable(offsets)
+    offsets_arr = np.fromiter(flat, dtype=np.int32, count=2 * len(offsets)).reshape(-1, 2)
+    special_arr = np.asarray(special, dtype=bool)
+    # Token strings are the text under each span; special tokens show their own name.
+    tokens = list(map(text.__getitem__, itertools.starmap(slice, offsets)))
+    for pos in np.flatnonzero(special_arr).tolist():
+        tokens[pos] = names[ids[pos]]
+    return EncodedText(
+        input_ids=ids_arr,
+        offsets=offsets_arr,
+        special=special_arr,
+        word_index=word_indices(text, offsets_arr, special_arr),
+        tokens=tokens,
+        truncated=truncated,
+        pooled_position=pooled,
+    )
+
+
 def encode_text(
     text: str,
     tokenizer: PreTrainedTokenizerBase,
@@ -167,32 +314,9 @@ def encode_text(
     Raises:
         RecordError: see ``pooled_position`` and ``resolve_target``.
     """
-    enc = tokenizer(
-        text,
-        truncation=True,
-        max_length=max_length,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        return_overflowing_tokens=True,
+    (encoded,) = encode_batch(
+        [text], tokenizer, model, adapter, max_length=max_length, targets=[target], foil=foil
     )
-    # With overflow on, a fast tokenizer returns one row per window; more than one = truncated.
-    truncated = len(enc["input_ids"]) > 1
-    ids = np.asarray(enc["input_ids"][0], dtype=np.int64)
-    if len(ids) == 0:
-        raise RecordError("no_tokens", "the text produced no tokens")
-    offsets = np.asarray(enc["offset_mapping"][0], dtype=np.int32).reshape(-1, 2)
-    special = np.asarray(enc["special_tokens_mask"][0], dtype=bool)
-    specials = tokenizer.convert_ids_to_tokens(ids[special].tolist())
-    it = iter(specials)
-    tokens = [next(it) if sp else text[s:e] for sp, (s, e) in zip(special, offsets.tolist())]
-    return EncodedText(
-        input_ids=ids,
-        offsets=offsets,
-        special=special,
-        word_index=word_indices(text, offsets, special),
-        tokens=tokens,
-        truncated=truncated,
-        pooled_position=pooled_position(ids, adapter, tokenizer),
-        target_id=resolve_target(target, model, tokenizer, adapter),
-        foil_id=resolve_target(foil, model, tokenizer, adapter),
-    )
+    if isinstance(encoded, RecordError):
+        raise encoded
+    return encoded

@@ -58,6 +58,16 @@ class ScoringModel:
     device: torch.device
     padding_side: str
     info: ModelInfo
+    # Decoded text of each token id asked for so far; at most one entry per vocabulary item.
+    _token_labels: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def token_label(self, token_id: int) -> str:
+        """Decoded text of one token id (e.g. ' Paris'), decoded once per id and model."""
+        token_id = int(token_id)
+        label = self._token_labels.get(token_id)
+        if label is None:
+            label = self._token_labels[token_id] = self.tokenizer.decode([token_id])
+        return label
 
     @property
     def base(self) -> torch.nn.Module:

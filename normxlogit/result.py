@@ -75,7 +75,7 @@ def label_of(sm: ScoringModel, class_or_token_id: int | None) -> str | None:
         return None
     if sm.adapter.task == "classification":
         return sm.info.labels.get(class_or_token_id, str(class_or_token_id))
-    return sm.tokenizer.decode([class_or_token_id])
+    return sm.token_label(class_or_token_id)
 
 
 def describe(

@@ -21,7 +21,7 @@ from typing import Any
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from normxlogit import RecordError, ScoringModel, encode_text, load_model, score_batch
+from normxlogit import RecordError, ScoringModel, encode_batch, load_model, score_batch
 from normxlogit.result import TextAttribution, describe
 from normxlogit.scoring import plan_batches
 from normxlogit.transforms.records import DeadLetter, SourceRecord
@@ -127,20 +127,21 @@ class BatchScorer:
         model, opts = self._model, self._options
         limit = min(opts.max_length or model.max_length, model.max_length)
         out = [ScoredDoc(record) for record in batch]
+        results = encode_batch(
+            [record.text for record in batch],
+            model.tokenizer,
+            model.model,
+            model.adapter,
+            max_length=limit,
+            targets=[_target_of(record, opts) for record in batch],
+            foil=opts.foil,
+        )
         encoded = {}
-        for i, record in enumerate(batch):
-            try:
-                encoded[i] = encode_text(
-                    record.text,
-                    model.tokenizer,
-                    model.model,
-                    model.adapter,
-                    max_length=limit,
-                    target=_target_of(record, opts),
-                    foil=opts.foil,
-                )
-            except RecordError as err:
-                out[i].error = DeadLetter.of(record, err.reason, str(err))
+        for i, (record, result) in enumerate(zip(batch, results)):
+            if isinstance(result, RecordError):
+                out[i].error = DeadLetter.of(record, result.reason, str(result))
+            else:
+                encoded[i] = result
         keys = list(encoded)
         for group in plan_batches([len(encoded[k]) for k in keys], opts.batch_tokens):
             self._score_group([keys[g] for g in group], encoded, out)

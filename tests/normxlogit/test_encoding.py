@@ -1,11 +1,21 @@
-"""Encoding: words from offsets, specials, truncation, pooled positions, target resolution."""
+"""Encoding: words from offsets, specials, truncation, pooled positions, target resolution, batches."""
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 import pytest
 
-from normxlogit.encoding import RecordError, encode_text, pooled_position, resolve_target, word_indices
+from normxlogit import encoding
+from normxlogit.encoding import (
+    RecordError,
+    encode_batch,
+    encode_text,
+    pooled_position,
+    resolve_target,
+    word_indices,
+)
 from normxlogit.heads import adapter_for
 
 LABELS = {0: "negative", 1: "neutral", 2: "positive"}
@@ -200,3 +210,150 @@ def test_encode_text_resolves_target_and_foil(bert_tokenizer, bert_classifier):
     with pytest.raises(RecordError) as err:
         _encode("Fine.", bert_tokenizer, bert_classifier, foil="great")
     assert err.value.reason == "unknown_target"
+
+
+# Varied texts for batch tests: empty, whitespace only, emoji, RTL, combining marks, a long one.
+VARIED = [
+    "The capital of France is Paris",
+    "",
+    "   \t\n ",
+    "  zebra,\u00a0Paris",
+    "👩\u200d👩\u200d👧 family 🇫🇷 👍🏽!",
+    "مرحبا بالعالم، كيف حالك؟",
+    "שלום עולם and English",
+    "e\u0301te\u0301 na\u0308ive ﬁne",
+    "日本\u3000語 😀ok  x",
+    "The cat sat on the mat; the dog did not. " * 6,
+    "Paris",
+]
+
+
+def _fields(item):
+    """Every field of an ``EncodedText`` (or a ``RecordError``'s reason and message), comparable."""
+    if isinstance(item, RecordError):
+        return ("error", item.reason, str(item))
+    return (
+        item.input_ids.tolist(),
+        item.offsets.tolist(),
+        item.special.tolist(),
+        item.word_index.tolist(),
+        item.tokens,
+        item.truncated,
+        item.pooled_position,
+        item.target_id,
+        item.foil_id,
+    )
+
+
+def _one_by_one(texts, tokenizer, model, max_length, targets, foil=None):
+    out = []
+    for text, target in zip(texts, targets):
+        try:
+            out.append(_encode(text, tokenizer, model, max_length, target=target, foil=foil))
+        except RecordError as err:
+            out.append(err)
+    return out
+
+
+def test_batch_equals_one_by_one_with_an_error_in_the_middle(bpe_tokenizer, llama_lm):
+    max_length = 12
+    targets = [" Paris"] * len(VARIED)
+    targets[4] = " xylophone"  # several tokens: this record's error, not the batch's
+    targets[6] = 7
+    got = encode_batch(
+        VARIED,
+        bpe_tokenizer,
+        llama_lm,
+        adapter_for(llama_lm),
+        max_length=max_length,
+        targets=targets,
+        foil=" the",
+    )
+    want = _one_by_one(VARIED, bpe_tokenizer, llama_lm, max_length, targets, foil=" the")
+    assert [_fields(g) for g in got] == [_fields(w) for w in want]
+    assert isinstance(got[4], RecordError) and got[4].reason == "multi_token_target"
+    paris, the = bpe_tokenizer.convert_tokens_to_ids(["ĠParis", "Ġthe"])
+    for i, (text, enc) in enumerate(zip(VARIED, got)):
+        if i == 4:
+            continue
+        # Each text got its own first window, checked against the tokenizer without overflow.
+        assert enc.input_ids.tolist() == bpe_tokenizer(text, truncation=True, max_length=max_length).input_ids
+        assert enc.truncated == (len(bpe_tokenizer(text).input_ids) > max_length), text
+        assert enc.tokens[0] == "<s>" and enc.pooled_position == len(enc) - 1
+        assert (enc.target_id, enc.foil_id) == (7 if i == 6 else paris, the)
+    assert got[9].truncated and len(got[9]) == max_length
+    assert got[1].tokens == ["<s>"] and got[2].word_index.tolist() == [-1] * len(got[2])
+
+
+def test_batch_of_a_masked_lm_dead_letters_texts_without_a_mask(make_model, bert_tokenizer):
+    model = make_model("bert", "masked_lm", vocab_size=bert_tokenizer.vocab_size)
+    texts = ["a [MASK] here", "no mask here", "[MASK] first and again [MASK]", "x" * 300]
+    got = encode_batch(texts, bert_tokenizer, model, adapter_for(model), max_length=16)
+    want = _one_by_one(texts, bert_tokenizer, model, 16, [None] * len(texts))
+    assert [_fields(g) for g in got] == [_fields(w) for w in want]
+    assert [g.reason if isinstance(g, RecordError) else g.pooled_position for g in got] == [
+        2,
+        "no_mask_token",
+        1,
+        "no_mask_token",
+    ]
+
+
+def test_batch_without_tokens_and_empty_batch(bpe_pair, llama_lm):
+    _, no_bos = bpe_pair
+    got = encode_batch(["Paris", "", "the cat"], no_bos, llama_lm, adapter_for(llama_lm), max_length=8)
+    assert got[1].reason == "no_tokens"
+    assert got[0].tokens == ["Paris"] and got[2].tokens == ["the", " cat"]
+    assert encode_batch([], no_bos, llama_lm, adapter_for(llama_lm), max_length=8) == []
+    with pytest.raises(ValueError, match="2 targets for 3 texts"):
+        encode_batch(["a", "b", "c"], no_bos, llama_lm, adapter_for(llama_lm), max_length=8, targets=[1, 2])
+
+
+def test_batch_resolves_each_distinct_target_once(bpe_tokenizer, llama_lm, monkeypatch):
+    calls = []
+    real = encoding.resolve_target
+
+    def counting(value, *args):
+        calls.append(value)
+        return real(value, *args)
+
+    monkeypatch.setattr(encoding, "resolve_target", counting)
+    texts = ["The cat sat", "Paris", "the dog", "France", "is", "a"]
+    targets = [" Paris", " Paris", "5", 5, 5.0, " xylophone"]
+    got = encode_batch(
+        texts, bpe_tokenizer, llama_lm, adapter_for(llama_lm), max_length=16, targets=targets, foil=" the"
+    )
+    assert sorted(calls, key=repr) == sorted([" Paris", "5", 5, 5.0, " xylophone", " the"], key=repr)
+    # Token id 5, token string "5" and 5.0 (equal to 5 as a dict key; "5.0" is three tokens) differ.
+    assert got[3].target_id == 5 and got[2].target_id == bpe_tokenizer.convert_tokens_to_ids("5")
+    assert got[4].reason == got[5].reason == "multi_token_target"
+    assert got[0].target_id == got[1].target_id == bpe_tokenizer.convert_tokens_to_ids("ĠParis")
+    again = encode_batch(
+        ["a", "b"], bpe_tokenizer, llama_lm, adapter_for(llama_lm), max_length=16, targets=[" zzz", " zzz"]
+    )
+    assert again[0] is not again[1], "each record gets its own error"
+    assert _fields(again[0]) == _fields(again[1]) and again[0].reason == "multi_token_target"
+
+
+def _word_indices_reference(text, offsets, special):
+    """Literal definition: the word (regex match) holding the token's first non-space character."""
+    spans = [m.span() for m in encoding._WORD.finditer(text)]
+    out = []
+    for (start, end), sp in zip(offsets.tolist(), special.tolist()):
+        first = next((c for c in range(start, min(end, len(text))) if not text[c].isspace()), None)
+        hit = [w for w, (a, b) in enumerate(spans) if first is not None and a <= first < b]
+        out.append(-1 if sp or not hit else hit[0])
+    return out
+
+
+def test_word_indices_match_the_literal_definition():
+    rng = random.Random(0)
+    alphabet = "ab1_ ,.!\t\n\u00a0\u3000\u2028\x1cé日😀\u0301-'"
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
+        n = rng.randint(0, 10)
+        starts = np.array(sorted(rng.randint(0, len(text) + 2) for _ in range(n)), dtype=np.int64)
+        offsets = np.stack([starts, starts + [rng.randint(0, 4) for _ in range(n)]], 1).reshape(-1, 2)
+        special = np.array([rng.random() < 0.2 for _ in range(n)], dtype=bool)
+        got = word_indices(text, offsets.astype(np.int32), special)
+        assert got.tolist() == _word_indices_reference(text, offsets, special), (text, offsets)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoConfig, BertForTokenClassification, T5ForSequenceClassification
@@ -12,6 +14,7 @@ import normxlogit
 from normxlogit.default_model import cache_root
 from normxlogit.heads import UnsupportedModelError
 from normxlogit.loading import ModelLoadError, resolve_device
+from normxlogit.result import label_of
 
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
@@ -159,6 +162,31 @@ def test_prepare_forces_right_padding_and_eval_for_encoders(make_model, stub_tok
     assert not sm.model.training  # dropout off, as the method requires
     assert sm.info.labels == {}  # only classifiers have labels
     assert sm.base is model.bert
+
+
+class _CountingDecoder:
+    """A tokenizer stand-in that decodes with a real tokenizer and counts the calls."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.calls = tokenizer, 0
+
+    def decode(self, ids):
+        self.calls += 1
+        return self.tokenizer.decode(ids)
+
+
+def test_token_labels_are_the_decoded_text_decoded_once_per_id(make_model, bpe_tokenizer):
+    sm = normxlogit.prepare(make_model("llama", "causal_lm", vocab_size=len(bpe_tokenizer)), bpe_tokenizer)
+    sm.tokenizer = _CountingDecoder(bpe_tokenizer)
+    ids = list(range(len(bpe_tokenizer)))
+    want = [bpe_tokenizer.decode([i]) for i in ids]
+    assert " Paris" in want and "<s>" in want
+    assert [label_of(sm, i) for i in ids] == want
+    assert [label_of(sm, np.int64(i)) for i in reversed(ids)] == want[::-1]  # numpy ids hit the cache
+    assert sm.tokenizer.calls == len(ids)
+    assert label_of(sm, None) is None
+    sm.tokenizer = bpe_tokenizer
+    assert pickle.loads(pickle.dumps(sm)).token_label(ids[-1]) == want[-1]
 
 
 @pytest.mark.parametrize(

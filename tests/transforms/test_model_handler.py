@@ -72,3 +72,30 @@ def test_record_target_overrides_run_target(handler_and_model):
     out = handler.run_inference(records, sm)
     assert out[0].result.target == "positive"
     assert out[1].result.target == out[1].result.prediction
+
+
+def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_model):
+    handler, sm = handler_and_model
+    long_text = "word " * 400  # over the tiny model's 128 positions: truncated, still scored
+    records = [
+        SourceRecord("m", "row 1", "a", "nice", "positive"),
+        SourceRecord("m", "row 2", "b", "nice", "no-such-class"),
+        SourceRecord("m", "row 3", "c", long_text, "negative"),
+        SourceRecord("m", "row 4", "d", "awful", "0"),
+    ]
+    out = handler.run_inference(records, sm)
+    assert out[1].result is None and out[1].error.reason == "unknown_target"
+    assert out[1].error.locator == "row 2" and "no-such-class" in out[1].error.message
+    assert [out[i].result.target for i in (0, 2, 3)] == ["positive", "negative", "negative"]
+    assert out[2].result.encoded.truncated and len(out[2].result.encoded) == sm.max_length
+    for i in (0, 2, 3):
+        alone = normxlogit.encode_text(
+            records[i].text,
+            sm.tokenizer,
+            sm.model,
+            sm.adapter,
+            max_length=sm.max_length,
+            target=records[i].target,
+        )
+        assert out[i].result.encoded.input_ids.tolist() == alone.input_ids.tolist()
+        assert out[i].result.encoded.word_index.tolist() == alone.word_index.tolist()
