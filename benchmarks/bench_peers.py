@@ -7,6 +7,11 @@
 - For a decoder, Captum's LLM attribution API (``LLMGradientAttribution`` over the input
   embeddings with ``LayerGradientXActivation`` or ``LayerIntegratedGradients``), which takes one
   prompt at a time, attributing the same predicted next token.
+
+Captum attributes a target it is given; to attribute the model's own prediction (what NormXLogit
+attributes, and returns along with it) a Captum user first tokenizes and runs the model once to
+get that prediction: ``predict`` is that step, timed apart so that both the end-to-end and the
+attribution-only figures can be reported.
 """
 
 from __future__ import annotations
@@ -16,12 +21,34 @@ from collections.abc import Sequence
 
 import torch
 
-from normxlogit.baselines import gradient_scores
+import normxlogit
+from normxlogit.baselines import gradient_scores, pooled_logits_function
 from normxlogit.encoding import EncodedText
 from normxlogit.loading import ScoringModel
 from normxlogit.scoring import pad_batch, plan_batches
 
 IG_STEPS = 50
+
+
+def predict(sm: ScoringModel, texts: Sequence[str], max_length: int, batch_tokens: int):
+    """Tokenize ``texts`` and get the model's predictions with one forward pass per batch.
+
+    Returns:
+        (encoded texts, predicted class or next-token id of each).
+    """
+    encoded = normxlogit.encode_texts(sm, texts, max_length=max_length)
+    forward = pooled_logits_function(sm)
+    predictions = [0] * len(encoded)
+    with torch.inference_mode():
+        for idx in plan_batches([len(e) for e in encoded], batch_tokens):
+            texts_ = [encoded[i] for i in idx]
+            padded = pad_batch(texts_, sm.pad_id, sm.padding_side)
+            embeds = sm.model.get_input_embeddings()(padded.input_ids.to(sm.device))
+            pooled = torch.tensor([e.pooled_position for e in texts_]) + padded.shift
+            logits = forward(embeds, padded.attention_mask.to(sm.device), pooled.to(sm.device))
+            for i, y in zip(idx, logits.argmax(-1).tolist()):
+                predictions[i] = y
+    return encoded, predictions
 
 
 def gradient_seconds(
