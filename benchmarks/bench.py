@@ -28,7 +28,6 @@ gradient x input is interleaved with NormXLogit likewise; pipeline runs are repe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,7 +37,14 @@ from pathlib import Path
 
 import numpy as np
 import transformers
-from bench_corpus import Corpus, build_corpus, describe_machine, minilm_classifier, minilm_folder
+from bench_corpus import (
+    Corpus,
+    announce_machine,
+    build_corpus,
+    minilm_classifier,
+    minilm_folder,
+    write_figures,
+)
 from bench_peers import gradient_seconds, llm_attribution_seconds, predict
 from bench_pipeline import PipelineRun, run_annotate, steady_tokens_per_s, write_jsonl
 from method_overhead import BatchWork, plan_work, run_floor
@@ -501,15 +507,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure every model, print the tables, write the JSON."""
     args = parse_args(argv)
-    transformers.logging.set_verbosity_error()
-    machine = describe_machine()
-    load_start = os.getloadavg()
-    print(
-        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu']}, "
-        f"torch {machine['torch']} ({machine['torch_threads']} threads), "
-        f"transformers {machine['transformers']}; load average {load_start[0]:.2f}",
-        flush=True,
-    )
+    machine, load_start = announce_machine()
     cfg = args.settings
     corpus = build_corpus(cfg.docs, args.seed)
     print(f"corpus: {corpus.tweets} tweets + {corpus.news} news articles (seed {corpus.seed})", flush=True)
@@ -539,9 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures": {f.key: {**headline(f), "detail": asdict(f)} for f in figures},
         "table": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_figures(args.out, payload)
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import os
 import platform
@@ -139,3 +140,24 @@ def describe_machine() -> dict[str, object]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
+
+
+def write_figures(path: Path, payload: dict) -> None:
+    """Write a benchmark's JSON of figures (creating its folder) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+def announce_machine(extra: str = "") -> tuple[dict[str, object], float]:
+    """Quiet transformers' logging, describe the machine, print it; return it and the load average."""
+    transformers.logging.set_verbosity_error()
+    machine = describe_machine()
+    load = os.getloadavg()[0]
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu']}, "
+        f"torch {machine['torch']} ({machine['torch_threads']} threads), "
+        f"transformers {machine['transformers']}{extra}; load average {load:.2f}",
+        flush=True,
+    )
+    return machine, load

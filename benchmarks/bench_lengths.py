@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import statistics
 import sys
@@ -49,7 +48,13 @@ from pathlib import Path
 
 import torch
 import transformers
-from bench_corpus import describe_machine, minilm_classifier, minilm_folder, read_news_articles
+from bench_corpus import (
+    announce_machine,
+    minilm_classifier,
+    minilm_folder,
+    read_news_articles,
+    write_figures,
+)
 from bench_peers import IG_STEPS, gradient_seconds
 from method_overhead import BatchWork, floor_kwargs, run_floor
 
@@ -404,15 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Sweep every model, print the tables, write the JSON."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    machine = describe_machine()
-    load_start = os.getloadavg()
-    print(
-        f"machine: {machine['cpu']}, {machine['cores']} cores, GPU {machine['gpu']}, "
-        f"torch {machine['torch']} ({machine['torch_threads']} threads); {args.device}, {args.dtype}; "
-        f"load average {load_start[0]:.2f}",
-        flush=True,
-    )
+    machine, load_start = announce_machine(f"; {args.device}, {args.dtype}")
     for method in args.methods:
         print(describe_plan(method, args.plans[method]), flush=True)
     articles = read_news_articles()
@@ -440,9 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": [asdict(s) for s in sweeps],
         "table": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_figures(args.out, payload)
     return 0
 
 

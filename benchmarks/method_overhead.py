@@ -28,7 +28,6 @@ run from a few tokens to the 512-token cap.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -38,8 +37,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import transformers
-from bench_corpus import Corpus, build_corpus, describe_machine, load_default_lm, load_minilm_classifier
+from bench_corpus import (
+    Corpus,
+    announce_machine,
+    build_corpus,
+    load_default_lm,
+    load_minilm_classifier,
+    write_figures,
+)
 
 import normxlogit
 from normxlogit.api import DEFAULT_BATCH_TOKENS
@@ -288,14 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark for both models, print the table, write the JSON."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    machine = describe_machine()
-    load_start = os.getloadavg()
-    print(
-        f"machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-        f"({machine['torch_threads']} threads), transformers {machine['transformers']}; "
-        f"load average {load_start[0]:.2f}"
-    )
+    machine, load_start = announce_machine()
     corpus = build_corpus(args.docs, args.seed)
     print(f"corpus: {corpus.tweets} tweets + {corpus.news} news articles (seed {corpus.seed})")
     models: list[tuple[str, Callable[[], ScoringModel]]] = [
@@ -338,9 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "contention_warning": warning,
         "results": [asdict(r) for r in results],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_figures(args.out, payload)
     return 0
 
 

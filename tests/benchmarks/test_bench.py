@@ -8,22 +8,14 @@ files those runs wrote.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench(request):
-    """The benchmark modules, imported as ``python benchmarks/bench.py`` would."""
-    sys.path.insert(0, str(BENCHMARKS))
-    request.addfinalizer(lambda: sys.path.remove(str(BENCHMARKS)))
-    import bench as module
-
-    return module
+def bench(benchmark_module):
+    """``benchmarks/bench.py``."""
+    return benchmark_module("bench")
 
 
 def test_spread_by_length_covers_shortest_to_longest(bench):

@@ -8,25 +8,17 @@ JSON holds every method at every length.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import normxlogit
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bl(request):
-    """The benchmark module, imported as ``python benchmarks/bench_lengths.py`` would."""
-    sys.path.insert(0, str(BENCHMARKS))
-    request.addfinalizer(lambda: sys.path.remove(str(BENCHMARKS)))
-    import bench_lengths as module
-
-    return module
+def bl(benchmark_module):
+    """``benchmarks/bench_lengths.py``."""
+    return benchmark_module("bench_lengths")
 
 
 def test_largest_batch_doubles_to_the_last_size_that_fits(bl):
