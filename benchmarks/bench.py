@@ -461,7 +461,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny sizes, 64-token texts, one repeat: checks it runs"
     )
     p.add_argument("--models", default="smollm2,minilm", help="comma-separated: smollm2, minilm")
-    p.add_argument("--docs", type=int, help="timing corpus size (default 256; quick 20)")
+    p.add_argument(
+        "--docs",
+        type=int,
+        help="timing corpus size (default 256; quick 20). Up to annotate's --docs-per-batch (256) "
+        "floor, API and pipeline form the same batches; above it the pipeline plans each 256-doc "
+        "batch apart, the floor the whole corpus (better bucketing: a harder floor)",
+    )
     p.add_argument("--repeats", type=int, help="floor/API passes (default 3; quick 1)")
     p.add_argument("--pipeline-repeats", type=int, help="annotate runs of each size (default 3; quick 1)")
     p.add_argument("--gxi-docs", type=int, help="docs for the gradient x input peer (default 64; quick 4)")
