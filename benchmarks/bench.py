@@ -18,9 +18,11 @@ by side in one run on one machine, so that the ratios, not the absolute times, a
 6. peak RSS of ``annotate`` over N and 10N documents (the same N texts repeated ten times, so the
    forward batches are the same and only the corpus size differs).
 
-Floor and API run slice by slice of the same batches, interleaved and ``--repeats`` times, and
-the fastest run of each slice counts (contention on a shared machine only ever adds time);
-gradient x input is interleaved with NormXLogit likewise; pipeline runs are repeated too.
+A shared machine's speed drifts over minutes, so each repeat (``--repeats``) times the floor and
+the API slice by slice of the same batches (interleaved, the order alternating) and then the two
+``annotate`` runs, and each ratio is the median over repeats of that repeat's own ratio.
+NormXLogit and gradient x input are interleaved likewise (fastest of each); Integrated Gradients,
+whose margin dwarfs the noise, runs once.
 
     python benchmarks/bench.py [--quick] [--models smollm2,minilm] [--out FILE.json]
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -82,7 +85,6 @@ class Settings:
 
     docs: int
     repeats: int
-    pipeline_repeats: int
     gxi_docs: int
     ig_docs: int
     memory_docs: int
@@ -215,36 +217,77 @@ def slice_plan(sm: ScoringModel, texts: Sequence[str], cfg: Settings, slices: in
     return out
 
 
-def measure_floor_and_api(sm: ScoringModel, texts: Sequence[str], cfg: Settings):
-    """Floor and API over ``texts`` in the same batches, interleaved slice by slice.
-
-    Each slice of the plan runs as floor and as API back to back, the order alternating between
-    slices and repeats, so that a slow spell of a shared machine hits both alike; the figure for
-    each is its fastest repeat.
-    """
-    slices = slice_plan(sm, texts, cfg, SLICES)
-    run_floor(sm, slices[0].work[0])  # warm-up: first kernels and allocations
-    floor = [[] for _ in slices]
-    api = [[] for _ in slices]
-    for rep in range(cfg.repeats):
-        for k, sl in enumerate(slices):
-            runs = [
-                (floor[k], lambda s=sl: [run_floor(sm, b) for b in s.work]),
-                (
-                    api[k],
-                    lambda s=sl: normxlogit.score(
-                        sm, s.texts, max_length=cfg.max_length, batch_tokens=cfg.batch_tokens
-                    ),
+def time_slices(sm: ScoringModel, slices: Sequence[Slice], cfg: Settings, rep: int) -> tuple[float, float]:
+    """One repeat of floor and API over every slice, back to back per slice, the order
+    alternating between slices and repeats; returns the (floor, API) totals in seconds."""
+    floor = api = 0.0
+    for k, sl in enumerate(slices):
+        runs = [
+            ("floor", lambda s=sl: [run_floor(sm, b) for b in s.work]),
+            (
+                "api",
+                lambda s=sl: normxlogit.score(
+                    sm, s.texts, max_length=cfg.max_length, batch_tokens=cfg.batch_tokens
                 ),
-            ]
-            for times, fn in runs if (rep + k) % 2 == 0 else runs[::-1]:
-                times.append(fastest(fn, 1)[0])
-    work = [b for sl in slices for b in sl.work]
-    # One figure per repeat, the total of its slices; the fastest repeat counts, as for the
-    # pipeline runs it is compared with (a sum of per-slice minimums would flatter the floor).
-    floor_s = min(map(sum, zip(*floor)))
-    api_s = min(map(sum, zip(*api)))
-    return work, floor_s, api_s, {"floor": floor, "api": api}
+            ),
+        ]
+        for which, fn in runs if (rep + k) % 2 == 0 else runs[::-1]:
+            seconds = fastest(fn, 1)[0]
+            floor, api = (floor + seconds, api) if which == "floor" else (floor, api + seconds)
+    return floor, api
+
+
+@dataclass
+class Throughput:
+    """Floor, API and pipeline measured in the same repeats, each repeat's ratios paired.
+
+    A shared machine drifts over minutes, so every repeat times the floor, the API and both
+    pipeline runs close together, and each ratio is the median over repeats of that repeat's own
+    ratio (a slow spell then moves both sides of a ratio).
+    """
+
+    work: list[BatchWork]
+    floor_s: list[float]
+    api_s: list[float]
+    small: list[PipelineRun]
+    large: list[PipelineRun]
+
+    @property
+    def real_tokens(self) -> int:
+        return sum(b.real_tokens for b in self.work)
+
+    def api_vs_floor(self) -> float:
+        return statistics.median(f / a for f, a in zip(self.floor_s, self.api_s))
+
+    def pipeline_steady(self) -> list[float]:
+        return [steady_tokens_per_s(s, la) for s, la in zip(self.small, self.large)]
+
+    def pipeline_vs_floor(self) -> float:
+        floors = (self.real_tokens / f for f in self.floor_s)
+        return statistics.median(p / f for p, f in zip(self.pipeline_steady(), floors))
+
+
+def measure_throughput(case: ModelCase, sm: ScoringModel, corpus: Corpus, cfg: Settings) -> Throughput:
+    """``cfg.repeats`` repeats of: floor and API slice by slice, then the small and the large
+    ``annotate`` runs (order alternating)."""
+    slices = slice_plan(sm, corpus.texts, cfg, SLICES)
+    run_floor(sm, slices[0].work[0])  # warm-up: first kernels and allocations
+    folder = cfg.work_dir / case.key
+    sources = {
+        "small": write_jsonl(folder / "small.jsonl", corpus.texts[: cfg.small_docs]),
+        "large": write_jsonl(folder / "large.jsonl", corpus.texts),
+    }
+    out = Throughput([b for sl in slices for b in sl.work], [], [], [], [])
+    for rep in range(cfg.repeats):
+        floor, api = time_slices(sm, slices, cfg, rep)
+        out.floor_s.append(floor)
+        out.api_s.append(api)
+        for which in ("small", "large") if rep % 2 == 0 else ("large", "small"):
+            run = run_annotate(
+                sources[which], folder / f"out-{which}", cfg.annotate_args(case), folder / f"{which}.log"
+            )
+            getattr(out, which).append(run)
+    return out
 
 
 def measure_peers(case: ModelCase, sm: ScoringModel, texts, encoded, cfg: Settings) -> dict:
@@ -302,22 +345,6 @@ def measure_peers(case: ModelCase, sm: ScoringModel, texts, encoded, cfg: Settin
     return out
 
 
-def measure_pipeline(case: ModelCase, corpus: Corpus, cfg: Settings):
-    """The small and large timing runs, fastest of ``pipeline_repeats`` each."""
-    folder = cfg.work_dir / case.key
-    sources = {
-        "small": write_jsonl(folder / "small.jsonl", corpus.texts[: cfg.small_docs]),
-        "large": write_jsonl(folder / "large.jsonl", corpus.texts),
-    }
-    runs: dict[str, list[PipelineRun]] = {"small": [], "large": []}
-    for _ in range(cfg.pipeline_repeats):
-        for which, source in sources.items():
-            out, log = folder / f"out-{which}", folder / f"{which}.log"
-            runs[which].append(run_annotate(source, out, cfg.annotate_args(case), log))
-    best = {which: min(r, key=lambda run: run.seconds) for which, r in runs.items()}
-    return best["small"], best["large"], {k: [asdict(r) for r in v] for k, v in runs.items()}
-
-
 def measure_memory(case: ModelCase, corpus: Corpus, cfg: Settings) -> dict:
     """Peak RSS of ``annotate`` over N documents and over the same N repeated ten times.
 
@@ -354,15 +381,14 @@ def measure_model(case: ModelCase, corpus: Corpus, cfg: Settings) -> ModelFigure
     def log(msg: str) -> None:
         print(f"[{case.key}] {msg}", flush=True)
 
-    log(f"floor and API, {len(corpus.texts)} docs x {cfg.repeats} repeats")
-    work, floor_s, api_s, timings = measure_floor_and_api(sm, corpus.texts, cfg)
+    log(f"floor, API and pipeline ({cfg.small_docs} and {len(corpus.texts)} docs), {cfg.repeats} repeats")
+    tp = measure_throughput(case, sm, corpus, cfg)
     encoded = normxlogit.encode_texts(sm, corpus.texts, max_length=cfg.max_length)
     real = sum(len(e) for e in encoded)
-    assert real == sum(b.real_tokens for b in work)
+    assert real == tp.real_tokens
     lengths = [len(e) for e in encoded]
-    log(f"pipeline, {cfg.small_docs} and {len(corpus.texts)} docs x {cfg.pipeline_repeats}")
-    small, large, pipeline_timings = measure_pipeline(case, corpus, cfg)
-    steady = steady_tokens_per_s(small, large)
+    floor_s, api_s = statistics.median(tp.floor_s), statistics.median(tp.api_s)
+    large = tp.large[0]
     log(f"peers: gradient x input on {cfg.gxi_docs} docs, Integrated Gradients on {cfg.ig_docs}")
     peers = measure_peers(case, sm, corpus.texts, encoded, cfg)
     log(f"memory: {cfg.memory_docs} and {10 * cfg.memory_docs} docs")
@@ -376,20 +402,25 @@ def measure_model(case: ModelCase, corpus: Corpus, cfg: Settings) -> ModelFigure
         length_min=min(lengths),
         length_median=float(np.median(lengths)),
         length_max=max(lengths),
-        forward_batches=len(work),
+        forward_batches=len(tp.work),
         floor_s=floor_s,
         floor_tokens_per_s=real / floor_s,
         api_s=api_s,
         api_tokens_per_s=real / api_s,
-        api_vs_floor=floor_s / api_s,
-        pipeline_small=asdict(small),
+        api_vs_floor=tp.api_vs_floor(),
+        pipeline_small=asdict(tp.small[0]),
         pipeline_large=asdict(large),
-        pipeline_steady_tokens_per_s=steady,
-        pipeline_vs_floor=steady / (real / floor_s),
+        pipeline_steady_tokens_per_s=statistics.median(tp.pipeline_steady()),
+        pipeline_vs_floor=tp.pipeline_vs_floor(),
         padding_ratio=large.padded_tokens / large.tokens,
         peers=peers,
         memory=memory,
-        timings={**timings, "pipeline": pipeline_timings},
+        timings={
+            "floor": tp.floor_s,
+            "api": tp.api_s,
+            "pipeline": {"small": [asdict(r) for r in tp.small], "large": [asdict(r) for r in tp.large]},
+            "pipeline_steady_tokens_per_s": tp.pipeline_steady(),
+        },
     )
 
 
@@ -468,8 +499,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "floor, API and pipeline form the same batches; above it the pipeline plans each 256-doc "
         "batch apart, the floor the whole corpus (better bucketing: a harder floor)",
     )
-    p.add_argument("--repeats", type=int, help="floor/API passes (default 3; quick 1)")
-    p.add_argument("--pipeline-repeats", type=int, help="annotate runs of each size (default 3; quick 1)")
+    p.add_argument("--repeats", type=int, help="repeats of floor, API and pipeline runs (default 3; quick 1)")
     p.add_argument("--gxi-docs", type=int, help="docs for the gradient x input peer (default 64; quick 4)")
     p.add_argument("--ig-docs", type=int, help="docs for the Integrated Gradients peers (default 6; quick 2)")
     p.add_argument("--memory-docs", type=int, help="N of the N vs 10N memory runs (default 32; quick 4)")
@@ -496,7 +526,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.settings = Settings(
         docs=args.docs or (20 if quick else 256),
         repeats=args.repeats or (1 if quick else 3),
-        pipeline_repeats=args.pipeline_repeats or (1 if quick else 3),
         gxi_docs=args.gxi_docs or (4 if quick else 64),
         ig_docs=args.ig_docs or (2 if quick else 6),
         memory_docs=args.memory_docs or (4 if quick else 32),
