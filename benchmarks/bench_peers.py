@@ -19,13 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 import normxlogit
-from normxlogit.baselines import gradient_scores, pooled_logits_function
+from normxlogit.baselines import encoded_gradient_scores
 from normxlogit.encoding import EncodedText
+from normxlogit.evaluation import predict_rows
 from normxlogit.loading import ScoringModel
-from normxlogit.scoring import pad_batch, plan_batches
+from normxlogit.scoring import plan_batches
 
 IG_STEPS = 50
 
@@ -37,18 +39,9 @@ def predict(sm: ScoringModel, texts: Sequence[str], max_length: int, batch_token
         (encoded texts, predicted class or next-token id of each).
     """
     encoded = normxlogit.encode_texts(sm, texts, max_length=max_length)
-    forward = pooled_logits_function(sm)
-    predictions = [0] * len(encoded)
-    with torch.inference_mode():
-        for idx in plan_batches([len(e) for e in encoded], batch_tokens):
-            texts_ = [encoded[i] for i in idx]
-            padded = pad_batch(texts_, sm.pad_id, sm.padding_side)
-            embeds = sm.model.get_input_embeddings()(padded.input_ids.to(sm.device))
-            pooled = torch.tensor([e.pooled_position for e in texts_]) + padded.shift
-            logits = forward(embeds, padded.attention_mask.to(sm.device), pooled.to(sm.device))
-            for i, y in zip(idx, logits.argmax(-1).tolist()):
-                predictions[i] = y
-    return encoded, predictions
+    rows = [e.input_ids for e in encoded]
+    _, predictions = predict_rows(sm, rows, np.zeros(len(rows), dtype=np.int64), batch_tokens)
+    return encoded, predictions.tolist()
 
 
 def gradient_seconds(
@@ -65,19 +58,13 @@ def gradient_seconds(
     """
     start = time.perf_counter()
     for idx in plan_batches([len(e) for e in encoded], batch_tokens):
-        texts = [encoded[i] for i in idx]
-        padded = pad_batch(texts, sm.pad_id, sm.padding_side)
-        pooled = torch.tensor([e.pooled_position for e in texts]) + padded.shift
-        width = padded.input_ids.shape[1]
-        gradient_scores(
+        encoded_gradient_scores(
             sm,
             method,
-            padded.input_ids,
-            padded.attention_mask,
-            pooled,
-            torch.tensor([targets[i] for i in idx]),
+            [encoded[i] for i in idx],
+            [targets[i] for i in idx],
+            batch_tokens=batch_tokens,
             ig_steps=IG_STEPS,
-            internal_batch_size=max(1, batch_tokens // width),
         )
     return time.perf_counter() - start
 

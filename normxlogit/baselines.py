@@ -15,11 +15,14 @@ gradient method is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
+from normxlogit.encoding import EncodedText
 from normxlogit.loading import ScoringModel
+from normxlogit.scoring import pad_batch
 
 GRADIENT_METHODS: tuple[str, ...] = ("gradient_norm", "gradient_x_input", "integrated_gradients")
 INSTALL_HINT = 'pip install "normxlogit[eval]"'
@@ -115,3 +118,35 @@ def gradient_scores(
         else:
             raise ValueError(f"unknown gradient method {method!r}; choose from {', '.join(GRADIENT_METHODS)}")
     return out.detach().float().abs().sum(-1)
+
+
+def encoded_gradient_scores(
+    sm: ScoringModel,
+    method: str,
+    batch: Sequence[EncodedText],
+    targets: Sequence[int] | np.ndarray,
+    *,
+    batch_tokens: int,
+    ig_steps: int = 50,
+) -> list[np.ndarray]:
+    """``gradient_scores`` for encoded texts, padded (right) into one batch.
+
+    Integrated Gradients runs its steps in internal batches of at most ``batch_tokens`` padded
+    positions.
+
+    Returns:
+        Per text, its (n,) float32 token scores.
+    """
+    padded = pad_batch(batch, sm.pad_id, "right")
+    grad = gradient_scores(
+        sm,
+        method,
+        padded.input_ids,
+        padded.attention_mask,
+        torch.tensor([e.pooled_position for e in batch]),
+        torch.as_tensor(np.asarray(targets, dtype=np.int64)),
+        ig_steps=ig_steps,
+        internal_batch_size=max(1, batch_tokens // padded.input_ids.shape[1]),
+    )
+    grad = grad.cpu().numpy()
+    return [grad[b, : len(e)] for b, e in enumerate(batch)]

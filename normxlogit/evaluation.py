@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from normxlogit.baselines import GRADIENT_METHODS, gradient_scores, require_captum
+from normxlogit.baselines import GRADIENT_METHODS, encoded_gradient_scores, require_captum
 from normxlogit.encoding import EncodedText
 from normxlogit.faithfulness import (
     DocFaithfulness,
@@ -27,7 +27,7 @@ from normxlogit.faithfulness import (
 )
 from normxlogit.heads import is_regression
 from normxlogit.loading import ScoringModel
-from normxlogit.scoring import pad_batch, plan_batches, score_batch
+from normxlogit.scoring import plan_batches, score_batch
 
 OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
 METHODS: tuple[str, ...] = (*OWN_METHODS, "random", *GRADIENT_METHODS)
@@ -101,27 +101,10 @@ def method_scores(
         "norm": [a.norm for a in atts],
         "random": [seeded_scores(len(e), opts.seed, d) for e, d in zip(batch, doc_ids)],
     }
-    gradient = [m for m in opts.methods if m in GRADIENT_METHODS]
-    if gradient:
-        padded = pad_batch(batch, sm.pad_id, "right")
-        pooled = torch.tensor([e.pooled_position for e in batch])
-        rows = max(1, opts.batch_tokens // padded.input_ids.shape[1])
-        for method in gradient:
-            grad = (
-                gradient_scores(
-                    sm,
-                    method,
-                    padded.input_ids,
-                    padded.attention_mask,
-                    pooled,
-                    torch.from_numpy(predictions),
-                    ig_steps=opts.ig_steps,
-                    internal_batch_size=rows,
-                )
-                .cpu()
-                .numpy()
-            )
-            per_method[method] = [grad[b, : len(e)] for b, e in enumerate(batch)]
+    for method in (m for m in opts.methods if m in GRADIENT_METHODS):
+        per_method[method] = encoded_gradient_scores(
+            sm, method, batch, predictions, batch_tokens=opts.batch_tokens, ig_steps=opts.ig_steps
+        )
     scores = [np.stack([per_method[m][b] for m in opts.methods]) for b in range(len(batch))]
     return scores, predictions, np.array([a.prediction_prob for a in atts], dtype=np.float64)
 
