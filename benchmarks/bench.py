@@ -34,7 +34,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,7 @@ from bench_corpus import (
 )
 from bench_peers import gradient_seconds, llm_attribution_seconds, predict
 from bench_pipeline import PipelineRun, run_annotate, steady_tokens_per_s, write_jsonl
-from method_overhead import BatchWork, plan_work, run_floor
+from method_overhead import BatchWork, plan_work, run_floor, timed
 
 import normxlogit
 from normxlogit.api import DEFAULT_BATCH_TOKENS
@@ -159,16 +159,6 @@ def model_cases(keys: Sequence[str], seed: int) -> list[ModelCase]:
     return [known[k]() for k in keys]
 
 
-def fastest(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
-    """The fastest wall time of ``repeats`` calls, and all of them."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times), times
-
-
 def spread_by_length(lengths: Sequence[int], n: int) -> list[int]:
     """``n`` indices whose lengths spread evenly over the corpus's range (shortest to longest)."""
     order = np.argsort(np.asarray(lengths), kind="stable")
@@ -232,7 +222,7 @@ def time_slices(sm: ScoringModel, slices: Sequence[Slice], cfg: Settings, rep: i
             ),
         ]
         for which, fn in runs if (rep + k) % 2 == 0 else runs[::-1]:
-            seconds = fastest(fn, 1)[0]
+            seconds = timed(fn).wall
             floor, api = (floor + seconds, api) if which == "floor" else (floor, api + seconds)
     return floor, api
 
@@ -324,7 +314,7 @@ def measure_peers(case: ModelCase, sm: ScoringModel, texts, encoded, cfg: Settin
         for rep in range(cfg.repeats):
             runs = [(ours_times, ours)] + ([(peer_times, peer)] if rep == 0 or label == "gxi" else [])
             for times, fn in runs if rep % 2 == 0 else runs[::-1]:
-                times.append(fastest(fn, 1)[0])
+                times.append(timed(fn).wall)
         mine, theirs, attribution = min(ours_times), min(peer_times), min(attribution_s)
         block = {"docs": len(sub_texts), "tokens": sum(len(e) for e in sub_encoded), "normxlogit_s": mine}
         block[f"captum_{method}_s"] = theirs
