@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from normxlogit.encoding import EncodedText, RecordError, encode_batch
+from normxlogit.encoding import EncodedText, RecordError
+from normxlogit.engine import DEFAULT_BATCH_TOKENS, BatchEngine, EngineOptions, ScoredBatch
 from normxlogit.loading import ModelInfo, ScoringModel, load_model
-from normxlogit.result import TextAttribution, describe
-from normxlogit.scoring import plan_batches, score_batch
-
-DEFAULT_BATCH_TOKENS = 8192
+from normxlogit.result import TextAttribution
 
 
 class LayerError(ValueError):
@@ -43,10 +41,7 @@ def encode_texts(
     Raises:
         normxlogit.RecordError: the first text that cannot be scored (e.g. no mask token).
     """
-    limit = min(max_length or sm.max_length, sm.max_length)
-    encoded = encode_batch(
-        texts, sm.tokenizer, sm.model, sm.adapter, max_length=limit, targets=targets, foil=foil
-    )
+    encoded = BatchEngine(sm, EngineOptions(max_length=max_length, foil=foil)).encode(texts, targets)
     for item in encoded:
         if isinstance(item, RecordError):
             raise item
@@ -64,12 +59,20 @@ def score_encoded(
 
     Returns:
         One ``Attribution`` per input, in input order.
+
+    Raises:
+        normxlogit.RecordError: ``model_error`` when the model fails on a text on its own.
     """
-    out: list = [None] * len(encoded)
-    for idx in plan_batches([len(e) for e in encoded], batch_tokens):
-        for i, att in zip(idx, score_batch(sm, [encoded[i] for i in idx], layers)):
-            out[i] = att
-    return out
+    scored = BatchEngine(sm, EngineOptions(layers=tuple(layers), batch_tokens=batch_tokens)).score_encoded(
+        encoded
+    )
+    _raise_first(scored)
+    return [scored.attribution(d) for d in range(len(scored.index))]
+
+
+def _raise_first(scored: ScoredBatch) -> None:
+    if scored.errors:
+        raise scored.errors[min(scored.errors)]
 
 
 def score(
@@ -106,7 +109,9 @@ def score(
     texts = [texts] if isinstance(texts, str) else list(texts)
     if targets is None:
         targets = [target] * len(texts)
-    layers = validate_layers(sm, layers)
-    encoded = encode_texts(sm, texts, targets=targets, foil=foil, max_length=max_length)
-    atts = score_encoded(sm, encoded, layers=layers, batch_tokens=batch_tokens)
-    return [describe(sm, t, e, a, layers) for t, e, a in zip(texts, encoded, atts)]
+    options = EngineOptions(
+        max_length=max_length, foil=foil, layers=validate_layers(sm, layers), batch_tokens=batch_tokens
+    )
+    scored = BatchEngine(sm, options).score(texts, targets)
+    _raise_first(scored)
+    return scored.results(sm, texts)

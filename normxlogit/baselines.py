@@ -22,7 +22,7 @@ import torch
 
 from normxlogit.encoding import EncodedText
 from normxlogit.loading import ScoringModel
-from normxlogit.scoring import pad_batch
+from normxlogit.scoring import forward_base, pad_batch
 
 GRADIENT_METHODS: tuple[str, ...] = ("gradient_norm", "gradient_x_input", "integrated_gradients")
 INSTALL_HINT = 'pip install "normxlogit[eval]"'
@@ -53,10 +53,7 @@ def pooled_logits_function(sm: ScoringModel) -> Callable[..., torch.Tensor]:
     model, adapter = sm.model, sm.adapter
 
     def forward(embeds: torch.Tensor, attention_mask: torch.Tensor, pooled_pos: torch.Tensor) -> torch.Tensor:
-        kwargs = {"inputs_embeds": embeds, "attention_mask": attention_mask}
-        if adapter.position_ids:
-            kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        final = sm.base(**kwargs).last_hidden_state
+        final = forward_base(sm, attention_mask, inputs_embeds=embeds).last_hidden_state
         rows = torch.arange(final.shape[0], device=final.device)
         return adapter.class_logits(model, final[rows, pooled_pos])
 

@@ -33,6 +33,11 @@ class RecordError(ValueError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self):
+        # Exceptions pickle as type(*args); ours takes the reason too (it crosses process
+        # boundaries inside the engine's results when Beam shares the model).
+        return type(self), (self.reason, str(self))
+
 
 @dataclass
 class EncodedText:

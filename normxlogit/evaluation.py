@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from normxlogit.baselines import GRADIENT_METHODS, encoded_gradient_scores, require_captum
-from normxlogit.encoding import EncodedText
+from normxlogit.encoding import EncodedText, RecordError
+from normxlogit.engine import MODEL_ERROR, BatchEngine, run_planned
 from normxlogit.faithfulness import (
     DocFaithfulness,
     doc_faithfulness,
@@ -27,7 +28,7 @@ from normxlogit.faithfulness import (
 )
 from normxlogit.heads import is_regression
 from normxlogit.loading import ScoringModel
-from normxlogit.scoring import plan_batches, score_batch
+from normxlogit.scoring import forward_base, plan_batches, score_batch
 
 OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
 METHODS: tuple[str, ...] = (*OWN_METHODS, "random", *GRADIENT_METHODS)
@@ -129,10 +130,7 @@ def predict_rows(
         ids = torch.full((len(group), int(lengths.max())), sm.pad_id, dtype=torch.long)
         mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
         ids[mask] = torch.from_numpy(np.concatenate([rows[i] for i in group]))
-        kwargs = {"input_ids": ids.to(sm.device), "attention_mask": mask.long().to(sm.device)}
-        if sm.adapter.position_ids:
-            kwargs["position_ids"] = (kwargs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-        final = sm.base(**kwargs).last_hidden_state
+        final = forward_base(sm, mask.long().to(sm.device), input_ids=ids.to(sm.device)).last_hidden_state
         pooled = lengths - 1 if sm.adapter.pooling == "last" else torch.zeros_like(lengths)
         logits = sm.adapter.class_logits(sm.model, final[torch.arange(len(group)), pooled.to(sm.device)])
         probs = torch.softmax(logits.float(), dim=-1)
@@ -176,3 +174,42 @@ def evaluate_batch(
     return [
         doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])) for b in range(len(batch))
     ]
+
+
+def evaluate_encoded(
+    engine: BatchEngine,
+    items: Sequence[EncodedText | RecordError],
+    golds: Sequence[int | None],
+    doc_ids: Sequence[str],
+    opts: EvaluationOptions,
+) -> list[DocFaithfulness | RecordError]:
+    """``evaluate_batch`` over a whole batch in length buckets, split and retried on failure.
+
+    Args:
+        engine: the batch engine (its ``batch_tokens`` is ignored: ``opts.batch_tokens`` plans).
+        items: encoded texts, or the ``RecordError`` that stops one (kept as it is).
+        golds: gold label per item (None where ``items`` holds an error).
+
+    Returns:
+        Per item, its ``DocFaithfulness`` or a ``RecordError`` (``model_error`` when the model
+        failed on the text alone).
+    """
+    out: list = list(items)
+    keys = [i for i, e in enumerate(items) if not isinstance(e, RecordError)]
+    planned = run_planned(
+        [len(items[k]) for k in keys],
+        opts.batch_tokens,
+        lambda idx: evaluate_batch(
+            engine.model,
+            [items[keys[i]] for i in idx],
+            [golds[keys[i]] for i in idx],
+            [doc_ids[keys[i]] for i in idx],
+            opts,
+        ),
+    )
+    for idx, results in planned.groups:
+        for i, result in zip(idx, results):
+            out[keys[i]] = result
+    for i, err in planned.failed.items():
+        out[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,8 +59,21 @@ class ScoringModel:
     device: torch.device
     padding_side: str
     info: ModelInfo
+    # Held by every forward pass (``scoring.forward_base``): one at a time per model, so threads
+    # that share a model overlap their host work with its forward passes, never two batches'
+    # activations on the device.
+    lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
     # Decoded text of each token id asked for so far; at most one entry per vocabulary item.
     _token_labels: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["lock"]  # locks do not pickle; a copy gets its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
 
     def token_label(self, token_id: int) -> str:
         """Decoded text of one token id (e.g. ' Paris'), decoded once per id and model."""

@@ -6,9 +6,13 @@ any single row is self-describing and a Parquet reader can filter without joins.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
+from normxlogit.engine import ScoredBatch
 from normxlogit.result import TextAttribution
 
 _BASE_FIELDS = [
@@ -44,42 +48,147 @@ def token_schema(with_layers: bool = False) -> pa.Schema:
     return pa.schema(_BASE_FIELDS + (_LAYER_FIELDS if with_layers else []))
 
 
+_DOCUMENT_FIELDS = [
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("n_tokens", pa.int32(), nullable=False),
+    pa.field("truncated", pa.bool_(), nullable=False),
+    pa.field("target", pa.string(), nullable=False),
+    pa.field("prediction", pa.string(), nullable=False),
+    pa.field("prediction_prob", pa.float32()),
+]
+
+
+def document_schema() -> pa.Schema:
+    """The Arrow schema of document rows: one row per annotated document."""
+    return pa.schema(_DOCUMENT_FIELDS)
+
+
+def _ids(values: np.ndarray) -> pa.Array:
+    """int32 ids with -1 (none) as null."""
+    values = np.asarray(values)
+    return pa.array(values.astype(np.int32), mask=values < 0)
+
+
+def _doc_columns(scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str]) -> dict[str, pa.Array]:
+    """Per-document values of a scored batch, one entry per scored text."""
+    pred = scored.prediction_id
+    return {
+        "doc_id": pa.array(doc_ids, type=pa.string()),
+        "source": pa.array(sources, type=pa.string()),
+        "target": pa.array(scored.target, type=pa.string()),
+        "target_id": pa.array(scored.target_id.astype(np.int32)),
+        "foil": pa.array(scored.foil, type=pa.string()),
+        "foil_id": _ids(scored.foil_id),
+        "prediction": pa.array(scored.prediction, type=pa.string()),
+        "prediction_id": _ids(pred),
+        "prediction_prob": pa.array(scored.prediction_prob.astype(np.float32), mask=pred < 0),
+        "truncated": pa.array([e.truncated for e in scored.encoded], type=pa.bool_()),
+    }
+
+
+def token_rows(
+    scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str], with_layers: bool = False
+) -> pa.RecordBatch:
+    """All token rows of a scored batch as one Arrow record batch (``token_schema``).
+
+    Args:
+        scored: the engine's results; rows follow its scored texts in order.
+        doc_ids, sources: one per scored text (``scored.index`` order).
+        with_layers: add the layer-wise list columns.
+    """
+    enc = scored.encoded
+    n = scored.tokens
+    docs = _doc_columns(scored, doc_ids, sources)
+    owner = pa.array(np.repeat(np.arange(len(enc), dtype=np.int32), scored.lengths))
+    per_token = {name: docs[name].take(owner) for name in docs}
+    if enc:
+        offsets = np.concatenate([e.offsets for e in enc])
+        word = np.concatenate([e.word_index for e in enc])
+        ids = np.concatenate([e.input_ids for e in enc]).astype(np.int32)
+        special = np.concatenate([e.special for e in enc])
+    else:
+        offsets, word, ids, special = (
+            np.zeros((0, 2), np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0, bool),
+        )
+    starts = np.repeat(np.cumsum(scored.lengths) - scored.lengths, scored.lengths)
+    columns = [
+        per_token["doc_id"],
+        per_token["source"],
+        pa.array((np.arange(n) - starts).astype(np.int32)),
+        pa.array(ids),
+        pa.array(list(itertools.chain.from_iterable(e.tokens for e in enc)), type=pa.string()),
+        pa.array(offsets[:, 0].astype(np.int32)),
+        pa.array(offsets[:, 1].astype(np.int32)),
+        pa.array(word.astype(np.int32), mask=word < 0),
+        pa.array(special, type=pa.bool_()),
+        pa.array(scored.norm),
+        pa.array(scored.logat),
+        pa.array(scored.score),
+        *(
+            per_token[name]
+            for name in ("target", "target_id", "foil", "foil_id", "prediction", "prediction_id")
+        ),
+        per_token["prediction_prob"],
+        per_token["truncated"],
+    ]
+    if with_layers:
+        layer_logat = scored.layer_logat
+        width = layer_logat.shape[1]
+        list_offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+        layer_scores = layer_logat * scored.norm[:, None]
+        columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_logat.ravel())))
+        columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_scores.ravel())))
+    return pa.RecordBatch.from_arrays(columns, schema=token_schema(with_layers))
+
+
+def document_rows(
+    scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str], texts: Sequence[str]
+) -> pa.RecordBatch:
+    """One row per scored text (``document_schema``); ``texts`` as ``doc_ids``, one per scored text."""
+    docs = _doc_columns(scored, doc_ids, sources)
+    columns = {
+        "doc_id": docs["doc_id"],
+        "source": docs["source"],
+        "text": pa.array(texts, type=pa.string()),
+        "n_tokens": pa.array(scored.lengths.astype(np.int32)),
+        "truncated": docs["truncated"],
+        "target": docs["target"],
+        "prediction": docs["prediction"],
+        "prediction_prob": docs["prediction_prob"],
+    }
+    return pa.RecordBatch.from_arrays(list(columns.values()), schema=document_schema())
+
+
 def to_record_batch(
     result: TextAttribution, doc_id: str, source: str, with_layers: bool = False
 ) -> pa.RecordBatch:
-    """All token rows of one document as one Arrow record batch (columnar, no per-row dicts)."""
-    enc, att = result.encoded, result.attribution
-    n = len(enc)
-
-    def repeat(value, typ):
-        return pa.array(np.repeat(np.array([value], dtype=object), n), type=typ)
-
-    columns = [
-        repeat(doc_id, pa.string()),
-        repeat(source, pa.string()),
-        pa.array(np.arange(n, dtype=np.int32)),
-        pa.array(enc.input_ids.astype(np.int32)),
-        pa.array(enc.tokens, type=pa.string()),
-        pa.array(enc.offsets[:, 0]),
-        pa.array(enc.offsets[:, 1]),
-        pa.array(enc.word_index, mask=enc.word_index < 0),
-        pa.array(enc.special),
-        pa.array(att.norm),
-        pa.array(att.logat),
-        pa.array(att.score),
-        repeat(result.target, pa.string()),
-        repeat(att.target_id, pa.int32()),
-        repeat(result.foil, pa.string()),
-        repeat(att.foil_id, pa.int32()),
-        repeat(result.prediction, pa.string()),
-        repeat(att.prediction_id, pa.int32()),
-        repeat(att.prediction_prob, pa.float32()),
-        repeat(enc.truncated, pa.bool_()),
-    ]
-    if with_layers:
-        width = att.layer_logat.shape[1]
-        offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
-        layer_scores = att.layer_logat * att.norm[:, None]
-        columns.append(pa.ListArray.from_arrays(offsets, pa.array(att.layer_logat.ravel())))
-        columns.append(pa.ListArray.from_arrays(offsets, pa.array(layer_scores.ravel())))
-    return pa.RecordBatch.from_arrays(columns, schema=token_schema(with_layers))
+    """All token rows of one document as one Arrow record batch (``token_rows`` of a one-text batch)."""
+    att = result.attribution
+    regression = att.prediction_id is None
+    one = ScoredBatch(
+        size=1,
+        index=np.zeros(1, np.int64),
+        encoded=[result.encoded],
+        lengths=np.array([len(result.encoded)]),
+        norm=att.norm,
+        logat=att.logat,
+        score=att.score,
+        layer_logat=att.layer_logat,
+        target_id=np.array([att.target_id]),
+        foil_id=np.array([-1 if att.foil_id is None else att.foil_id]),
+        prediction_id=np.array([-1 if regression else att.prediction_id]),
+        prediction_prob=np.array([np.nan if regression else att.prediction_prob], np.float32),
+        prediction_value=np.array([att.prediction_value]),
+        target=[result.target],
+        foil=[result.foil],
+        prediction=[result.prediction],
+        errors={},
+        padded_tokens=len(result.encoded),
+        layers=result.layers,
+    )
+    return token_rows(one, [doc_id], [source], with_layers)

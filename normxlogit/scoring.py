@@ -1,6 +1,6 @@
 """Batched NormXLogit: one forward pass of the base model, the head on every token vector.
 
-``score_batch`` pads a batch of ``EncodedText`` (left or right), runs the base transformer once
+``score_padded`` pads a batch of ``EncodedText`` (left or right), runs the base transformer once
 with a hook that keeps only the layer-0 hidden states (no ``output_hidden_states`` unless
 layer-wise scores are asked for), and applies the family's head adapter to all final token
 vectors in one batched call. Per METHOD.md:
@@ -9,6 +9,9 @@ vectors in one batched call. Per METHOD.md:
     logat_i = H(x_i^L)[y]            (minus H(x_i^L)[foil] with a foil)
             = |H(x_i^L) - H(x_p^L)|  (regression heads)
     score_i = norm_i * logat_i
+
+Results are columnar (``BatchScores``); ``score_batch`` splits them into one ``Attribution`` per text.
+``forward_base`` is the package's one forward pass, shared with the baselines and the metrics.
 """
 
 from __future__ import annotations
@@ -48,6 +51,123 @@ class Attribution:
     prediction_id: int | None
     prediction_prob: float | None
     prediction_value: float
+
+
+@dataclass
+class BatchScores:
+    """Scores of D texts, columnar: per-token arrays hold the texts one after another.
+
+    Attributes:
+        lengths: (D,) tokens per text.
+        norm, logat: (N,) float32, N = lengths.sum().
+        layer_logat: (N, len(layers)) float32, or None.
+        target_id, foil_id, prediction_id: (D,) int64; -1 for no foil / no prediction (regression).
+        prediction_prob: (D,) float32 (NaN for regression).
+        prediction_value: (D,) float64: the regression output, or the prediction's logit.
+        regression: the head is a regression head.
+    """
+
+    lengths: np.ndarray
+    norm: np.ndarray
+    logat: np.ndarray
+    layer_logat: np.ndarray | None
+    target_id: np.ndarray
+    foil_id: np.ndarray
+    prediction_id: np.ndarray
+    prediction_prob: np.ndarray
+    prediction_value: np.ndarray
+    regression: bool = False
+
+    @classmethod
+    def concat(cls, parts: Sequence[BatchScores], layers: bool) -> BatchScores:
+        """The texts of ``parts`` one after another (an empty batch when there are none)."""
+        if not parts:
+            f32, i64 = np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return cls(
+                i64,
+                f32,
+                f32,
+                np.zeros((0, 0), np.float32) if layers else None,
+                i64,
+                i64,
+                i64,
+                f32,
+                np.zeros(0, np.float64),
+            )
+
+        def cat(name: str):
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(
+            lengths=cat("lengths"),
+            norm=cat("norm"),
+            logat=cat("logat"),
+            layer_logat=cat("layer_logat") if layers else None,
+            target_id=cat("target_id"),
+            foil_id=cat("foil_id"),
+            prediction_id=cat("prediction_id"),
+            prediction_prob=cat("prediction_prob"),
+            prediction_value=cat("prediction_value"),
+            regression=parts[0].regression,
+        )
+
+    def reorder(self, perm: np.ndarray) -> BatchScores:
+        """The texts in the order ``perm`` (new text j is old text ``perm[j]``)."""
+        starts = np.cumsum(self.lengths) - self.lengths
+        lengths = self.lengths[perm]
+        new_starts = np.cumsum(lengths) - lengths
+        # Token k of new text j comes from old position starts[perm[j]] + k.
+        gather = np.repeat(starts[perm] - new_starts, lengths) + np.arange(int(lengths.sum()))
+        return BatchScores(
+            lengths=lengths,
+            norm=self.norm[gather],
+            logat=self.logat[gather],
+            layer_logat=None if self.layer_logat is None else self.layer_logat[gather],
+            target_id=self.target_id[perm],
+            foil_id=self.foil_id[perm],
+            prediction_id=self.prediction_id[perm],
+            prediction_prob=self.prediction_prob[perm],
+            prediction_value=self.prediction_value[perm],
+            regression=self.regression,
+        )
+
+    def columns(self) -> dict[str, np.ndarray | None]:
+        """The arrays by name, with ``score = norm * logat``."""
+        return {
+            "lengths": self.lengths,
+            "norm": self.norm,
+            "logat": self.logat,
+            "score": (self.norm * self.logat).astype(np.float32),
+            "layer_logat": self.layer_logat,
+            "target_id": self.target_id,
+            "foil_id": self.foil_id,
+            "prediction_id": self.prediction_id,
+            "prediction_prob": self.prediction_prob,
+            "prediction_value": self.prediction_value,
+        }
+
+    def attributions(self) -> list[Attribution]:
+        """One ``Attribution`` per text (views into the arrays)."""
+        bounds = np.cumsum(self.lengths)[:-1]
+        norm, logat = np.split(self.norm, bounds), np.split(self.logat, bounds)
+        layer = np.split(self.layer_logat, bounds) if self.layer_logat is not None else [None] * len(norm)
+        out = []
+        for d in range(len(self.lengths)):
+            foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
+            out.append(
+                Attribution(
+                    norm=norm[d],
+                    logat=logat[d],
+                    score=(norm[d] * logat[d]).astype(np.float32),
+                    layer_logat=layer[d],
+                    target_id=int(self.target_id[d]),
+                    foil_id=None if foil < 0 else foil,
+                    prediction_id=None if pred < 0 else pred,
+                    prediction_prob=None if pred < 0 else float(self.prediction_prob[d]),
+                    prediction_value=float(self.prediction_value[d]),
+                )
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -118,11 +238,43 @@ class _FirstInputCapture:
             self.value = args[0] if args else kwargs["hidden_states"]
 
 
+def forward_base(
+    sm: ScoringModel,
+    attention_mask: torch.Tensor,
+    *,
+    input_ids: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+    output_hidden_states: bool = False,
+):
+    """One forward pass of the base transformer: the only one in the package.
+
+    Scoring, the gradient baselines and the faithfulness metrics all call it, so every forward pass
+    gets the same position ids (from the attention mask, for decoders padded on the left) and holds
+    the model's lock (one forward pass at a time per model; see ``normxlogit.engine``).
+
+    Args:
+        attention_mask: (B, T) 1 for real tokens, on the model's device.
+        input_ids: (B, T) token ids, or ``inputs_embeds``: (B, T, D) input embeddings.
+
+    Returns:
+        The base model's output (``last_hidden_state``, and ``hidden_states`` when asked for).
+    """
+    kwargs = {"attention_mask": attention_mask}
+    if inputs_embeds is not None:
+        kwargs["inputs_embeds"] = inputs_embeds
+    else:
+        kwargs["input_ids"] = input_ids
+    if sm.adapter.position_ids:
+        kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    if output_hidden_states:
+        kwargs["output_hidden_states"] = True
+    with sm.lock:
+        return sm.base(**kwargs)
+
+
 @torch.inference_mode()
-def score_batch(
-    sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequence[int] = ()
-) -> list[Attribution]:
-    """Score a batch of encoded texts with one forward pass.
+def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequence[int] = ()) -> BatchScores:
+    """Score a batch of encoded texts with one forward pass; columnar results.
 
     Args:
         sm: the loaded model, tokenizer and head adapter.
@@ -130,7 +282,7 @@ def score_batch(
         layers: optional layer numbers 1..L for layer-wise LogAt (``hidden_states[l]``).
 
     Returns:
-        One ``Attribution`` per text, in order. Scores do not depend on the batch or the padding
+        ``BatchScores`` of the texts, in order. Scores do not depend on the batch or the padding
         side (tested).
     """
     model, adapter = sm.model, sm.adapter
@@ -138,17 +290,12 @@ def score_batch(
     ids = padded.input_ids.to(sm.device)
     mask = padded.attention_mask.to(sm.device)
     shift = padded.shift.to(sm.device)
-    kwargs = {"input_ids": ids, "attention_mask": mask}
-    if adapter.position_ids:
-        kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
-    if layers:
-        kwargs["output_hidden_states"] = True
 
     capture = _FirstInputCapture()
     first_layer = sm.base.get_submodule(adapter.layers)[0]
     handle = first_layer.register_forward_pre_hook(capture, with_kwargs=True)
     try:
-        out = sm.base(**kwargs)
+        out = forward_base(sm, mask, input_ids=ids, output_hidden_states=bool(layers))
     finally:
         handle.remove()
     final = out.last_hidden_state  # (B, T, D)
@@ -165,7 +312,7 @@ def score_batch(
         head = adapter.target_logits(model, final, torch.zeros_like(rows)[:, None])[..., 0].float()
         logat = (head - head[rows, pooled_pos][:, None]).abs()
         targets = torch.zeros_like(rows)
-        foils = None
+        foils = torch.full_like(rows, -1)
     else:
         predicted = pooled_logits.argmax(-1)
         targets = torch.tensor(
@@ -192,7 +339,36 @@ def score_batch(
                 )
         layer_logat = torch.stack(per_layer, dim=-1)  # (B, T, len(layers))
 
-    return _unpad(batch, padded, norm, logat, layer_logat, pooled_logits, targets, foils, regression)
+    # Real tokens are contiguous and in order in each row, whichever side the padding is on, so
+    # the mask flattens the batch into the texts one after another.
+    real = mask.bool()
+    probs = torch.softmax(pooled_logits, dim=-1)
+    predicted = pooled_logits.argmax(-1)
+    prob = probs.gather(1, predicted[:, None])[:, 0]
+    value = pooled_logits[:, 0] if regression else pooled_logits.gather(1, predicted[:, None])[:, 0]
+    return BatchScores(
+        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        norm=norm[real].cpu().numpy().astype(np.float32),
+        logat=logat[real].cpu().numpy().astype(np.float32),
+        layer_logat=None if layer_logat is None else layer_logat[real].cpu().numpy().astype(np.float32),
+        target_id=targets.cpu().numpy().astype(np.int64),
+        foil_id=foils.cpu().numpy().astype(np.int64),
+        prediction_id=np.full(len(batch), -1, np.int64)
+        if regression
+        else predicted.cpu().numpy().astype(np.int64),
+        prediction_prob=np.full(len(batch), np.nan, np.float32)
+        if regression
+        else prob.cpu().numpy().astype(np.float32),
+        prediction_value=value.double().cpu().numpy(),
+        regression=regression,
+    )
+
+
+def score_batch(
+    sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequence[int] = ()
+) -> list[Attribution]:
+    """``score_padded`` as one ``Attribution`` per text, in order."""
+    return score_padded(sm, batch, layers).attributions()
 
 
 def _pair(targets: torch.Tensor, foils: torch.Tensor) -> torch.Tensor:
@@ -205,30 +381,3 @@ def _contrast(logits: torch.Tensor, foils: torch.Tensor) -> torch.Tensor:
     logits = logits.float()
     has_foil = (foils >= 0)[:, None]
     return torch.where(has_foil, logits[..., 0] - logits[..., 1], logits[..., 0])
-
-
-def _unpad(batch, padded, norm, logat, layer_logat, pooled_logits, targets, foils, regression):
-    norm = norm.cpu().numpy()
-    logat = logat.cpu().numpy()
-    layer_logat = layer_logat.cpu().numpy() if layer_logat is not None else None
-    probs = torch.softmax(pooled_logits, dim=-1)
-    predicted = pooled_logits.argmax(-1)
-    results = []
-    for b, enc in enumerate(batch):
-        cols = slice(int(padded.shift[b]), int(padded.shift[b]) + len(enc))
-        n, la = norm[b, cols], logat[b, cols]
-        pred = int(predicted[b])
-        results.append(
-            Attribution(
-                norm=n.astype(np.float32),
-                logat=la.astype(np.float32),
-                score=(n * la).astype(np.float32),
-                layer_logat=None if layer_logat is None else layer_logat[b, cols].astype(np.float32),
-                target_id=int(targets[b]),
-                foil_id=None if foils is None or int(foils[b]) < 0 else int(foils[b]),
-                prediction_id=None if regression else pred,
-                prediction_prob=None if regression else float(probs[b, pred]),
-                prediction_value=float(pooled_logits[b, 0] if regression else pooled_logits[b, pred]),
-            )
-        )
-    return results

@@ -1,12 +1,11 @@
-"""The RunInference ModelHandler: one model per worker process, batches scored with normxlogit.
+"""The RunInference ModelHandler of ``annotate``: one model per worker, batches scored by the batch engine.
 
-The handler is thin. Each RunInference batch of records is tokenized (per-record problems become
-dead letters), sorted by token length and cut into sub-batches that fit a padded-token budget
-(length bucketing, so padding stays small), and each sub-batch is scored with one forward pass by
-``normxlogit.score_batch``. A sub-batch that fails in the model (out of memory, say) is split in
-half and retried; a single text that still fails becomes a ``model_error`` dead letter. With
-``large_model`` / ``model_copies`` the model and that batch logic (``BatchScorer``) live in one
-shared process per copy on each worker machine, and batches are sent to it.
+The handler is thin: ``load_model`` returns a ``normxlogit.engine.BatchEngine`` (encode, plan length
+buckets, one forward pass per bucket, split and retry on failure), ``run_inference`` hands it the
+batch's texts and targets and turns its columnar results into one ``AnnotatedBatch``: an Arrow
+record batch of token rows, one of document rows, and the dead letters of the records that could
+not be scored. With ``large_model`` / ``model_copies`` the engine lives in one shared process per
+copy on each worker machine and the handler holds a proxy to it.
 """
 
 from __future__ import annotations
@@ -21,14 +20,13 @@ from typing import Any
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from normxlogit import RecordError, ScoringModel, encode_batch, load_model, score_batch
-from normxlogit.result import TextAttribution, describe
-from normxlogit.scoring import plan_batches
-from normxlogit.transforms.records import DeadLetter, SourceRecord
+from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions
+from normxlogit.loading import load_model
+from normxlogit.schema import document_rows, token_rows
+from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
 
 NAMESPACE = "normxlogit"
-MODEL_ERROR = "model_error"
 _log = logging.getLogger(__name__)
 
 
@@ -64,19 +62,9 @@ class ScoringOptions:
     batch_tokens: int = 8192
     docs_per_batch: int = 256
 
-
-@dataclass
-class ScoredDoc:
-    """RunInference's output for one record: its attribution, or its dead letter.
-
-    ``padded_length`` is the width of the padded row the record was scored in (the longest text
-    of its forward pass); summed over records it is the positions the model ran, padding included.
-    """
-
-    record: SourceRecord
-    result: TextAttribution | None = None
-    error: DeadLetter | None = None
-    padded_length: int = 0
+    def engine_options(self) -> EngineOptions:
+        """The batch engine's options (everything but the RunInference batch size)."""
+        return EngineOptions(self.max_length, self.target, self.foil, self.layers, self.batch_tokens)
 
 
 @dataclass
@@ -109,66 +97,27 @@ class _Progress:
             )
 
 
-class BatchScorer:
-    """A loaded model with the batch logic around it: encode, bucket by length, score, split on failure.
+def load_engine(spec: ModelSpec, options: EngineOptions) -> BatchEngine:
+    """The batch engine around the model ``spec`` names, loaded offline on this worker."""
+    model = load_model(
+        spec.path,
+        device=spec.device,
+        dtype=spec.dtype,
+        padding_side=spec.padding_side,
+        trust_remote_code=spec.trust_remote_code,
+        allow_pickle=spec.allow_pickle,
+        hash_weights=False,
+    )
+    return BatchEngine(model, options)
 
-    With ``--large-model`` / ``--model-copies`` Beam keeps the loaded model in a separate process
-    and hands ``run_inference`` a proxy that forwards public method calls, not attributes. So
-    everything that touches the model happens inside one call, ``score``, and only records and
-    results (plain picklable values) cross the process boundary.
+
+class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEngine]):
+    """Loads a Hugging Face model once per worker and scores batches with NormXLogit.
+
+    Its input is pre-batched (``with_no_batching``): the pipeline batches records before spreading
+    the batches over workers, so each ``run_inference`` call gets one batch and returns one
+    ``AnnotatedBatch``.
     """
-
-    def __init__(self, model: ScoringModel, options: ScoringOptions):
-        self._model = model
-        self._options = options
-
-    def score(self, batch: list[SourceRecord]) -> list[ScoredDoc]:
-        """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order."""
-        model, opts = self._model, self._options
-        limit = min(opts.max_length or model.max_length, model.max_length)
-        out = [ScoredDoc(record) for record in batch]
-        results = encode_batch(
-            [record.text for record in batch],
-            model.tokenizer,
-            model.model,
-            model.adapter,
-            max_length=limit,
-            targets=[_target_of(record, opts) for record in batch],
-            foil=opts.foil,
-        )
-        encoded = {}
-        for i, (record, result) in enumerate(zip(batch, results)):
-            if isinstance(result, RecordError):
-                out[i].error = DeadLetter.of(record, result.reason, str(result))
-            else:
-                encoded[i] = result
-        keys = list(encoded)
-        for group in plan_batches([len(encoded[k]) for k in keys], opts.batch_tokens):
-            self._score_group([keys[g] for g in group], encoded, out)
-        return out
-
-    def _score_group(self, idx: list[int], encoded, out: list[ScoredDoc]) -> None:
-        """Score a sub-batch; on failure split it and retry, down to single texts."""
-        model = self._model
-        try:
-            atts = score_batch(model, [encoded[i] for i in idx], self._options.layers)
-        except Exception as err:  # noqa: BLE001 - any model failure must not lose records
-            if len(idx) > 1:
-                half = len(idx) // 2
-                self._score_group(idx[:half], encoded, out)
-                self._score_group(idx[half:], encoded, out)
-                return
-            _log.warning("model failed on %s: %r", out[idx[0]].record.doc_id, err)
-            out[idx[0]].error = DeadLetter.of(out[idx[0]].record, MODEL_ERROR, f"{type(err).__name__}: {err}")
-            return
-        width = max(len(encoded[i]) for i in idx)
-        for i, att in zip(idx, atts):
-            out[i].result = describe(model, out[i].record.text, encoded[i], att, self._options.layers)
-            out[i].padded_length = width
-
-
-class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]):
-    """Loads a Hugging Face model once per worker and scores batches with NormXLogit."""
 
     def __init__(
         self,
@@ -178,14 +127,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         model_copies: int | None = None,
         large_model: bool = False,
     ):
-        super().__init__(
-            # Fixed-size batches: Beam's adaptive sizing would start at one document, and
-            # length bucketing inside a batch needs many documents to sort.
-            min_batch_size=options.docs_per_batch,
-            max_batch_size=options.docs_per_batch,
-            model_copies=model_copies,
-            large_model=large_model,
-        )
+        super().__init__(model_copies=model_copies, large_model=large_model)
         self._spec = spec
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_annotated")
@@ -194,48 +136,47 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, ScoredDoc, ScoringModel]
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = _Progress()
 
-    def load_model(self) -> ScoringModel | BatchScorer:
-        """The model; wrapped in a ``BatchScorer`` when Beam shares it across processes."""
-        s = self._spec
-        model = load_model(
-            s.path,
-            device=s.device,
-            dtype=s.dtype,
-            padding_side=s.padding_side,
-            trust_remote_code=s.trust_remote_code,
-            allow_pickle=s.allow_pickle,
-            hash_weights=False,
-        )
-        return BatchScorer(model, self._options) if self.share_model_across_processes() else model
+    def load_model(self) -> BatchEngine:
+        """The batch engine (an object, also when Beam shares it across processes)."""
+        return load_engine(self._spec, self._options.engine_options())
 
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
 
+    def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
+        """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
+        return sum(len(r.text) for r in batch)
+
     def run_inference(
         self,
         batch: Sequence[SourceRecord],
-        model: ScoringModel | BatchScorer,
+        model: BatchEngine,
         inference_args: dict[str, Any] | None = None,
-    ) -> Iterable[ScoredDoc]:
-        """Score one RunInference batch; returns one ``ScoredDoc`` per record, in order.
-
-        ``model`` is this process's ``ScoringModel``, or a proxy of a shared ``BatchScorer``.
-        """
+    ) -> Iterable[AnnotatedBatch]:
+        """Score one batch of records; returns a one-element list: its ``AnnotatedBatch``."""
         self._progress.start()
-        scorer = BatchScorer(model, self._options) if isinstance(model, ScoringModel) else model
-        out = scorer.score(list(batch))
-        done = [d for d in out if d.result is not None]
-        tokens = sum(len(d.result.encoded) for d in done)
+        scored = model.score([r.text for r in batch], [_target_of(r) for r in batch])
+        done = [batch[i] for i in scored.index.tolist()]
+        ids, sources = [r.doc_id for r in done], [r.source for r in done]
+        dead = [DeadLetter.of(batch[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
+        failed = sum(1 for d in dead if d.reason == MODEL_ERROR)
+        if failed:
+            _log.warning("the model failed on %d record(s) of a batch: %s", failed, dead[0].message)
         self._docs.inc(len(done))
-        self._tokens.inc(tokens)
-        self._padded.inc(sum(d.padded_length for d in done))
-        self._failed.inc(sum(1 for d in out if d.error is not None and d.error.reason == MODEL_ERROR))
-        self._progress.add(len(done), tokens)
-        return out
+        self._tokens.inc(scored.tokens)
+        self._padded.inc(scored.padded_tokens)
+        self._failed.inc(failed)
+        self._progress.add(len(done), scored.tokens)
+        return [
+            AnnotatedBatch(
+                rows=token_rows(scored, ids, sources, with_layers=bool(self._options.layers)),
+                documents=document_rows(scored, ids, sources, [r.text for r in done]),
+                dead=dead,
+                padded_tokens=scored.padded_tokens,
+            )
+        ]
 
 
-def _target_of(record: SourceRecord, opts: ScoringOptions) -> Any:
-    """A record's own target (``--target-field``) wins over the run-wide ``--target``."""
-    if record.target is None or record.target is MISSING:
-        return opts.target
-    return record.target
+def _target_of(record: SourceRecord) -> Any:
+    """A record's own target (``--target-field``); None lets the run-wide ``--target`` apply."""
+    return None if record.target is MISSING else record.target

@@ -68,3 +68,26 @@ class DeadLetter:
         return cls(
             record.source, record.locator, record.doc_id, reason, message, excerpt(record.raw or record.text)
         )
+
+
+@dataclass
+class AnnotatedBatch:
+    """RunInference's output for one batch of records: columnar results and the batch's dead letters.
+
+    One element per RunInference batch (never one per document), so that Beam moves a few Arrow
+    buffers between stages instead of thousands of pickled Python objects.
+
+    Attributes:
+        rows: token rows of every annotated document (``normxlogit.token_schema``), grouped by
+            document in the order of ``documents``.
+        documents: one row per annotated document (``normxlogit.document_schema``): ``doc_id``,
+            ``source``, ``text``, ``n_tokens``, ``truncated``, ``target``, ``prediction``,
+            ``prediction_prob``; ``n_tokens`` gives each document's slice of ``rows``.
+        dead: the dead letters of the records of this batch that could not be annotated.
+        padded_tokens: positions the forward passes ran for this batch (tokens plus padding).
+    """
+
+    rows: Any
+    documents: Any
+    dead: list[DeadLetter]
+    padded_tokens: int = 0

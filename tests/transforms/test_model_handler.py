@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import normxlogit
-from normxlogit.transforms import model_handler
+from normxlogit import engine as engine_module
+from normxlogit.schema import document_schema
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.records import SourceRecord
 
@@ -21,7 +22,7 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def handler_and_model(tiny_classifier):
+def handler_and_engine(tiny_classifier):
     handler = NormXLogitModelHandler(
         ModelSpec(path=str(tiny_classifier)), ScoringOptions(batch_tokens=4096, docs_per_batch=8)
     )
@@ -32,10 +33,20 @@ def _records(texts, target=None):
     return [SourceRecord("mem.txt", f"line {i + 1}", f"d{i}", t, target) for i, t in enumerate(texts)]
 
 
-def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_model, monkeypatch):
-    handler, sm = handler_and_model
+def _annotate(handler, engine, records):
+    (out,) = handler.run_inference(records, engine)
+    assert out.rows.schema == normxlogit.token_schema()
+    assert out.documents.schema == document_schema()
+    assert out.rows.num_rows == sum(out.documents.column("n_tokens").to_pylist())
+    assert out.documents.num_rows + len(out.dead) == len(records)
+    return out
+
+
+def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_engine, monkeypatch):
+    handler, engine = handler_and_engine
+    sm = engine.model
     poison = sm.tokenizer.convert_tokens_to_ids("poison")
-    real = model_handler.score_batch
+    real = engine_module.score_padded
     sizes = []
 
     def flaky(model, batch, layers=()):
@@ -44,38 +55,40 @@ def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_model,
             raise RuntimeError("CUDA out of memory (simulated)")
         return real(model, batch, layers)
 
-    monkeypatch.setattr(model_handler, "score_batch", flaky)
-    out = handler.run_inference(_records(TEXTS), sm)
+    monkeypatch.setattr(engine_module, "score_padded", flaky)
+    out = _annotate(handler, engine, _records(TEXTS))
 
-    assert [d.record.doc_id for d in out] == [f"d{i}" for i in range(5)]
-    bad = out[1]
-    assert bad.result is None and bad.error.reason == "model_error"
-    assert "out of memory" in bad.error.message and bad.error.locator == "line 2"
-    assert all(d.result is not None for i, d in enumerate(out) if i != 1)
+    assert out.documents.column("doc_id").to_pylist() == ["d0", "d2", "d3", "d4"]
+    [bad] = out.dead
+    assert bad.reason == "model_error" and bad.doc_id == "d1" and bad.locator == "line 2"
+    assert "out of memory" in bad.message
     assert sizes[0] == 5 and 1 in sizes, "one forward pass first, then halves down to one text"
+    assert out.padded_tokens == sum(out.documents.column("n_tokens").to_pylist())  # equal lengths
     expected = normxlogit.score(sm, [TEXTS[0]])[0]
-    np.testing.assert_allclose(out[0].result.scores, expected.scores, rtol=1e-5, atol=1e-6)
+    rows = out.rows.to_pydict()
+    first = [i for i, d in enumerate(rows["doc_id"]) if d == "d0"]
+    np.testing.assert_allclose([rows["score"][i] for i in first], expected.scores, rtol=1e-5, atol=1e-6)
 
 
-def test_bad_target_is_a_dead_letter_not_a_crash(handler_and_model):
-    handler, sm = handler_and_model
-    out = handler.run_inference(_records(["fine text", "also fine"], target="no-such-class"), sm)
-    assert [d.error.reason for d in out] == ["unknown_target", "unknown_target"]
+def test_bad_target_is_a_dead_letter_not_a_crash(handler_and_engine):
+    out = _annotate(*handler_and_engine, _records(["fine text", "also fine"], target="no-such-class"))
+    assert [d.reason for d in out.dead] == ["unknown_target", "unknown_target"]
+    assert out.rows.num_rows == 0 and out.documents.num_rows == 0
 
 
-def test_record_target_overrides_run_target(handler_and_model):
-    handler, sm = handler_and_model
+def test_record_target_overrides_run_target(handler_and_engine):
     records = [
         SourceRecord("m", "row 1", "a", "nice", "positive"),
         SourceRecord("m", "row 2", "b", "nice", None),
     ]
-    out = handler.run_inference(records, sm)
-    assert out[0].result.target == "positive"
-    assert out[1].result.target == out[1].result.prediction
+    docs = _annotate(*handler_and_engine, records).documents.to_pydict()
+    assert docs["target"][0] == "positive"
+    assert docs["target"][1] == docs["prediction"][1]
 
 
-def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_model):
-    handler, sm = handler_and_model
+def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_engine):
+    handler, engine = handler_and_engine
+    sm = engine.model
     long_text = "word " * 400  # over the tiny model's 128 positions: truncated, still scored
     records = [
         SourceRecord("m", "row 1", "a", "nice", "positive"),
@@ -83,11 +96,15 @@ def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_mode
         SourceRecord("m", "row 3", "c", long_text, "negative"),
         SourceRecord("m", "row 4", "d", "awful", "0"),
     ]
-    out = handler.run_inference(records, sm)
-    assert out[1].result is None and out[1].error.reason == "unknown_target"
-    assert out[1].error.locator == "row 2" and "no-such-class" in out[1].error.message
-    assert [out[i].result.target for i in (0, 2, 3)] == ["positive", "negative", "negative"]
-    assert out[2].result.encoded.truncated and len(out[2].result.encoded) == sm.max_length
+    out = _annotate(handler, engine, records)
+    [bad] = out.dead
+    assert bad.reason == "unknown_target" and bad.locator == "row 2" and "no-such-class" in bad.message
+    docs = out.documents.to_pydict()
+    assert docs["doc_id"] == ["a", "c", "d"]
+    assert docs["target"] == ["positive", "negative", "negative"]
+    assert docs["truncated"] == [False, True, False] and docs["n_tokens"][1] == sm.max_length
+    assert docs["text"] == [records[i].text for i in (0, 2, 3)]
+    rows = out.rows.to_pydict()
     for i in (0, 2, 3):
         alone = normxlogit.encode_text(
             records[i].text,
@@ -97,5 +114,8 @@ def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_mode
             max_length=sm.max_length,
             target=records[i].target,
         )
-        assert out[i].result.encoded.input_ids.tolist() == alone.input_ids.tolist()
-        assert out[i].result.encoded.word_index.tolist() == alone.word_index.tolist()
+        mine = [k for k, d in enumerate(rows["doc_id"]) if d == records[i].doc_id]
+        assert [rows["token_id"][k] for k in mine] == alone.input_ids.tolist()
+        assert [rows["position"][k] for k in mine] == list(range(len(alone)))
+        want_words = [None if w < 0 else w for w in alone.word_index.tolist()]
+        assert [rows["word_index"][k] for k in mine] == want_words

@@ -1,0 +1,263 @@
+"""The batch engine: every caller (the Python API, the annotate and evaluate ModelHandlers) goes through it.
+
+A batch of texts is encoded in one fast-tokenizer call (``encode_batch``; per-text problems become
+``RecordError`` values, not exceptions), planned into length buckets under a padded-token budget
+(``plan_batches``), and each bucket runs one forward pass. A bucket whose forward pass fails (out of
+memory, say) is split in half and retried, down to a single text, whose error is then kept in place
+of its result (``run_planned``). Results come back columnar (``ScoredBatch``): flat per-token arrays
+for the whole batch, per-document arrays beside them, in input order.
+
+Forward passes on one model are serialised (``ScoringModel.lock``): a pipeline worker that runs
+several bundles in threads overlaps one thread's tokenizing and writing with another's forward
+pass, and the device never holds two batches' activations at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from normxlogit.encoding import EncodedText, RecordError, encode_batch
+from normxlogit.loading import ScoringModel
+from normxlogit.result import TextAttribution, describe, label_of
+from normxlogit.scoring import Attribution, BatchScores, plan_batches, score_padded
+
+DEFAULT_BATCH_TOKENS = 8192
+MODEL_ERROR = "model_error"
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What to attribute and how to batch.
+
+    Attributes:
+        max_length: truncate longer texts to this many tokens (None: the model's limit).
+        target: one target for every text without its own (class name/id or token); None: the
+            model's prediction.
+        foil: a contrastive foil for every text; scores become target minus foil.
+        layers: layer numbers 1..L for layer-wise LogAt.
+        batch_tokens: padded tokens per forward pass.
+    """
+
+    max_length: int | None = None
+    target: str | int | None = None
+    foil: str | int | None = None
+    layers: tuple[int, ...] = ()
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+
+
+@dataclass
+class Planned(Generic[R]):
+    """What ``run_planned`` returns: each group's result and the items that failed alone.
+
+    Attributes:
+        groups: (item indices, result) per forward pass that succeeded, in the order they ran.
+        failed: item index -> the exception its forward pass raised when it ran alone.
+        padded_tokens: positions the successful forward passes ran (longest text x texts).
+    """
+
+    groups: list[tuple[list[int], R]] = field(default_factory=list)
+    failed: dict[int, Exception] = field(default_factory=dict)
+    padded_tokens: int = 0
+
+
+def run_planned(lengths: Sequence[int], batch_tokens: int, fn: Callable[[list[int]], R]) -> Planned[R]:
+    """Run ``fn`` over length buckets of items; a bucket that raises is halved and retried.
+
+    Args:
+        lengths: token length of each item.
+        batch_tokens: padded-token budget per bucket (``plan_batches``).
+        fn: runs one bucket, given the item indices; any exception counts as a failure.
+
+    Returns:
+        A ``Planned``: every item is in exactly one successful group or in ``failed``.
+    """
+    out: Planned[R] = Planned()
+
+    def attempt(idx: list[int]) -> None:
+        try:
+            result = fn(idx)
+        except Exception as err:  # noqa: BLE001 - one bad text must not lose its neighbours
+            if len(idx) == 1:
+                out.failed[idx[0]] = err
+                return
+            half = len(idx) // 2
+            attempt(idx[:half])
+            attempt(idx[half:])
+            return
+        out.groups.append((idx, result))
+        out.padded_tokens += len(idx) * max(lengths[i] for i in idx)
+
+    for group in plan_batches(lengths, batch_tokens):
+        attempt(group)
+    return out
+
+
+@dataclass
+class ScoredBatch:
+    """NormXLogit results of a batch of texts, columnar, in input order.
+
+    Attributes:
+        size: how many texts the batch had.
+        index: (D,) input position of each scored text (increasing).
+        encoded: the D scored texts' encodings.
+        lengths: (D,) tokens per scored text; per-token arrays hold the texts one after another.
+        norm, logat, score: (N,) float32, N = lengths.sum().
+        layer_logat: (N, len(layers)) float32, or None.
+        target_id, foil_id, prediction_id: (D,) int64; -1 for no foil / no prediction (regression).
+        prediction_prob: (D,) float32, NaN for regression.
+        prediction_value: (D,) float64, the regression output or the prediction's logit.
+        target, foil, prediction: (D,) readable names (foil None where there is none).
+        errors: input position -> why that text was not scored (a ``RecordError``: its ``reason``
+            is a stable code; model failures have reason ``model_error``).
+        padded_tokens: positions the forward passes ran.
+        layers: the layers of ``layer_logat``.
+    """
+
+    size: int
+    index: np.ndarray
+    encoded: list[EncodedText]
+    lengths: np.ndarray
+    norm: np.ndarray
+    logat: np.ndarray
+    score: np.ndarray
+    layer_logat: np.ndarray | None
+    target_id: np.ndarray
+    foil_id: np.ndarray
+    prediction_id: np.ndarray
+    prediction_prob: np.ndarray
+    prediction_value: np.ndarray
+    target: list[str]
+    foil: list[str | None]
+    prediction: list[str]
+    errors: dict[int, RecordError]
+    padded_tokens: int
+    layers: tuple[int, ...] = ()
+
+    @property
+    def tokens(self) -> int:
+        """Token rows of the scored texts."""
+        return int(self.lengths.sum())
+
+    def attribution(self, d: int) -> Attribution:
+        """The ``Attribution`` of the d-th scored text (views into the batch's arrays)."""
+        end = int(self.lengths[: d + 1].sum())
+        cols = slice(end - int(self.lengths[d]), end)
+        foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
+        return Attribution(
+            norm=self.norm[cols],
+            logat=self.logat[cols],
+            score=self.score[cols],
+            layer_logat=None if self.layer_logat is None else self.layer_logat[cols],
+            target_id=int(self.target_id[d]),
+            foil_id=None if foil < 0 else foil,
+            prediction_id=None if pred < 0 else pred,
+            prediction_prob=None if pred < 0 else float(self.prediction_prob[d]),
+            prediction_value=float(self.prediction_value[d]),
+        )
+
+    def results(self, sm: ScoringModel, texts: Sequence[str]) -> list[TextAttribution]:
+        """One ``TextAttribution`` per scored text (``texts``: the batch's input texts)."""
+        return [
+            describe(sm, texts[int(i)], self.encoded[d], self.attribution(d), self.layers)
+            for d, i in enumerate(self.index)
+        ]
+
+
+class BatchEngine:
+    """A loaded model and the batch logic around it: encode, plan, score, split on failure.
+
+    With Beam's ``large_model`` / ``model_copies`` the engine lives in a shared process and callers
+    hold a proxy that forwards method calls, so everything that touches the model happens inside
+    one call (``score``, ``encode``) and only plain values cross the process boundary.
+    """
+
+    def __init__(self, model: ScoringModel, options: EngineOptions | None = None):
+        self.model = model
+        self.options = options or EngineOptions()
+
+    @property
+    def max_length(self) -> int:
+        """The token limit texts are cut to."""
+        asked = self.options.max_length
+        return min(asked or self.model.max_length, self.model.max_length)
+
+    def encode(
+        self, texts: Sequence[str], targets: Sequence[str | int | None] | None = None
+    ) -> list[EncodedText | RecordError]:
+        """Tokenize texts in one call; resolve each target (None: the run-wide ``target``) and the foil."""
+        opts, sm = self.options, self.model
+        targets = (
+            [opts.target] * len(texts)
+            if targets is None
+            else [opts.target if t is None else t for t in targets]
+        )
+        return encode_batch(
+            texts,
+            sm.tokenizer,
+            sm.model,
+            sm.adapter,
+            max_length=self.max_length,
+            targets=targets,
+            foil=opts.foil,
+        )
+
+    def score(self, texts: Sequence[str], targets: Sequence[str | int | None] | None = None) -> ScoredBatch:
+        """Encode and score a batch of texts; per-text failures are kept in ``errors``, never raised."""
+        return self.score_encoded(self.encode(texts, targets))
+
+    def score_encoded(self, items: Sequence[EncodedText | RecordError]) -> ScoredBatch:
+        """Score already encoded texts (``RecordError`` entries are carried into ``errors``)."""
+        sm, layers = self.model, self.options.layers
+        errors = {i: e for i, e in enumerate(items) if isinstance(e, RecordError)}
+        keys = [i for i in range(len(items)) if i not in errors]
+        encoded = [items[i] for i in keys]
+        planned = run_planned(
+            [len(e) for e in encoded],
+            self.options.batch_tokens,
+            lambda idx: score_padded(sm, [encoded[i] for i in idx], layers),
+        )
+        for i, err in planned.failed.items():
+            errors[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
+        order = [i for idx, _ in planned.groups for i in idx]  # scored items, in the order they ran
+        parts = [part for _, part in planned.groups]
+        scores = BatchScores.concat(parts, layers=bool(layers)).reorder(np.argsort(order, kind="stable"))
+        done = sorted(order)
+        return ScoredBatch(
+            size=len(items),
+            index=np.asarray([keys[i] for i in done], dtype=np.int64),
+            encoded=[encoded[i] for i in done],
+            padded_tokens=planned.padded_tokens,
+            layers=tuple(layers),
+            errors=errors,
+            **scores.columns(),
+            **self._labels(scores),
+        )
+
+    def _labels(self, scores: BatchScores) -> dict:
+        """Readable target, foil and prediction names (looked up once per distinct id)."""
+        sm = self.model
+        if scores.regression:
+            n = len(scores.target_id)
+            return {
+                "target": ["value"] * n,
+                "foil": [None] * n,
+                "prediction": [f"{v:.6g}" for v in scores.prediction_value],
+            }
+        names: dict[int, str | None] = {-1: None}
+
+        def name(i: int) -> str | None:
+            if i not in names:
+                names[i] = label_of(sm, i)
+            return names[i]
+
+        return {
+            "target": [name(i) for i in scores.target_id.tolist()],
+            "foil": [name(i) for i in scores.foil_id.tolist()],
+            "prediction": [name(i) for i in scores.prediction_id.tolist()],
+        }
