@@ -1,0 +1,129 @@
+"""The batch engine: planned buckets with split-and-retry, columnar results in input order."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from normxlogit import engine as engine_module
+from normxlogit.encoding import RecordError
+from normxlogit.engine import BatchEngine, EngineOptions, run_planned
+from normxlogit.scoring import forward_base, score_batch
+
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+def test_run_planned_halves_a_failing_bucket_down_to_the_bad_item():
+    lengths = [5, 5, 5, 5, 5, 5]
+    calls = []
+
+    def fn(idx):
+        calls.append(list(idx))
+        if 3 in idx:
+            raise RuntimeError("boom")
+        return sum(idx)
+
+    planned = run_planned(lengths, batch_tokens=1000, fn=fn)
+    assert calls[0] == [0, 1, 2, 3, 4, 5]
+    assert set(planned.failed) == {3} and "boom" in str(planned.failed[3])
+    done = sorted(i for idx, _ in planned.groups for i in idx)
+    assert done == [0, 1, 2, 4, 5]
+    assert all(result == sum(idx) for idx, result in planned.groups)
+    assert planned.padded_tokens == 5 * 5
+
+
+def test_run_planned_counts_padded_positions_per_bucket():
+    planned = run_planned([2, 3, 10], batch_tokens=10, fn=len)
+    assert planned.padded_tokens == sum(
+        len(idx) * max([2, 3, 10][i] for i in idx) for idx, _ in planned.groups
+    )
+    assert sorted(i for idx, _ in planned.groups for i in idx) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_scored_batch_is_columnar_in_input_order(make_sm, make_ids, make_encoded, side):
+    """Columns equal per-text scoring; texts of several buckets come back in input order."""
+    sm = make_sm("llama", "causal_lm", padding_side=side)
+    lengths = (9, 30, 4, 17, 4, 25)
+    encoded = [make_encoded(sm, make_ids(n, seed=n + i)) for i, n in enumerate(lengths)]
+    engine = BatchEngine(sm, EngineOptions(batch_tokens=40, layers=(1,)))
+    scored = engine.score_encoded(encoded)
+
+    assert scored.index.tolist() == list(range(len(lengths)))
+    assert scored.lengths.tolist() == list(lengths) and scored.tokens == sum(lengths)
+    assert scored.padded_tokens >= sum(lengths) and not scored.errors
+    bounds = np.cumsum(lengths)[:-1]
+    for d, (enc, norm, score) in enumerate(
+        zip(encoded, np.split(scored.norm, bounds), np.split(scored.score, bounds))
+    ):
+        (alone,) = score_batch(sm, [enc], layers=(1,))
+        np.testing.assert_allclose(norm, alone.norm, **TOL)
+        np.testing.assert_allclose(score, alone.score, **TOL)
+        np.testing.assert_allclose(scored.attribution(d).layer_logat, alone.layer_logat, **TOL)
+        assert scored.prediction_id[d] == alone.prediction_id == scored.target_id[d]
+        assert scored.prediction[d] == sm.token_label(alone.prediction_id)
+    assert scored.foil == [None] * len(lengths) and (scored.foil_id == -1).all()
+
+
+def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkeypatch):
+    sm = make_sm("bert", "classification")
+    encoded = [make_encoded(sm, make_ids(n, seed=n)) for n in (6, 7, 8)]
+    items = [encoded[0], RecordError("unknown_target", "no such class"), encoded[1], encoded[2]]
+    real = engine_module.score_padded
+
+    def fails_on_seven(model, batch, layers=()):
+        if any(len(e) == 7 for e in batch):
+            raise RuntimeError("simulated failure")
+        return real(model, batch, layers)
+
+    monkeypatch.setattr(engine_module, "score_padded", fails_on_seven)
+    scored = BatchEngine(sm).score_encoded(items)
+    assert scored.size == 4 and scored.index.tolist() == [0, 3]
+    assert {i: e.reason for i, e in scored.errors.items()} == {1: "unknown_target", 2: "model_error"}
+    assert "simulated failure" in str(scored.errors[2])
+    copy = pickle.loads(pickle.dumps(scored))  # crosses process boundaries with a shared model
+    assert copy.errors[2].reason == "model_error" and str(copy.errors[2]) == str(scored.errors[2])
+    np.testing.assert_array_equal(copy.score, scored.score)
+
+
+def test_empty_batch(make_sm):
+    scored = BatchEngine(make_sm("bert", "classification")).score_encoded([])
+    assert (
+        scored.size == 0 and scored.tokens == 0 and scored.index.tolist() == [] and scored.padded_tokens == 0
+    )
+
+
+def test_forward_passes_on_one_model_never_overlap(make_sm, make_ids):
+    """Threads sharing a model take turns on it (the engine's lock); their host work is free."""
+    sm = make_sm("bert", "classification")
+    inside, overlaps = [0], []
+    real_forward = sm.base.forward
+
+    def slow_forward(*args, **kwargs):
+        inside[0] += 1
+        overlaps.append(inside[0])
+        time.sleep(0.02)
+        inside[0] -= 1
+        return real_forward(*args, **kwargs)
+
+    sm.base.forward = slow_forward
+    try:
+        ids = np.stack([make_ids(5, seed=1)])
+
+        def run():
+            for _ in range(3):
+                forward_base(sm, torch.ones(1, 5, dtype=torch.long), input_ids=torch.from_numpy(ids))
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del sm.base.forward
+    assert len(overlaps) == 9 and max(overlaps) == 1
