@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -238,6 +239,20 @@ class _FirstInputCapture:
             self.value = args[0] if args else kwargs["hidden_states"]
 
 
+class BaseOutput(NamedTuple):
+    """What ``forward_base`` returns.
+
+    Attributes:
+        last_hidden_state: (B, T, D) the final hidden states.
+        hidden_states: every layer's hidden states, when asked for (else None).
+        layer0: (B, T, D) the first layer's input, ``hidden_states[0]``, when asked for (else None).
+    """
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None
+    layer0: torch.Tensor | None
+
+
 def forward_base(
     sm: ScoringModel,
     attention_mask: torch.Tensor,
@@ -245,19 +260,20 @@ def forward_base(
     input_ids: torch.Tensor | None = None,
     inputs_embeds: torch.Tensor | None = None,
     output_hidden_states: bool = False,
-):
+    capture_layer0: bool = False,
+) -> BaseOutput:
     """One forward pass of the base transformer: the only one in the package.
 
     Scoring, the gradient baselines and the faithfulness metrics all call it, so every forward pass
     gets the same position ids (from the attention mask, for decoders padded on the left) and holds
-    the model's lock (one forward pass at a time per model; see ``normxlogit.engine``).
+    the model's lock: one forward pass at a time per model (see ``normxlogit.engine``), and the
+    layer-0 hook of one caller never sees another caller's batch.
 
     Args:
         attention_mask: (B, T) 1 for real tokens, on the model's device.
         input_ids: (B, T) token ids, or ``inputs_embeds``: (B, T, D) input embeddings.
-
-    Returns:
-        The base model's output (``last_hidden_state``, and ``hidden_states`` when asked for).
+        output_hidden_states: keep every layer's hidden states.
+        capture_layer0: keep the first layer's input (a hook; no ``output_hidden_states`` needed).
     """
     kwargs = {"attention_mask": attention_mask}
     if inputs_embeds is not None:
@@ -268,8 +284,20 @@ def forward_base(
         kwargs["position_ids"] = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     if output_hidden_states:
         kwargs["output_hidden_states"] = True
+    capture = _FirstInputCapture()
     with sm.lock:
-        return sm.base(**kwargs)
+        handle = None
+        if capture_layer0:
+            first_layer = sm.base.get_submodule(sm.adapter.layers)[0]
+            handle = first_layer.register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            out = sm.base(**kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
+    return BaseOutput(
+        out.last_hidden_state, out.hidden_states if output_hidden_states else None, capture.value
+    )
 
 
 @torch.inference_mode()
@@ -291,15 +319,9 @@ def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequenc
     mask = padded.attention_mask.to(sm.device)
     shift = padded.shift.to(sm.device)
 
-    capture = _FirstInputCapture()
-    first_layer = sm.base.get_submodule(adapter.layers)[0]
-    handle = first_layer.register_forward_pre_hook(capture, with_kwargs=True)
-    try:
-        out = forward_base(sm, mask, input_ids=ids, output_hidden_states=bool(layers))
-    finally:
-        handle.remove()
+    out = forward_base(sm, mask, input_ids=ids, output_hidden_states=bool(layers), capture_layer0=True)
     final = out.last_hidden_state  # (B, T, D)
-    norm = capture.value.float().norm(dim=-1)  # (B, T)
+    norm = out.layer0.float().norm(dim=-1)  # (B, T)
 
     rows = torch.arange(len(batch), device=sm.device)
     pooled_pos = torch.tensor([e.pooled_position for e in batch], device=sm.device) + shift

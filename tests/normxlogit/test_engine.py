@@ -127,3 +127,26 @@ def test_forward_passes_on_one_model_never_overlap(make_sm, make_ids):
     finally:
         del sm.base.forward
     assert len(overlaps) == 9 and max(overlaps) == 1
+
+
+def test_threads_sharing_a_model_get_their_own_scores(make_sm, make_ids, make_encoded):
+    """The layer-0 hook is set under the model's lock: a thread never captures another's batch."""
+    sm = make_sm("bert", "classification")
+    batches = [[make_encoded(sm, make_ids(n, seed=10 * k + n)) for n in (5, 9, 14)] for k in range(4)]
+    engine = BatchEngine(sm)
+    expected = [engine.score_encoded(b).score for b in batches]
+    got: dict[int, list] = {k: [] for k in range(len(batches))}
+
+    def run(k):
+        for _ in range(5):
+            got[k].append(engine.score_encoded(batches[k]).score)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, runs in got.items():
+        assert len(runs) == 5
+        for scores in runs:
+            np.testing.assert_allclose(scores, expected[k], **TOL)
