@@ -9,10 +9,12 @@ blue for tokens that speak against the target, white for none, red for support. 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from normxlogit.result import TextAttribution
+if TYPE_CHECKING:  # the report and ``show`` draw with this module without loading torch
+    from normxlogit.result import TextAttribution
 
 LEVELS = 10
 _NEGATIVE, _NEUTRAL, _POSITIVE = (33, 102, 172), (247, 247, 247), (178, 24, 43)

@@ -2,17 +2,22 @@
 
 ``argparse.parse_known_args`` alone would take the value of an unknown ``--runner DirectRunner``
 for an input path. Beam's option classes know which of their flags take a value, so argv is
-split with their own parsers first; every Beam flag passes through unchanged.
+split with their own parsers first; every Beam flag passes through unchanged. Beam is imported
+only when argv holds a flag that is not ours, so ``--help`` and ``report``/``show`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from apache_beam.options.pipeline_options import PipelineOptions
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 
 def _beam_actions() -> dict[str, argparse.Action]:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     seen = set()
     stack = list(PipelineOptions.__subclasses__())
@@ -40,7 +45,7 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
     them; a flag of ours is never sent to Beam.
     """
     own = ours._option_string_actions
-    beam = _beam_actions()
+    beam: dict[str, argparse.Action] | None = None  # Beam's flags, read at the first flag not ours
     mine: list[str] = []
     theirs: list[str] = []
     i = 0
@@ -51,6 +56,7 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
             n = 1 if "=" not in token and _takes_value(own[flag]) else 0
             mine.extend(argv[i : i + 1 + n])
         elif token.startswith("--"):
+            beam = _beam_actions() if beam is None else beam
             n = 1 if "=" not in token and _takes_value(beam.get(flag)) else 0
             theirs.extend(argv[i : i + 1 + n])
         else:
@@ -62,4 +68,6 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Beam's PipelineOptions from the pass-through flags."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(beam_args)

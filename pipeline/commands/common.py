@@ -1,11 +1,17 @@
-"""Options shared by the subcommands that read a corpus and load a model."""
+"""Options shared by the subcommands that read a corpus and load a model.
+
+The specs they build are imported when a command runs, not when its parser is built: those
+modules import Beam, and ``--help`` should not wait for it.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from normxlogit.transforms.model_handler import ModelSpec
-from normxlogit.transforms.sources import FieldSpec
+if TYPE_CHECKING:
+    from normxlogit.transforms.model_handler import ModelSpec
+    from normxlogit.transforms.sources import FieldSpec
 
 BEAM_EPILOG = (
     "Any other --flag is a Beam pipeline option and is passed through unchanged, e.g. "
@@ -101,6 +107,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The workers' model spec from parsed model options."""
+    from normxlogit.transforms.model_handler import ModelSpec
+
     return ModelSpec(
         path=args.model,
         device=args.device,
@@ -113,4 +121,6 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
 
 def field_spec(args: argparse.Namespace, target_field: str | None = None) -> FieldSpec:
     """The record fields to read from parsed corpus options."""
+    from normxlogit.transforms.sources import FieldSpec
+
     return FieldSpec(text_field=args.text_field, id_field=args.id_field, target_field=target_field)
