@@ -11,6 +11,7 @@ markup, script, entities, right-to-left and emoji text.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import time
 from pathlib import Path
@@ -20,6 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import normxlogit
+from normxlogit.transforms.layout import (
+    ATTRIBUTIONS,
+    ERRORS,
+    GROUPS,
+    MANIFEST_FILE,
+    AnnotateCounts,
+    Manifest,
+    OutputFiles,
+    RunHeader,
+)
 
 LABELS = ["positive", "negative", "neutral"]
 HOSTILE = [
@@ -100,7 +111,7 @@ def synthetic_table(
 
 def write_synthetic_run(
     out: Path, n_docs: int, seed: int = 0, docs_per_group: int = 512, hostile: bool = False
-) -> dict:
+) -> Manifest:
     """Write ``OUT/attributions/part-00000-of-00001.parquet``, ``OUT/errors/``, ``OUT/manifest.json``.
 
     Returns:
@@ -112,10 +123,11 @@ def write_synthetic_run(
     if hostile:
         vocab[: len(HOSTILE)] = HOSTILE
     bias = rng.normal(0, 2, len(vocab))
-    (out / "attributions").mkdir(parents=True, exist_ok=True)
-    (out / "errors").mkdir(exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    (out / ATTRIBUTIONS.folder).mkdir(parents=True, exist_ok=True)
+    (out / ERRORS.folder).mkdir(exist_ok=True)
     tokens = 0
-    path = out / "attributions" / "part-00000-of-00001.parquet"
+    path = out / ATTRIBUTIONS.name(0, 1)
     with pq.ParquetWriter(path, normxlogit.token_schema(), compression="zstd") as writer:
         for first in range(0, n_docs, docs_per_group):
             table = synthetic_table(first, min(docs_per_group, n_docs - first), vocab, bias, labels, seed)
@@ -126,21 +138,27 @@ def write_synthetic_run(
     letters = [{"source": "corpus/bad.jsonl", "locator": "line 3", "doc_id": None, "reason": "malformed_json",
                 "message": "not valid JSON", "excerpt": HOSTILE[i % len(HOSTILE)] if hostile else "{bad"}
                for i in range(3)]  # fmt: skip
-    (out / "errors" / "part-00000-of-00001.jsonl").write_text("".join(json.dumps(e) + "\n" for e in letters))
-    manifest = {
-        "command": "annotate",
-        "inputs": ["corpus/"] + (HOSTILE[:2] if hostile else []),
-        "output": str(out),
-        "runner": "synthetic",
-        "model": {"path": "synthetic", "architecture": "SyntheticForSequenceClassification",
-                  "task": "classification", "adapter": "synthetic", "num_layers": 0},
-        "target": {"mode": "prediction", "target": None, "target_field": None, "foil": None},
-        "counts": {"records_read": n_docs + 3, "docs_annotated": n_docs, "skipped_empty": 0, "errors": 3,
-                   "tokens": tokens},
-        "files": {"attributions": ["attributions/part-00000-of-00001.parquet"],
-                  "errors": ["errors/part-00000-of-00001.jsonl"]},
-    }  # fmt: skip
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (out / ERRORS.name(0, 1)).write_text("".join(json.dumps(e) + "\n" for e in letters))
+    header = RunHeader(
+        command="annotate",
+        start_time=started,
+        inputs=("corpus/", *(HOSTILE[:2] if hostile else [])),
+        input_files=4,
+        output=str(out),
+        runner="synthetic",
+        model={"path": "synthetic", "architecture": "SyntheticForSequenceClassification",
+               "task": "classification", "adapter": "synthetic", "num_layers": 0},
+    )  # fmt: skip
+    manifest = Manifest(
+        header=header,
+        sections={"target": {"mode": "prediction", "target": None, "target_field": None, "foil": None}},
+        counts=AnnotateCounts(
+            records_read=n_docs + 3, docs_annotated=n_docs, skipped_empty=0, errors=3, tokens=tokens
+        ),
+        files=OutputFiles(attributions=(ATTRIBUTIONS.name(0, 1),), errors=(ERRORS.name(0, 1),)),
+        end_time=datetime.datetime.now(datetime.timezone.utc),
+    )
+    (out / MANIFEST_FILE).write_text(manifest.to_json())
     return manifest
 
 
@@ -160,10 +178,10 @@ def write_summaries(out: Path) -> None:
     """Write ``summaries/groups.jsonl`` as the pipeline would (same accumulator, from the rows)."""
     from normxlogit.pipeline.report.run_reader import scan_run
 
-    (out / "summaries").mkdir(exist_ok=True)
+    GROUPS.path(out).parent.mkdir(exist_ok=True)
     groups = scan_run(out, 0, with_summaries=True).summaries
     lines = "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
-    (out / "summaries" / "groups.jsonl").write_text(lines, encoding="utf-8")
+    GROUPS.path(out).write_text(lines, encoding="utf-8")
 
 
 def main() -> int:
@@ -175,7 +193,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     manifest = write_synthetic_run(args.out, args.docs, hostile=args.hostile)
-    print(f"wrote {args.out}: {manifest['counts']} in {time.monotonic() - started:.1f} s")
+    print(f"wrote {args.out}: {manifest.counts} in {time.monotonic() - started:.1f} s")
     if args.summaries:
         started = time.monotonic()
         write_summaries(args.out)

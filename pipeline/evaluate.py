@@ -34,6 +34,7 @@ from normxlogit.transforms.evaluate_handler import (
     FaithfulnessModelHandler,
 )
 from normxlogit.transforms.evaluate_results import SumCurves, write_results
+from normxlogit.transforms.layout import EvaluateCounts, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.validate import DEAD_LETTER
@@ -64,11 +65,10 @@ class SplitEvaluated(beam.DoFn):
             yield doc.result
 
 
-def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -> dict:
-    """The manifest's body, less what only the finished run knows (counts, files, end time)."""
+def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -> RunDescription:
+    """The manifest, less what only the finished run knows (counts, files, end time)."""
     ev = cfg.options.evaluation
-    return {
-        **pre.manifest_header("evaluate", cfg),
+    sections = {
         "faithfulness": {
             "methods": list(ev.methods),
             "seed": ev.seed,
@@ -89,9 +89,12 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -
         },
         "versions": package_versions(),
     }
+    return RunDescription(pre.manifest_header("evaluate", cfg), sections)
 
 
-def build_evaluate(p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: dict) -> None:
+def build_evaluate(
+    p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: RunDescription
+) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
     methods = cfg.options.evaluation.methods
     front = read_valid_records(p, source, cfg.fields)
@@ -103,12 +106,13 @@ def build_evaluate(p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, m
         | "SumCurves" >> beam.CombineGlobally(SumCurves(len(methods)))
         | "WriteResults" >> beam.FlatMap(write_results, cfg.output, methods)
     )
-    counts = [*front.counts, count_as(dead, "errors"), count_as(split[EVALUATED], "docs_evaluated")]
+    done = EvaluateCounts.DONE
+    counts = [*front.counts, count_as(dead, "errors"), count_as(split[EVALUATED], done)]
     files = {"results": results, "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output)}
-    write_manifest_last(p, cfg.output, manifest, counts, "docs_evaluated", files)
+    write_manifest_last(p, cfg.output, manifest, counts, done, files)
 
 
-def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> dict:
+def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCounts:
     """Check everything that can be checked up front, then run the pipeline to completion.
 
     Returns:

@@ -8,12 +8,11 @@ record counted, and a manifest written last, once every output file is finalised
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -25,14 +24,22 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from normxlogit.loading import ModelInfo, inspect_model, resolve_device
 from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
+from normxlogit.transforms.layout import (
+    COUNTS,
+    MANIFEST_FILE,
+    PART_FOLDERS,
+    Counts,
+    Manifest,
+    OutputFiles,
+    RunDescription,
+    RunHeader,
+)
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
-from normxlogit.transforms.summaries import SUMMARIES_DIR
 from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateText
-from normxlogit.transforms.writers import ATTRIBUTIONS_DIR, ERRORS_DIR, MANIFEST, join, write_manifest
+from normxlogit.transforms.writers import join, write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
-_PART_FOLDERS = (ATTRIBUTIONS_DIR, ERRORS_DIR, SUMMARIES_DIR)
 _LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")
 
 
@@ -72,11 +79,11 @@ def prepare_output(output: str, overwrite: bool) -> None:
     A run that died leaves no manifest; its leftovers (finalised or temporary part files) are
     removed so that they cannot mix with the new run's files.
     """
-    manifest = join(output, MANIFEST)
+    manifest = join(output, MANIFEST_FILE)
     if FileSystems.exists(manifest):
         if not overwrite:
             raise OutputExistsError(
-                f"{output} already holds a finished run ({MANIFEST}); pass --overwrite to replace "
+                f"{output} already holds a finished run ({MANIFEST_FILE}); pass --overwrite to replace "
                 "it, or choose another --output"
             )
         FileSystems.delete([manifest])
@@ -88,7 +95,7 @@ def remove_parts(output: str) -> None:
 
     A trailing slash makes object stores (gs://, s3://) delete the whole prefix.
     """
-    for folder in (join(output, name) for name in _PART_FOLDERS):
+    for folder in (join(output, name) for name in PART_FOLDERS):
         if isinstance(FileSystems.get_filesystem(folder), LocalFileSystem):
             shutil.rmtree(folder, ignore_errors=True)  # local delete of "dir/" skips subfolders
             continue
@@ -117,18 +124,18 @@ class Preflight:
     info: ModelInfo
     runner: str
 
-    def manifest_header(self, command: str, cfg: CorpusConfig) -> dict:
-        """The part of a manifest every command writes the same way."""
+    def manifest_header(self, command: str, cfg: CorpusConfig) -> RunHeader:
+        """The part of a manifest every command writes the same way; the run starts now."""
         info = self.info
-        return {
-            "command": command,
-            "start_time": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "inputs": list(cfg.inputs),
-            "input_files": len(self.source.paths),
-            "output": cfg.output,
-            "runner": self.runner,
-            "model": {**asdict(info), "labels": {str(k): v for k, v in info.labels.items()}},
-        }
+        return RunHeader(
+            command=command,
+            start_time=datetime.datetime.now(datetime.timezone.utc),
+            inputs=tuple(cfg.inputs),
+            input_files=len(self.source.paths),
+            output=cfg.output,
+            runner=self.runner,
+            model={**asdict(info), "labels": {str(k): v for k, v in info.labels.items()}},
+        )
 
 
 def preflight(
@@ -156,7 +163,7 @@ def preflight(
     return Preflight(source, info, runner)
 
 
-def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam.Pipeline], None]) -> dict:
+def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam.Pipeline], None]) -> Counts:
     """Run the pipeline that ``build`` composes; return its manifest's counts.
 
     A failed run removes its part folders, so it leaves no partial results behind.
@@ -167,8 +174,8 @@ def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam
     except BaseException:
         remove_parts(output)
         raise
-    with FileSystems.open(join(output, MANIFEST)) as fh:
-        return json.loads(fh.read())["counts"]
+    with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
+        return Manifest.from_json(fh.read()).counts
 
 
 def count_as(pcoll, name: str):
@@ -219,44 +226,65 @@ def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec)
     return ValidRecords(checked.valid, dead, counts)
 
 
-def reconcile_counts(raw: dict[str, int], done: str, extra: tuple[str, ...] = ()) -> dict[str, int]:
-    """The manifest's counts: records_read = ``done`` + skipped_empty + errors, then ``extra``."""
-    return {
-        "records_read": raw.get("records_ok", 0) + raw.get("read_errors", 0),
-        done: raw.get(done, 0),
-        "skipped_empty": raw.get(SKIPPED_EMPTY, 0),
-        "errors": raw.get("errors", 0),
-        **{name: raw.get(name, 0) for name in extra},
-    }
+def reconcile_counts(raw: dict[str, int], done: str) -> Counts:
+    """The manifest's counts: records_read = ``done`` + skipped_empty + errors, and any other count.
+
+    Args:
+        raw: the pipeline's counts by name (``records_ok`` and ``read_errors`` make records_read).
+        done: the count of records that got through; it picks the counts class (``layout.COUNTS``).
+    """
+    cls = COUNTS[done]
+    read = raw.get("records_ok", 0) + raw.get("read_errors", 0)
+    return cls(
+        records_read=read, **{f.name: raw.get(f.name, 0) for f in fields(cls) if f.name != "records_read"}
+    )
 
 
 def write_manifest_last(
     p: beam.Pipeline,
     output: str,
-    manifest: dict,
+    manifest: RunDescription,
     counts: list,
     done: str,
     files: dict[str, Any],
     extra: tuple[str, ...] = (),
-    sections: Callable[[dict[str, int]], dict] | None = None,
+    sections: Callable[[dict[str, int]], dict[str, Any]] | None = None,
 ) -> None:
     """Write ``OUT/manifest.json`` once every PCollection of ``files`` (file names) is complete.
 
     Args:
+        manifest: what the command was asked to do.
         counts: PCollections of ``(name, number)`` pairs, reconciled by ``reconcile_counts``
-            with ``done`` (the count of records that got through) and ``extra`` counts.
-        sections: raw counts -> further top-level manifest sections (e.g. ``batching``).
-        files: output kind -> PCollection of the finalised file names; the manifest lists them
-            relative to ``output``.
+            with ``done`` (the count of records that got through).
+        extra: the counts besides the reconciled ones (``tokens``); they must be the rest of the
+            fields of ``done``'s counts class.
+        sections: raw counts -> further keyword arguments of ``RunDescription.finished`` (e.g.
+            ``batching``).
+        files: output kind (an ``OutputFiles`` field) -> PCollection of the finalised file names;
+            the manifest lists them relative to ``output``.
+
+    Raises:
+        ValueError: counts or output kinds that ``layout`` does not know, before the pipeline runs.
     """
+    reconciled = {"records_read", done, "skipped_empty", "errors"}
+    if done not in COUNTS or {f.name for f in fields(COUNTS[done])} != reconciled | set(extra):
+        raise ValueError(f"counts {done!r} + {list(extra)} match no counts class of layout.COUNTS")
+    OutputFiles.of({kind: () for kind in files})  # fails now, not after the run, on an unknown kind
     root = join(output, "")
     all_counts = tuple(counts) | "AllCounts" >> beam.Flatten()
 
     def write(_, raw, **written):
-        listed = {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
         raw = dict(raw)
-        body = {**manifest, **sections(raw)} if sections else manifest
-        return write_manifest(_, output, body, reconcile_counts(raw, done, extra), listed)
+        listed = OutputFiles.of(
+            {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
+        )
+        finished = manifest.finished(
+            reconcile_counts(raw, done),
+            listed,
+            end_time=datetime.datetime.now(datetime.timezone.utc),
+            **(sections(raw) if sections else {}),
+        )
+        return write_manifest(output, finished)
 
     side = {kind: beam.pvalue.AsList(names) for kind, names in files.items()}
     (

@@ -6,16 +6,18 @@ python -m normxlogit.pipeline.summary OUT [--docs 8] [--top 3]
 from __future__ import annotations
 
 import argparse
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from normxlogit.transforms.layout import ATTRIBUTIONS, read_manifest
+
 
 def top_tokens_table(output: str, docs: int, top: int) -> list[str]:
     """Lines: for the first ``docs`` documents of each source, the prediction and top tokens."""
-    table = ds.dataset(Path(output) / "attributions", format="parquet").to_table(
+    table = ds.dataset(ATTRIBUTIONS.paths(Path(output)), format="parquet").to_table(
         columns=["doc_id", "source", "token", "score", "special", "prediction", "prediction_prob"]
     )
     table = table.filter(pc.invert(table["special"]))
@@ -42,13 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=3, help="documents per source")
     parser.add_argument("--top", type=int, default=3)
     args = parser.parse_args(argv)
-    manifest = json.loads((Path(args.output) / "manifest.json").read_text())
+    manifest = read_manifest(Path(args.output))
+    model = manifest.header.model
     print(f"Output: {Path(args.output).resolve()}")
-    print("Counts: " + ", ".join(f"{k}={v}" for k, v in manifest["counts"].items()))
-    print(
-        f"Model: {manifest['model']['architecture']} ({manifest['model']['path']}), "
-        f"target: {manifest['target']['mode']}"
-    )
+    print("Counts: " + ", ".join(f"{k}={v}" for k, v in asdict(manifest.counts).items()))
+    print(f"Model: {model['architecture']} ({model['path']}), target: {manifest.sections['target']['mode']}")
     for line in top_tokens_table(args.output, args.docs, args.top):
         print(line)
     return 0

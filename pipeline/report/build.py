@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from normxlogit.pipeline.report.page import ReportInput, render_page
-from normxlogit.pipeline.report.run_reader import read_dead_letters, read_manifest, read_summaries, scan_run
+from normxlogit.pipeline.report.run_reader import (
+    read_annotate_manifest,
+    read_dead_letters,
+    read_summaries,
+    scan_run,
+)
 
 DEFAULT_SAMPLE = 500
 
@@ -20,7 +25,7 @@ def build_report(output: str | Path, sample_size: int = DEFAULT_SAMPLE) -> str:
         RunNotFoundError: ``output`` holds no finished run.
     """
     folder = Path(output)
-    manifest = read_manifest(folder)
+    manifest = read_annotate_manifest(folder)
     summaries = read_summaries(folder)
     scan = scan_run(folder, sample_size, with_summaries=summaries is None)
     data = ReportInput(

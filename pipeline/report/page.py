@@ -9,6 +9,7 @@ Content-Security-Policy allows the one inline script by its hash and nothing els
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from normxlogit.pipeline.report.assets import BASE_CSS, SCRIPT, palette_css
 from normxlogit.pipeline.report.corpus_views import corpus_section
 from normxlogit.pipeline.report.escaping import embed_json, esc, lit
 from normxlogit.pipeline.report.run_reader import DeadLetters, RunScan
+from normxlogit.transforms.layout import Manifest
 
 
 @dataclass
@@ -24,7 +26,7 @@ class ReportInput:
     """Everything the page shows."""
 
     output: str
-    manifest: dict
+    manifest: Manifest
     dead: DeadLetters
     scan: RunScan
     summaries: list[dict]
@@ -59,22 +61,27 @@ def _target_in_words(target: dict) -> str:
     return words
 
 
+def _when(time: datetime.datetime | None) -> str | None:
+    return None if time is None else time.isoformat()
+
+
 def run_section(data: ReportInput) -> str:
     """The manifest in plain words: model, target mode, counts and where the run came from."""
-    m, counts = data.manifest, data.manifest.get("counts", {})
-    model = m.get("model", {})
+    header, counts = data.manifest.header, data.manifest.counts
+    model = header.model
+    started, finished = _when(header.start_time), _when(data.manifest.end_time)
     return f"""<section id="run"><h2>The run</h2>
 <p>Model <b>{esc(model.get("architecture"))}</b> ({esc(model.get("task"))}, head adapter
 {esc(model.get("adapter"))}, {esc(model.get("num_layers"))} layers)
 from <code>{esc(model.get("path"))}</code>;
-{_target_in_words(m.get("target", {}))}.</p>
-<p><b id="records-read">{counts.get("records_read", 0):,}</b> records read:
-<b id="docs-annotated">{counts.get("docs_annotated", 0):,}</b> annotated,
-{counts.get("skipped_empty", 0):,} skipped as empty, <b>{counts.get("errors", 0):,}</b> dead letters;
-{counts.get("tokens", 0):,} token rows.
+{_target_in_words(data.manifest.sections.get("target", {}))}.</p>
+<p><b id="records-read">{counts.records_read:,}</b> records read:
+<b id="docs-annotated">{counts.docs_annotated:,}</b> annotated,
+{counts.skipped_empty:,} skipped as empty, <b>{counts.errors:,}</b> dead letters;
+{counts.tokens:,} token rows.
 {data.scan.truncated:,} documents were truncated at the maximum length.</p>
-<p class="muted">Inputs: {", ".join(f"<code>{esc(i)}</code>" for i in m.get("inputs", []))};
-runner {esc(m.get("runner"))}; started {esc(m.get("start_time"))}, finished {esc(m.get("end_time"))};
+<p class="muted">Inputs: {", ".join(f"<code>{esc(i)}</code>" for i in header.inputs)};
+runner {esc(header.runner)}; started {esc(started)}, finished {esc(finished)};
 output <code>{esc(data.output)}</code>. Corpus summaries: {esc(data.summaries_source)}.</p></section>"""
 
 
@@ -135,7 +142,7 @@ def render_page(data: ReportInput) -> str:
 <div>{esc(data.output)}</div></header><main>
 {run_section(data)}
 {dead_letter_section(data.dead)}
-{corpus_section(data.summaries, data.scan, data.manifest.get("target", {}).get("mode"))}
+{corpus_section(data.summaries, data.scan, data.manifest.sections.get("target", {}).get("mode"))}
 {documents_section(data)}
 </main>
 <script type="application/json" id="report-data">{payload}</script>

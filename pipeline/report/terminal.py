@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale
+from normxlogit.transforms.layout import ATTRIBUTIONS
 
 SHOW_COLUMNS = [
     "doc_id", "source", "position", "token", "char_start", "char_end", "special",
@@ -42,7 +43,7 @@ def read_document(output: Path, doc_id: str) -> pa.Table:
     Raises:
         UnknownDocError: no such id; the message names up to five near ids.
     """
-    dataset = ds.dataset(output / "attributions", format="parquet")
+    dataset = ds.dataset(output / ATTRIBUTIONS.folder, format="parquet")
     rows = dataset.to_table(columns=SHOW_COLUMNS, filter=pc.field("doc_id") == doc_id)
     if rows.num_rows == 0:
         near = near_ids(output, doc_id)
@@ -54,7 +55,7 @@ def read_document(output: Path, doc_id: str) -> pa.Table:
 def near_ids(output: Path, doc_id: str, n: int = 5) -> list[str]:
     """Up to ``n`` ids most similar to ``doc_id``, streaming the doc_id column one row group at a time."""
     best: list[tuple[float, str]] = []
-    for path in sorted((output / "attributions").glob("*.parquet")):
+    for path in ATTRIBUTIONS.paths(output):
         reader = pq.ParquetFile(path)
         for group in range(reader.num_row_groups):
             ids = pc.unique(reader.read_row_group(group, columns=["doc_id"])["doc_id"]).to_pylist()

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from normxlogit.transforms.layout import read_manifest
+
 
 @pytest.fixture(scope="module")
 def bench(benchmark_module):
@@ -67,8 +69,8 @@ def test_quick_run_reports_every_figure_from_real_runs(bench, tmp_path, capsys):
         large, small = detail["pipeline_large"], detail["pipeline_small"]
         assert (large["docs"], large["docs_annotated"], small["docs"]) == (10, 10, 1)
         assert large["tokens"] == detail["real_tokens"] > small["tokens"]
-        manifest = json.loads((tmp_path / "runs" / key / "out-large" / "manifest.json").read_text())
-        assert fig["padding_ratio"] == pytest.approx(manifest["batching"]["padding_ratio"], abs=1e-4)
+        manifest = read_manifest(tmp_path / "runs" / key / "out-large")
+        assert fig["padding_ratio"] == pytest.approx(manifest.batching.padding_ratio, abs=1e-4)
         assert fig["padding_ratio"] >= 1.0
         # Memory: N and 10N documents, the process's own peak (a model's worth, not the launcher's).
         memory = detail["memory"]

@@ -35,6 +35,7 @@ from moto.server import ThreadedMotoServer
 
 import normxlogit
 from normxlogit.pipeline.cli import main
+from normxlogit.transforms.layout import ATTRIBUTIONS, MANIFEST_FILE
 
 REVIEWS = [
     "A wonderful, heartfelt film with great acting.",
@@ -183,14 +184,14 @@ def test_s3_round_trip(s3, tiny_classifier, beam_args):
     s3.put("in/reviews.jsonl", jsonl(REVIEWS))
     s3.put("in/questions.jsonl", jsonl(QUESTIONS[:2]) + b'{"text": broken\n' + jsonl(QUESTIONS[2:]))
     s3.put("in/notes.txt", b"not matched by the glob\n")
-    stale = "out/attributions/part-00000-of-00003.parquet"
+    stale = f"out/{ATTRIBUTIONS.name(0, 3)}"
     s3.put(stale, b"left behind by a run that died")
     bucket = f"s3://{s3.name}"
     args = [f"{bucket}/in/*.jsonl", "--output", f"{bucket}/out", "--model", str(tiny_classifier)]
 
     run_cli([*args, *s3.beam_args, *beam_args])
 
-    manifest = json.loads(s3.get("out/manifest.json"))
+    manifest = json.loads(s3.get(f"out/{MANIFEST_FILE}"))
     counts = manifest["counts"]
     assert counts == {
         "records_read": len(REVIEWS) + len(QUESTIONS) + 1,
@@ -201,7 +202,7 @@ def test_s3_round_trip(s3, tiny_classifier, beam_args):
     }
     files = [f"out/{name}" for names in manifest["files"].values() for name in names]
     # Exactly the finalised files and the manifest: no stale part, no Beam temporary objects.
-    assert s3.keys("out/") == sorted([*files, "out/manifest.json"])
+    assert s3.keys("out/") == sorted([*files, f"out/{MANIFEST_FILE}"])
     assert stale not in files
     rows = pa.concat_tables(
         pq.read_table(pa.BufferReader(s3.get(f"out/{name}"))) for name in manifest["files"]["attributions"]
@@ -221,7 +222,7 @@ def test_s3_round_trip(s3, tiny_classifier, beam_args):
 
     # A finished run on S3 is refused without --overwrite, before anything runs.
     assert main(["annotate", *args, *s3.beam_args]) == 2
-    assert s3.keys("out/") == sorted([*files, "out/manifest.json"])
+    assert s3.keys("out/") == sorted([*files, f"out/{MANIFEST_FILE}"])
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

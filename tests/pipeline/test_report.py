@@ -16,6 +16,7 @@ from normxlogit.pipeline.report.escaping import embed_json, esc, lit
 from normxlogit.pipeline.report.page import SCRIPT, script_hash
 from normxlogit.pipeline.report.run_reader import iter_doc_chunks, scan_run
 from normxlogit.pipeline.report.terminal import terminal_safe
+from normxlogit.transforms.layout import ATTRIBUTIONS, GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_TEXT = "<script>document.title='x'</script> &amp; </script><!-- \u2028 \u202eevil 😀"
@@ -75,10 +76,8 @@ def test_terminal_text_cannot_drive_the_terminal():
 @pytest.mark.slow
 def test_annotate_writes_summaries_that_reconcile(annotated_run, run_files):
     manifest = run_files.manifest(annotated_run)
-    assert manifest["files"]["summaries"] == ["summaries/groups.jsonl"]
-    groups = [
-        json.loads(line) for line in (annotated_run / "summaries" / "groups.jsonl").read_text().splitlines()
-    ]
+    assert manifest["files"]["summaries"] == [GROUPS.name] == ["summaries/groups.jsonl"]
+    groups = [json.loads(line) for line in GROUPS.path(annotated_run).read_text().splitlines()]
     by_kind = {}
     for g in groups:
         by_kind.setdefault(g["kind"], []).append(g)
@@ -134,7 +133,7 @@ def test_sample_is_deterministic_and_bounded(tmp_path):
     small, large = scan_run(run, 50, False), scan_run(run, 200, False)
     assert (small.docs, small.tokens) == (
         700,
-        pq.read_metadata(run / "attributions" / "part-00000-of-00001.parquet").num_rows,
+        pq.read_metadata(run / ATTRIBUTIONS.name(0, 1)).num_rows,
     )
     assert len(small.sample) == 50 and len(large.sample) == 200
     assert {d["id"] for d in small.sample} <= {d["id"] for d in large.sample}
@@ -145,7 +144,7 @@ def test_sample_is_deterministic_and_bounded(tmp_path):
 def test_documents_split_across_row_groups_are_read_whole(tmp_path):
     run = tmp_path / "run"
     synthetic().write_synthetic_run(run, 30)
-    path = run / "attributions" / "part-00000-of-00001.parquet"
+    path = run / ATTRIBUTIONS.name(0, 1)
     table = pq.read_table(path)
     pq.write_table(table, path, row_group_size=7)  # cuts most documents in two or more
     chunks = list(iter_doc_chunks(run))

@@ -37,6 +37,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from normxlogit.pipeline.cli import main
+from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, read_manifest
 
 REVIEWS = [
     "A wonderful, heartfelt film with great acting and a score that lingers for days.",
@@ -97,22 +98,22 @@ def write_corpus(folder: Path) -> None:
 
 def read_run(out: Path) -> Run:
     """Read a finished run and check what every run must satisfy on its own."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    rows = ds.dataset(out / "attributions", format="parquet").to_table()
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    typed = read_manifest(out)
+    rows = ds.dataset(out / ATTRIBUTIONS.folder, format="parquet").to_table()
     rows = rows.sort_by([("doc_id", "ascending"), ("position", "ascending")])
-    dead = [json.loads(line) for f in (out / "errors").glob("part-*") for line in f.read_text().splitlines()]
-    counts = manifest["counts"]
-    assert {k: counts[k] for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
-    assert counts["records_read"] == counts["docs_annotated"] + counts["skipped_empty"] + counts["errors"]
-    assert counts["tokens"] == rows.num_rows > 0
-    assert len(set(rows["doc_id"].to_pylist())) == counts["docs_annotated"]
-    assert len(dead) == counts["errors"]
+    dead = [json.loads(line) for f in ERRORS.paths(out) for line in f.read_text().splitlines()]
+    counts = typed.counts
+    assert {k: manifest["counts"][k] for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
+    assert counts.reconciles
+    assert counts.tokens == rows.num_rows > 0
+    assert len(set(rows["doc_id"].to_pylist())) == counts.docs_annotated
+    assert len(dead) == counts.errors
     # The manifest is written by a worker: the files it lists are exactly the ones on disk.
-    listed = sorted(name for names in manifest["files"].values() for name in names)
     on_disk = sorted(
-        str(f.relative_to(out)) for f in out.rglob("*") if f.is_file() and f.name != "manifest.json"
+        str(f.relative_to(out)) for f in out.rglob("*") if f.is_file() and f.name != MANIFEST_FILE
     )
-    assert listed == on_disk
+    assert sorted(typed.files.all()) == on_disk
     # Local paths are resolved on the launcher, so workers elsewhere read the same files.
     assert all(os.path.isabs(s) for s in rows["source"].to_pylist())
     return Run(manifest, rows, dead)

@@ -1,0 +1,316 @@
+"""What a finished run looks like: its folders, file names and manifest, as typed values.
+
+    OUT/attributions/part-SSSSS-of-NNNNN.parquet   token rows (annotate)
+    OUT/documents/part-SSSSS-of-NNNNN.parquet      document rows (annotate)
+    OUT/errors/part-SSSSS-of-NNNNN.jsonl           dead letters
+    OUT/summaries/groups.jsonl                     corpus summaries (annotate)
+    OUT/manifest.json                              written last: its presence marks a finished run
+
+Writers (``transforms/writers.py``, ``transforms/summaries.py``, ``pipeline/stages.py``), readers
+(``report``, ``show``) and tests import these names instead of repeating them. This module needs
+neither Beam nor torch, so that reading a run stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PartFiles:
+    """A folder of sharded files from a Beam sink: ``{folder}/{prefix}-SSSSS-of-NNNNN{suffix}``."""
+
+    folder: str
+    suffix: str
+    prefix: str = "part"
+
+    @property
+    def pattern(self) -> str:
+        """Glob of the part files inside ``folder``."""
+        return f"{self.prefix}-*-of-*{self.suffix}"
+
+    def name(self, shard: int, shards: int) -> str:
+        """Path of part ``shard`` (0-based) of ``shards``, relative to the run folder."""
+        return f"{self.folder}/{self.prefix}-{shard:05d}-of-{shards:05d}{self.suffix}"
+
+    def paths(self, run: Path) -> list[Path]:
+        """The part files of a local run folder, in shard order."""
+        return sorted((Path(run) / self.folder).glob(self.pattern))
+
+
+@dataclass(frozen=True)
+class SingleFile:
+    """One unsharded file in a folder of the run: ``{folder}/{stem}{suffix}``."""
+
+    folder: str
+    stem: str
+    suffix: str
+
+    @property
+    def name(self) -> str:
+        """Path relative to the run folder."""
+        return f"{self.folder}/{self.stem}{self.suffix}"
+
+    def path(self, run: Path) -> Path:
+        """The file in a local run folder."""
+        return Path(run) / self.folder / f"{self.stem}{self.suffix}"
+
+
+ATTRIBUTIONS = PartFiles("attributions", ".parquet")
+DOCUMENTS = PartFiles("documents", ".parquet")
+ERRORS = PartFiles("errors", ".jsonl")
+GROUPS = SingleFile("summaries", "groups", ".jsonl")
+# Every folder a run writes part files to: cleared before a run and after a failed one.
+PART_FOLDERS = (ATTRIBUTIONS.folder, DOCUMENTS.folder, ERRORS.folder, GROUPS.folder)
+
+
+class RunNotFoundError(FileNotFoundError):
+    """The folder is not a finished normxlogit run: no manifest.json, or one that is not a manifest."""
+
+
+def _time(value: str | None) -> datetime.datetime | None:
+    return None if value is None else datetime.datetime.fromisoformat(value)
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What every command's manifest starts with.
+
+    Attributes:
+        model: ``normxlogit.loading.ModelInfo`` as JSON (label ids as strings).
+    """
+
+    command: str
+    start_time: datetime.datetime | None
+    inputs: tuple[str, ...]
+    input_files: int | None
+    output: str
+    runner: str
+    model: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The header's manifest keys, in the manifest's order."""
+        return {**asdict(self), "start_time": _iso(self.start_time), "inputs": list(self.inputs)}
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> RunHeader:
+        """The header from a manifest; keys older runs lack are None."""
+        return cls(
+            command=body["command"],
+            start_time=_time(body.get("start_time")),
+            inputs=tuple(body.get("inputs", ())),
+            input_files=body.get("input_files"),
+            output=body["output"],
+            runner=body["runner"],
+            model=body["model"],
+        )
+
+
+@dataclass(frozen=True)
+class AnnotateCounts:
+    """``annotate``'s counts: ``records_read = docs_annotated + skipped_empty + errors``; tokens = rows."""
+
+    DONE: ClassVar[str] = "docs_annotated"
+
+    records_read: int
+    docs_annotated: int
+    skipped_empty: int
+    errors: int
+    tokens: int
+
+    @property
+    def reconciles(self) -> bool:
+        """Every record read is annotated, skipped as empty or a dead letter."""
+        return self.records_read == self.docs_annotated + self.skipped_empty + self.errors
+
+
+@dataclass(frozen=True)
+class EvaluateCounts:
+    """``evaluate``'s counts: ``records_read = docs_evaluated + skipped_empty + errors``."""
+
+    DONE: ClassVar[str] = "docs_evaluated"
+
+    records_read: int
+    docs_evaluated: int
+    skipped_empty: int
+    errors: int
+
+    @property
+    def reconciles(self) -> bool:
+        """Every record read is evaluated, skipped as empty or a dead letter."""
+        return self.records_read == self.docs_evaluated + self.skipped_empty + self.errors
+
+
+Counts = AnnotateCounts | EvaluateCounts
+COUNTS: dict[str, type[Counts]] = {cls.DONE: cls for cls in (AnnotateCounts, EvaluateCounts)}
+
+
+def counts_from_dict(counts: dict[str, int]) -> Counts:
+    """The typed counts of a manifest's ``counts``, by the key that names the records done."""
+    named = [cls for done, cls in COUNTS.items() if done in counts]
+    if len(named) != 1:
+        raise ValueError(f"counts must name exactly one of {', '.join(COUNTS)}: {sorted(counts)}")
+    return named[0](**counts)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Positions the forward passes ran (tokens plus padding), and their ratio to the real tokens."""
+
+    padded_tokens: int
+    padding_ratio: float | None
+
+    @classmethod
+    def of(cls, tokens: int, padded_tokens: int) -> Batching:
+        """The batching of a run that wrote ``tokens`` rows from ``padded_tokens`` positions."""
+        return cls(padded_tokens, round(padded_tokens / tokens, 4) if tokens else None)
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """The finalised files of a run by kind, relative to the run folder; None: not written by this command.
+
+    Field order is the manifest's key order (annotate: attributions, errors, summaries; evaluate:
+    results, errors).
+    """
+
+    attributions: tuple[str, ...] | None = None
+    documents: tuple[str, ...] | None = None
+    results: tuple[str, ...] | None = None
+    errors: tuple[str, ...] | None = None
+    summaries: tuple[str, ...] | None = None
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        """The kinds of output a run can list."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def of(cls, files: dict[str, Any]) -> OutputFiles:
+        """Files by kind (any iterable of names), each kind sorted.
+
+        Raises:
+            ValueError: a kind that is not one of ``kinds()``.
+        """
+        unknown = sorted(set(files) - set(cls.kinds()))
+        if unknown:
+            raise ValueError(f"unknown output kinds {unknown}; known: {', '.join(cls.kinds())}")
+        return cls(**{kind: tuple(sorted(names)) for kind, names in files.items()})
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """``{kind: [names]}`` for the kinds this run wrote."""
+        return {k: list(v) for k in self.kinds() if (v := getattr(self, k)) is not None}
+
+    def all(self) -> list[str]:
+        """Every listed file."""
+        return [name for names in self.to_dict().values() for name in names]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``OUT/manifest.json``: what was run, on what, and what it wrote.
+
+    Attributes:
+        header: command, inputs, output, runner, model.
+        sections: the command's own description, in order: annotate's ``target``, ``options``,
+            ``versions``; evaluate's ``faithfulness``, ``options``, ``versions``.
+        counts: records by fate; they reconcile.
+        files: the finalised output files.
+        batching: annotate's padding figures.
+        end_time: when the manifest was written.
+    """
+
+    header: RunHeader
+    sections: dict[str, Any]
+    counts: Counts
+    files: OutputFiles
+    batching: Batching | None = None
+    end_time: datetime.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as JSON values, keys in the order ``manifest.json`` has them."""
+        body = {**self.header.to_dict(), **self.sections}
+        if self.batching is not None:
+            body["batching"] = asdict(self.batching)
+        body["end_time"] = _iso(self.end_time)
+        body["counts"] = asdict(self.counts)
+        body["files"] = self.files.to_dict()
+        return body
+
+    def to_json(self) -> str:
+        """The text of ``manifest.json``."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Manifest:
+        """A manifest from its JSON values.
+
+        Raises:
+            ValueError, KeyError, TypeError: ``body`` is not a manifest.
+        """
+        known = {f.name for f in fields(RunHeader)} | {"counts", "files", "batching", "end_time"}
+        batching = body.get("batching")
+        return cls(
+            header=RunHeader.from_dict(body),
+            sections={k: v for k, v in body.items() if k not in known},
+            counts=counts_from_dict(body["counts"]),
+            files=OutputFiles.of(body.get("files", {})),
+            batching=None if batching is None else Batching(**batching),
+            end_time=_time(body.get("end_time")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """A manifest from the text of ``manifest.json``."""
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """A manifest less what only the finished run knows (counts, files, batching, end time)."""
+
+    header: RunHeader
+    sections: dict[str, Any]
+
+    def finished(
+        self,
+        counts: Counts,
+        files: OutputFiles,
+        end_time: datetime.datetime,
+        batching: Batching | None = None,
+    ) -> Manifest:
+        """The manifest of the finished run."""
+        return Manifest(self.header, self.sections, counts, files, batching=batching, end_time=end_time)
+
+
+def read_manifest(run: Path) -> Manifest:
+    """The manifest of a local run folder.
+
+    Raises:
+        RunNotFoundError: no ``manifest.json``, or one that is not a manifest; the message says
+            what to pass instead.
+    """
+    run = Path(run)
+    path = run / MANIFEST_FILE
+    if not path.is_file():
+        raise RunNotFoundError(
+            f"{run} is not a finished normxlogit run (no {MANIFEST_FILE}); pass the --output "
+            "folder of a completed `normxlogit annotate`"
+        )
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise RunNotFoundError(
+            f"{path} is not a normxlogit manifest ({type(err).__name__}: {err}); the run may have been "
+            "written by another tool or damaged"
+        ) from err
