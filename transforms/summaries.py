@@ -1,77 +1,83 @@
 """Corpus summaries as a Beam combine: ``OUT/summaries/groups.jsonl``, one JSON line per group.
 
-scored docs -> (group, DocContribution) for the corpus, the doc's prediction, target and source
-            -> CombinePerKey(GroupStatsCombineFn) (bounded, see ``summary_stats``)
-            -> one summary per group -> summaries/groups.jsonl
+AnnotatedBatch -> SummaryStats of the batch (Arrow group-bys), split by group: the corpus and each
+                  prediction, target and source in the batch
+               -> CombinePerKey(SummaryStatsCombineFn) (bounded, see ``summary_stats``)
+               -> one summary per group -> summaries/groups.jsonl
 
 Each line holds a group's counts, a fixed-bin histogram of token scores and its top words and
-tokens by total and by mean score (``summary_stats.summarize_group``). A run that scored no
+tokens by total and by mean score (``summary_stats.summarize_groups``). A run that annotated no
 document writes no file (as for dead letters: object stores reject empty uploads).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import apache_beam as beam
 
-from normxlogit.transforms.model_handler import ScoredDoc
 from normxlogit.transforms.summary_stats import (
     DEFAULT_CAPACITY,
-    DocContribution,
-    GroupStats,
-    add_doc,
-    doc_contribution,
-    group_keys,
+    SummaryStats,
+    batch_stats,
     merge_stats,
-    summarize_group,
+    split_groups,
+    summarize_groups,
 )
 from normxlogit.transforms.writers import join
+
+if TYPE_CHECKING:
+    from normxlogit.transforms.records import AnnotatedBatch
 
 SUMMARIES_DIR = "summaries"
 GROUPS_FILE = "groups"
 
 
-def keyed_contributions(doc: ScoredDoc):
-    """Yield ``((kind, group), DocContribution)`` for every group of a scored document."""
-    if doc.result is None:
-        return
-    res, enc = doc.result, doc.result.encoded
-    contribution = doc_contribution(
-        enc.tokens,
-        enc.offsets[:, 0],
-        enc.offsets[:, 1],
-        enc.word_index,
-        enc.special,
-        res.attribution.score,
-        text=doc.record.text,
-    )
-    for key in group_keys(res.prediction, res.target, doc.record.source):
-        yield key, contribution
+def keyed_batch_stats(
+    batch: AnnotatedBatch, capacity: int = DEFAULT_CAPACITY
+) -> Iterator[tuple[tuple[str, str], SummaryStats]]:
+    """``((kind, group), SummaryStats)`` for every group the batch's documents belong to."""
+    yield from split_groups(batch_stats(batch.rows, batch.documents, capacity))
 
 
-class GroupStatsCombineFn(beam.CombineFn):
-    """Combine ``DocContribution``s into one bounded ``GroupStats`` per key."""
+class SummaryStatsCombineFn(beam.CombineFn):
+    """Combine partial ``SummaryStats`` (of one group) into one bounded ``SummaryStats``.
+
+    The accumulator is a list of partials, merged (one concat and group-by for all of them) once
+    the partials added since the last merge hold as many vocabulary rows as the merged one (at
+    least ``2 * capacity``), and always before it leaves the worker (``compact``): merging each
+    small batch partial into the large accumulator would redo the group-by of the whole
+    vocabulary once per batch.
+    """
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY):
         super().__init__()
         self._capacity = capacity
 
-    def create_accumulator(self) -> GroupStats:
-        return GroupStats()
+    def create_accumulator(self) -> list[SummaryStats]:
+        return []
 
-    def add_input(self, accumulator: GroupStats, element: DocContribution) -> GroupStats:
-        return add_doc(accumulator, element, self._capacity)
-
-    def merge_accumulators(self, accumulators) -> GroupStats:
-        return merge_stats(list(accumulators), self._capacity)
-
-    def extract_output(self, accumulator: GroupStats) -> GroupStats:
+    def add_input(self, accumulator: list[SummaryStats], element: SummaryStats) -> list[SummaryStats]:
+        accumulator.append(element)
+        pending = sum(part.vocab.num_rows for part in accumulator[1:])
+        if pending >= max(accumulator[0].vocab.num_rows, 2 * self._capacity):
+            accumulator[:] = [merge_stats(accumulator, self._capacity)]
         return accumulator
+
+    def merge_accumulators(self, accumulators) -> list[SummaryStats]:
+        return [merge_stats([part for acc in accumulators for part in acc], self._capacity)]
+
+    def compact(self, accumulator: list[SummaryStats]) -> list[SummaryStats]:
+        return [merge_stats(accumulator, self._capacity)]
+
+    def extract_output(self, accumulator: list[SummaryStats]) -> SummaryStats:
+        return merge_stats(accumulator, self._capacity)
 
 
 class WriteSummaries(beam.PTransform):
-    """Scored docs -> ``OUT/summaries/groups.jsonl``; returns the finalised file name.
+    """AnnotatedBatches -> ``OUT/summaries/groups.jsonl``; returns the finalised file name.
 
     Args:
         output: the run's output folder.
@@ -85,13 +91,13 @@ class WriteSummaries(beam.PTransform):
         self._top_k = top_k
         self._capacity = capacity
 
-    def expand(self, scored):
+    def expand(self, batches):
         k = self._top_k
         return (
-            scored
-            | "Contributions" >> beam.FlatMap(keyed_contributions)
-            | "CombineGroups" >> beam.CombinePerKey(GroupStatsCombineFn(self._capacity))
-            | "Summarize" >> beam.MapTuple(lambda key, stats: summarize_group(key[0], key[1], stats, k))
+            batches
+            | "BatchStats" >> beam.FlatMap(keyed_batch_stats, self._capacity)
+            | "CombineGroups" >> beam.CombinePerKey(SummaryStatsCombineFn(self._capacity))
+            | "Summarize" >> beam.FlatMap(lambda kv: summarize_groups(kv[1], k))
             | "ToJson" >> beam.Map(lambda s: json.dumps(s, ensure_ascii=False, sort_keys=True))
             | "WriteJsonl"
             >> beam.io.WriteToText(

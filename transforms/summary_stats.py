@@ -1,26 +1,34 @@
-"""Corpus summary statistics without Beam: per-document extraction and a bounded, mergeable accumulator.
+"""Corpus summary statistics without Beam: columnar, per batch of documents, bounded and mergeable.
 
-A group is a slice of the corpus (all of it, one prediction, one target, one source). Its
-``GroupStats`` holds document/token/word counts, a fixed-bin histogram of token scores and, per
-word and per token text, the running sum and count of their scores.
+A group is a slice of the corpus (all of it, one prediction, one target, one source). A
+``SummaryStats`` holds, for any number of groups, three Arrow tables: document/token/word counts,
+a fixed-bin histogram of token scores and, per word and per token text, the sum and count of their
+scores. ``batch_stats`` computes it for one batch of token rows with Arrow and numpy group-bys (no
+Python loop per token or word); ``merge_stats`` adds partial ones (concat, then group-by sums).
 
 Memory is bounded by design: the histogram has fixed bins (symmetric log scale, the same edges for
 every group and worker, so histograms add), and each vocabulary keeps at most ``2 * capacity``
 entries. When it reaches that size it is pruned to the ``capacity`` most frequent entries (ties:
-the larger total), a frequency-based heavy-hitters sketch. Entries that survive every pruning keep
-exact sums and counts; a rare word pruned early and seen again restarts from zero. With at most
-``capacity`` distinct words in a group nothing is ever pruned and all figures are exact. The
-final top-K lists rank by total score and by mean score (words seen at least ``min_count`` times,
-so one lucky occurrence does not top the list).
+the larger total, then the text), a frequency-based heavy-hitters sketch. Entries that survive
+every pruning keep exact sums and counts; a rare word pruned early and seen again restarts from
+zero. With fewer than ``2 * capacity`` distinct words in a group nothing is ever pruned and all
+figures are exact, whatever the batching and merge order. The final top-K lists rank by total
+score and by mean score (words seen at least ``min_count`` times, so one lucky occurrence does not
+top the list).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CORPUS, PREDICTION, TARGET, SOURCE = "corpus", "prediction", "target", "source"
+GROUP_KINDS = (PREDICTION, TARGET, SOURCE)  # document columns that name a group; plus the corpus
+WORD, TOKEN = "word", "token"
 # Bin edges at +-10**(k / BINS_PER_DECADE) for |score| in [10**MIN_DECADE, 10**MAX_DECADE); bin 0 is
 # (-10**MIN_DECADE, 10**MIN_DECADE); the outermost bins catch everything beyond.
 BINS_PER_DECADE, MIN_DECADE, MAX_DECADE = 20, -3, 6
@@ -28,28 +36,41 @@ _SIDE = BINS_PER_DECADE * (MAX_DECADE - MIN_DECADE)
 N_BINS = 2 * _SIDE + 1
 DEFAULT_CAPACITY = 2000
 
+_KEYS = [pa.field("kind", pa.string()), pa.field("group", pa.string())]
+COUNTS_SCHEMA = pa.schema(_KEYS + [pa.field(n, pa.int64()) for n in ("docs", "tokens", "words")])
+HISTOGRAM_SCHEMA = pa.schema(_KEYS + [pa.field("bin", pa.int64()), pa.field("count", pa.int64())])
+VOCAB_SCHEMA = pa.schema(
+    _KEYS
+    + [
+        pa.field("unit", pa.string()),  # WORD or TOKEN
+        pa.field("text", pa.string()),
+        pa.field("total", pa.float64()),
+        pa.field("count", pa.int64()),
+    ]
+)
+
 
 @dataclass
-class DocContribution:
-    """What one document adds to its groups: its words and tokens with their scores."""
+class SummaryStats:
+    """Mergeable statistics of any number of groups, as Arrow tables (pickles as a few buffers).
 
-    words: list[str]
-    word_scores: np.ndarray
-    tokens: list[str]
-    token_scores: np.ndarray
-    token_bins: np.ndarray
+    Attributes:
+        counts: one row per group (``COUNTS_SCHEMA``): documents, tokens and words.
+        histogram: one row per group and non-empty bin (``HISTOGRAM_SCHEMA``).
+        vocab: one row per group, unit (``WORD`` / ``TOKEN``) and text (``VOCAB_SCHEMA``): the sum
+            and count of the scores of that text; bounded, see the module docstring.
+    """
+
+    counts: pa.Table
+    histogram: pa.Table
+    vocab: pa.Table
 
 
-@dataclass
-class GroupStats:
-    """Mergeable statistics of one group; see the module docstring for the memory bound."""
-
-    docs: int = 0
-    tokens: int = 0
-    words: int = 0
-    histogram: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, dtype=np.int64))
-    word_totals: dict[str, list[float]] = field(default_factory=dict)
-    token_totals: dict[str, list[float]] = field(default_factory=dict)
+def empty_stats() -> SummaryStats:
+    """Statistics of no document."""
+    return SummaryStats(
+        COUNTS_SCHEMA.empty_table(), HISTOGRAM_SCHEMA.empty_table(), VOCAB_SCHEMA.empty_table()
+    )
 
 
 def histogram_bins(scores: np.ndarray) -> np.ndarray:
@@ -71,136 +92,304 @@ def bin_edges(index: int) -> tuple[float, float]:
     return (inner, outer) if level > 0 else (-outer, -inner)
 
 
-def doc_contribution(
-    tokens: list[str],
-    char_start: np.ndarray,
-    char_end: np.ndarray,
-    word_index: np.ndarray,
-    special: np.ndarray,
-    score: np.ndarray,
-    text: str | None = None,
-) -> DocContribution:
-    """Words and tokens of one document with their scores (special tokens left out).
+def batch_stats(
+    rows: pa.RecordBatch | pa.Table, documents: pa.RecordBatch | pa.Table, capacity: int = DEFAULT_CAPACITY
+) -> SummaryStats:
+    """The statistics of one batch of documents, for their corpus, prediction, target and source groups.
 
-    A word's score is the sum of its tokens' scores (NormXLogit scores add along a word); its text
-    is the document text from its first token's start to its last token's end, stripped. Without
-    the text (token rows alone) it is the concatenation of its tokens, which is the same span when
-    the tokens are contiguous, as they are inside a word.
+    Special tokens are left out. A token counts under its stripped text (empty ones are dropped);
+    a word (consecutive rows with the same ``word_index`` in a document) under the document text
+    from its first token's start to its last token's end, stripped, with the sum of its tokens'
+    scores. Without a ``text`` column the word text is rebuilt from its tokens (each the text under
+    its span), which is the same span unless tokens leave a gap inside the word.
 
     Args:
-        tokens: (n,) token strings. char_start, char_end, word_index, special, score: (n,) arrays,
-            with ``word_index`` -1 for tokens that belong to no word.
-        text: the document text, when known.
+        rows: token rows (``normxlogit.token_schema``; ``token``, ``char_start``, ``char_end``,
+            ``word_index`` (null or -1 outside words), ``special`` and ``score`` are read), grouped
+            by document in the order of ``documents``.
+        documents: one row per document: ``n_tokens`` (its rows), ``prediction``, ``target``,
+            ``source`` and optionally ``text``. Null group names count as "".
+        capacity: vocabulary bound per group (see the module docstring).
+
+    Raises:
+        ValueError: ``n_tokens`` does not add up to the number of rows.
     """
-    keep = ~special
-    kept = np.flatnonzero(keep)
-    token_texts = [tokens[i].strip() for i in kept]
-    in_word = kept[word_index[kept] >= 0]
-    words: list[str] = []
-    word_scores = np.zeros(0, dtype=np.float64)
-    if in_word.size:
-        ids = word_index[in_word]
-        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-        word_scores = np.add.reduceat(score[in_word].astype(np.float64), starts)
-        ends = np.append(starts[1:], in_word.size) - 1
-        if text is None:
-            words = ["".join(tokens[i] for i in in_word[s : e + 1]).strip() for s, e in zip(starts, ends)]
-        else:
-            spans = zip(char_start[in_word[starts]], char_end[in_word[ends]])
-            words = [text[a:b].strip() for a, b in spans]
-    keep_tokens = np.array([bool(t) for t in token_texts], dtype=bool)
-    token_scores = score[kept][keep_tokens].astype(np.float64)
-    return DocContribution(
-        words=words,
-        word_scores=word_scores,
-        tokens=[t for t, k in zip(token_texts, keep_tokens) if k],
-        token_scores=token_scores,
-        token_bins=histogram_bins(token_scores),
+    n_tokens = _numpy(documents, "n_tokens").astype(np.int64)
+    if n_tokens.sum() != rows.num_rows:
+        raise ValueError(
+            f"documents' n_tokens add up to {n_tokens.sum()}, but there are {rows.num_rows} rows"
+        )
+    if documents.num_rows == 0:
+        return empty_stats()
+    codes, groups = _document_groups(documents)  # codes: (4, docs) group of each document per kind
+    doc = np.repeat(np.arange(documents.num_rows), n_tokens)
+    special = _numpy(rows, "special").astype(bool)
+    score = _numpy(rows, "score").astype(np.float64)
+    token = _array(rows, "token").cast(pa.string())
+
+    stripped = pc.utf8_trim_whitespace(token)
+    kept = np.flatnonzero(~special & (pc.utf8_length(stripped).to_numpy(zero_copy_only=False) > 0))
+    words, word_score, word_doc = _words(rows, documents, doc, special, score, token)
+
+    texts = pa.concat_arrays([stripped.take(pa.array(kept)), words])
+    unit = np.r_[np.ones(kept.size, np.int64), np.zeros(len(words), np.int64)]  # 0: WORD, 1: TOKEN
+    entry_doc = np.r_[doc[kept], word_doc]
+    entry_key = codes[:, entry_doc].ravel()  # every entry once per kind
+    encoded = pc.dictionary_encode(texts)
+    n_texts = max(len(encoded.dictionary), 1)
+    code = (entry_key * 2 + np.tile(unit, len(codes))) * n_texts + np.tile(
+        encoded.indices.to_numpy(), len(codes)
+    )
+    totals = (
+        pa.table({"code": code, "score": np.tile(np.r_[score[kept], word_score], len(codes))})
+        .group_by("code", use_threads=False)
+        .aggregate([("score", "sum"), ("score", "count")])
+    )
+    order = np.argsort(totals["code"].to_numpy(), kind="stable")  # rows of a group together
+    totals = totals.take(pa.array(order))
+    code = totals["code"].to_numpy()
+    key = pa.array(code // (2 * n_texts))
+    vocab = pa.table(
+        {
+            "kind": groups["kind"].take(key),
+            "group": groups["group"].take(key),
+            "unit": pa.array([WORD, TOKEN]).take(pa.array(code // n_texts % 2)),
+            "text": encoded.dictionary.take(pa.array(code % n_texts)),
+            "total": totals["score_sum"],
+            "count": totals["score_count"],
+        },
+        schema=VOCAB_SCHEMA,
     )
 
+    n_groups = groups.num_rows
+    token_key = codes[:, doc[kept]].ravel()
+    bins = np.tile(histogram_bins(score[kept]), len(codes))
+    dense = np.bincount(token_key * N_BINS + bins, minlength=n_groups * N_BINS).reshape(n_groups, N_BINS)
+    group_of_bin, nonzero_bin = np.nonzero(dense)
+    histogram = pa.table(
+        {
+            "kind": groups["kind"].take(pa.array(group_of_bin)),
+            "group": groups["group"].take(pa.array(group_of_bin)),
+            "bin": nonzero_bin.astype(np.int64),
+            "count": dense[group_of_bin, nonzero_bin],
+        },
+        schema=HISTOGRAM_SCHEMA,
+    )
+    counts = groups.append_column("docs", pa.array(np.bincount(codes.ravel(), minlength=n_groups)))
+    counts = counts.append_column("tokens", pa.array(np.bincount(token_key, minlength=n_groups)))
+    words_per_group = np.bincount(codes[:, word_doc].ravel(), minlength=n_groups)
+    counts = counts.append_column("words", pa.array(words_per_group)).cast(COUNTS_SCHEMA)
+    largest = int(np.bincount(code // n_texts).max(initial=0))
+    return SummaryStats(counts, histogram, _prune(vocab, capacity, largest))
 
-def add_doc(stats: GroupStats, doc: DocContribution, capacity: int = DEFAULT_CAPACITY) -> GroupStats:
-    """Add one document to ``stats`` (in place) and return it."""
-    stats.docs += 1
-    stats.tokens += len(doc.tokens)
-    stats.words += len(doc.words)
-    stats.histogram += np.bincount(doc.token_bins, minlength=N_BINS)
-    _add_totals(stats.word_totals, doc.words, doc.word_scores.tolist(), capacity)
-    _add_totals(stats.token_totals, doc.tokens, doc.token_scores.tolist(), capacity)
-    return stats
+
+def _document_groups(documents) -> tuple[np.ndarray, pa.Table]:
+    """(4, docs) group number of each document per kind, and the groups' (kind, group) table."""
+    n = documents.num_rows
+    codes, kinds, names = [np.zeros(n, np.int64)], [CORPUS], [pa.array([""])]
+    for kind in GROUP_KINDS:
+        encoded = pc.dictionary_encode(pc.fill_null(_array(documents, kind).cast(pa.string()), ""))
+        codes.append(encoded.indices.to_numpy().astype(np.int64) + sum(len(a) for a in names))
+        kinds.append(kind)
+        names.append(encoded.dictionary)
+    kind_column = pa.array(np.repeat(kinds, [len(a) for a in names]).tolist(), pa.string())
+    return np.stack(codes), pa.table({"kind": kind_column, "group": pa.concat_arrays(names)})
 
 
-def merge_stats(parts: list[GroupStats], capacity: int = DEFAULT_CAPACITY) -> GroupStats:
-    """One ``GroupStats`` holding all of ``parts`` (the first part is reused)."""
-    out = parts[0] if parts else GroupStats()
-    for part in parts[1:]:
-        out.docs += part.docs
-        out.tokens += part.tokens
-        out.words += part.words
-        out.histogram = out.histogram + part.histogram
-        for mine, theirs in ((out.word_totals, part.word_totals), (out.token_totals, part.token_totals)):
-            for key, (total, count) in theirs.items():
-                entry = mine.setdefault(key, [0.0, 0])
-                entry[0] += total
-                entry[1] += count
-            _prune(mine, capacity)
+def _words(rows, documents, doc: np.ndarray, special: np.ndarray, score: np.ndarray, token: pa.Array):
+    """Stripped text, summed score and document of each word of the batch, in row order."""
+    word_index = pc.fill_null(_array(rows, "word_index"), -1).to_numpy()
+    in_word = np.flatnonzero(~special & (word_index >= 0))
+    if in_word.size == 0:
+        return pa.array([], pa.string()), np.zeros(0), np.zeros(0, np.int64)
+    w_doc, w_index = doc[in_word], word_index[in_word]
+    continues = (w_doc[1:] == w_doc[:-1]) & (w_index[1:] == w_index[:-1])
+    starts = np.flatnonzero(np.r_[True, ~continues])
+    word_score = np.add.reduceat(score[in_word], starts)
+    # Inside a word the tokens' strings are the text under their spans, so joining them gives the
+    # word's span when each token starts where the previous one ended. Byte-level BPE can give two
+    # tokens one character's span (overlap), and a tokenizer may skip characters (gap): those rare
+    # words are rebuilt in Python.
+    char_start, char_end = _numpy(rows, "char_start")[in_word], _numpy(rows, "char_end")[in_word]
+    broken = np.flatnonzero(continues & (char_start[1:] != char_end[:-1])) + 1
+    offsets = pa.array(np.r_[starts, in_word.size].astype(np.int32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, token.take(pa.array(in_word))), "")
+    if broken.size:
+        word_of_row = np.cumsum(np.r_[True, ~continues]) - 1
+        bad = np.unique(word_of_row[broken])
+        ends = np.r_[starts[1:], in_word.size]
+        texts = _array(documents, "text") if "text" in documents.schema.names else None
+        fixed = [
+            _word_span(
+                token,
+                in_word,
+                char_start,
+                char_end,
+                slice(starts[w], ends[w]),
+                None if texts is None else texts[int(w_doc[starts[w]])].as_py(),
+            )
+            for w in bad.tolist()
+        ]
+        mask = np.zeros(len(starts), bool)
+        mask[bad] = True
+        joined = pc.replace_with_mask(joined, pa.array(mask), pa.array(fixed, pa.string()))
+    return pc.utf8_trim_whitespace(joined), word_score, w_doc[starts]
+
+
+def _word_span(token, in_word, char_start, char_end, word: slice, text: str | None) -> str:
+    """One word's text from the document text, or without it from its tokens with overlaps removed."""
+    starts, ends = char_start[word].tolist(), char_end[word].tolist()
+    if text is not None:
+        return text[starts[0] : ends[-1]]
+    out, reached = "", starts[0]
+    for row, start, end in zip(in_word[word].tolist(), starts, ends):
+        out += token[row].as_py()[max(0, reached - start) :]
+        reached = max(reached, end)
     return out
 
 
-def _add_totals(totals: dict[str, list[float]], keys: list[str], scores: list[float], capacity: int) -> None:
-    for key, value in zip(keys, scores):
-        entry = totals.setdefault(key, [0.0, 0])
-        entry[0] += value
-        entry[1] += 1
-    _prune(totals, capacity)
+def merge_stats(parts: list[SummaryStats], capacity: int = DEFAULT_CAPACITY) -> SummaryStats:
+    """One ``SummaryStats`` holding all of ``parts`` (sums per group, bin and text; then pruned)."""
+    parts = [p for p in parts if p.counts.num_rows]
+    if len(parts) <= 1:
+        return parts[0] if parts else empty_stats()
+    return SummaryStats(
+        counts=_sum_by(
+            [p.counts for p in parts], ["kind", "group"], ["docs", "tokens", "words"], COUNTS_SCHEMA
+        ),
+        histogram=_sum_by(
+            [p.histogram for p in parts], ["kind", "group", "bin"], ["count"], HISTOGRAM_SCHEMA
+        ),
+        vocab=_prune(
+            _sum_by(
+                [p.vocab for p in parts], ["kind", "group", "unit", "text"], ["total", "count"], VOCAB_SCHEMA
+            ),
+            capacity,
+        ),
+    )
 
 
-def _prune(totals: dict[str, list[float]], capacity: int) -> None:
-    """Keep the ``capacity`` most frequent entries once there are ``2 * capacity``."""
-    if len(totals) < 2 * capacity:
-        return
-    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
-    totals.clear()
-    totals.update(ranked[:capacity])
+def _sum_by(tables: list[pa.Table], keys: list[str], values: list[str], schema: pa.Schema) -> pa.Table:
+    summed = (
+        pa.concat_tables(tables).group_by(keys, use_threads=False).aggregate([(v, "sum") for v in values])
+    )
+    return pa.table([summed[name] for name in keys] + [summed[f"{v}_sum"] for v in values], schema=schema)
 
 
-def top_entries(totals: dict[str, list[float]], k: int, by: str, min_count: int = 3) -> list[dict]:
-    """The ``k`` entries with the highest total (``by="total"``) or mean score (``by="mean"``).
+def _prune(vocab: pa.Table, capacity: int, largest: int | None = None) -> pa.Table:
+    """Keep the ``capacity`` most frequent entries of each vocabulary that has ``2 * capacity``.
+
+    Args:
+        largest: the size of the largest vocabulary in ``vocab``, when the caller knows it.
+    """
+    parts = ["kind", "group", "unit"]
+    if vocab.num_rows < 2 * capacity:
+        return vocab
+    if largest is None:
+        sizes = vocab.group_by(parts, use_threads=False).aggregate([([], "count_all")])["count_all"]
+        largest = pc.max(sizes).as_py()
+    if largest < 2 * capacity:
+        return vocab
+    ranking = [("count", "descending"), ("total", "descending"), ("text", "ascending")]
+    order = pc.sort_indices(vocab, [(c, "ascending") for c in parts] + ranking)
+    ranked = vocab.take(order)
+    starts = _run_starts(ranked, parts)
+    sizes = np.diff(np.r_[starts, ranked.num_rows])
+    rank = np.arange(ranked.num_rows) - np.repeat(starts, sizes)
+    keep = (np.repeat(sizes, sizes) < 2 * capacity) | (rank < capacity)
+    return ranked.filter(pa.array(keep))
+
+
+def _run_starts(table: pa.Table, keys: list[str]) -> np.ndarray:
+    """First row of each run of equal ``keys`` in a table sorted by them."""
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(0, np.int64)
+    change = np.zeros(n - 1, bool)
+    for name in keys:
+        column = table[name].combine_chunks()
+        change |= pc.not_equal(column.slice(1), column.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return np.flatnonzero(np.r_[True, change])
+
+
+def split_groups(stats: SummaryStats) -> Iterator[tuple[tuple[str, str], SummaryStats]]:
+    """``((kind, group), stats of that group alone)`` for every group in ``stats``."""
+    keys = ["kind", "group"]
+    tables = [_runs(t, keys) for t in (stats.counts, stats.histogram, stats.vocab)]
+    empty = (HISTOGRAM_SCHEMA.empty_table(), VOCAB_SCHEMA.empty_table())
+    for key, counts in tables[0].items():
+        yield key, SummaryStats(counts, tables[1].get(key, empty[0]), tables[2].get(key, empty[1]))
+
+
+def _runs(table: pa.Table, keys: list[str]) -> dict[tuple, pa.Table]:
+    """The table's rows by their ``keys`` values, each as a slice (sorted first unless already grouped)."""
+    ordered = table
+    starts, names = _run_names(ordered, keys)
+    if len(set(names)) < len(names):
+        ordered = table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+        starts, names = _run_names(ordered, keys)
+    stops = np.r_[starts[1:], ordered.num_rows]
+    return {name: ordered.slice(a, b - a) for name, a, b in zip(names, starts, stops)}
+
+
+def _run_names(table: pa.Table, keys: list[str]) -> tuple[np.ndarray, list[tuple]]:
+    starts = _run_starts(table, keys)
+    return starts, list(zip(*(table[k].take(pa.array(starts)).to_pylist() for k in keys)))
+
+
+def top_entries(vocab: pa.Table, k: int, by: str, min_count: int = 3) -> list[dict]:
+    """The ``k`` entries of one vocabulary with the highest total (``by="total"``) or mean score.
+
+    Args:
+        vocab: rows with ``text``, ``total`` and ``count``, one per text.
 
     Returns:
         Dicts with ``text``, ``count``, ``total``, ``mean``; ties broken by text, so the result is
         deterministic. For ``mean``, entries seen fewer than ``min_count`` times are left out
         unless no entry reaches it.
     """
-    rows = [(text, int(c), float(t), float(t) / c) for text, (t, c) in totals.items()]
+    table = vocab.select(["text", "count", "total"])
+    table = table.append_column("mean", pc.divide(table["total"], pc.cast(table["count"], pa.float64())))
     if by == "mean":
-        frequent = [r for r in rows if r[1] >= min_count]
-        rows = frequent or rows
-    col = 2 if by == "total" else 3
-    rows.sort(key=lambda r: (-r[col], r[0]))
-    return [{"text": t, "count": c, "total": s, "mean": m} for t, c, s, m in rows[:k]]
+        frequent = table.filter(pc.greater_equal(table["count"], min_count))
+        table = frequent if frequent.num_rows else table
+    order = pc.sort_indices(
+        table, [("total" if by == "total" else "mean", "descending"), ("text", "ascending")]
+    )
+    return table.take(order[:k]).to_pylist()
 
 
-def summarize_group(kind: str, name: str, stats: GroupStats, k: int = 20) -> dict:
-    """The JSON-ready summary of one group: counts, histogram, top words and tokens."""
-    nonzero = np.flatnonzero(stats.histogram)
+def summarize_groups(stats: SummaryStats, k: int = 20) -> list[dict]:
+    """The JSON-ready summary of each group, by kind and group: counts, histogram, top words and tokens."""
+    histograms = _runs(stats.histogram, ["kind", "group"])
+    vocabs = _runs(stats.vocab, ["kind", "group", "unit"])
+    out = []
+    for counts in stats.counts.sort_by([("kind", "ascending"), ("group", "ascending")]).to_pylist():
+        key = (counts["kind"], counts["group"])
+        words, tokens = (vocabs.get(key + (unit,), VOCAB_SCHEMA.empty_table()) for unit in (WORD, TOKEN))
+        out.append(
+            {
+                **counts,
+                "histogram": _histogram(histograms.get(key, HISTOGRAM_SCHEMA.empty_table())),
+                "top_words_by_total": top_entries(words, k, "total"),
+                "top_words_by_mean": top_entries(words, k, "mean"),
+                "top_tokens_by_total": top_entries(tokens, k, "total"),
+                "top_tokens_by_mean": top_entries(tokens, k, "mean"),
+            }
+        )
+    return out
+
+
+def _histogram(rows: pa.Table) -> list[dict]:
+    """Bins from the first to the last non-empty one (empty ones between included)."""
+    dense = np.zeros(N_BINS, np.int64)
+    np.add.at(dense, rows["bin"].to_numpy(), rows["count"].to_numpy())
+    nonzero = np.flatnonzero(dense)
     bins = []
-    if nonzero.size:
-        for i in range(int(nonzero[0]), int(nonzero[-1]) + 1):
-            lo, hi = bin_edges(i)
-            bins.append({"low": _finite(lo), "high": _finite(hi), "count": int(stats.histogram[i])})
-    return {
-        "kind": kind,
-        "group": name,
-        "docs": stats.docs,
-        "tokens": stats.tokens,
-        "words": stats.words,
-        "histogram": bins,
-        "top_words_by_total": top_entries(stats.word_totals, k, "total"),
-        "top_words_by_mean": top_entries(stats.word_totals, k, "mean"),
-        "top_tokens_by_total": top_entries(stats.token_totals, k, "total"),
-        "top_tokens_by_mean": top_entries(stats.token_totals, k, "mean"),
-    }
+    for i in range(int(nonzero[0]), int(nonzero[-1]) + 1) if nonzero.size else ():
+        lo, hi = bin_edges(i)
+        bins.append({"low": _finite(lo), "high": _finite(hi), "count": int(dense[i])})
+    return bins
 
 
 def _finite(edge: float) -> float | None:
@@ -208,6 +397,10 @@ def _finite(edge: float) -> float | None:
     return None if np.isinf(edge) else float(edge)
 
 
-def group_keys(prediction: str, target: str, source: str) -> list[tuple[str, str]]:
-    """The groups a document belongs to: the corpus, its prediction, its target and its source."""
-    return [(CORPUS, ""), (PREDICTION, prediction), (TARGET, target), (SOURCE, source)]
+def _array(data, name: str) -> pa.Array:
+    column = data.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _numpy(data, name: str) -> np.ndarray:
+    return _array(data, name).to_numpy(zero_copy_only=False)

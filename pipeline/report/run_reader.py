@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 
 from normxlogit.display import color_levels, color_scale
 from normxlogit.transforms.summary_stats import (
-    GroupStats,
-    add_doc,
-    doc_contribution,
-    group_keys,
-    summarize_group,
+    SummaryStats,
+    batch_stats,
+    empty_stats,
+    merge_stats,
+    summarize_groups,
 )
 
 DOC_COLUMNS = ["doc_id", "source", "prediction", "target", "prediction_prob", "truncated"]
@@ -188,11 +188,12 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
         output: the run folder.
         sample_size: at most this many documents are kept for the page.
         with_summaries: compute the summaries from the token rows (for runs without
-            ``summaries/``); word texts are then the concatenation of their tokens.
+            ``summaries/``); word texts are then rebuilt from their tokens (see
+            ``summary_stats.batch_stats``).
     """
     scan = RunScan()
     heap: list[tuple[int, str, dict]] = []  # max-heap on the hash: (-hash, doc_id, payload)
-    groups: dict[tuple[str, str], GroupStats] = {}
+    stats = empty_stats()
     for chunk in iter_doc_chunks(output):
         d = chunk.docs
         scan.docs += len(d["doc_id"])
@@ -207,23 +208,25 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
             elif sample_size and -heap[0][0] > h:
                 heapq.heapreplace(heap, (-h, doc_id, doc_payload(chunk, i)))
         if with_summaries:
-            _add_chunk_to_groups(chunk, groups)
+            stats = merge_stats([stats, _chunk_stats(chunk)])
     scan.sample = [payload for _, _, payload in sorted(heap, key=lambda e: (-e[0], e[1]))]
-    scan.summaries = [summarize_group(kind, name, stats) for (kind, name), stats in groups.items()]
+    scan.summaries = summarize_groups(stats)
     return scan
 
 
-def _add_chunk_to_groups(chunk: DocChunk, groups: dict[tuple[str, str], GroupStats]) -> None:
-    tokens, c, d = chunk.tokens["token"].to_pylist(), chunk.columns, chunk.docs
-    for i in range(len(d["doc_id"])):
-        a, b = int(chunk.bounds[i]), int(chunk.bounds[i + 1])
-        contribution = doc_contribution(
-            tokens[a:b],
-            c["char_start"][a:b],
-            c["char_end"][a:b],
-            c["word_index"][a:b],
-            c["special"][a:b],
-            c["score"][a:b],
-        )
-        for key in group_keys(d["prediction"][i], d["target"][i], d["source"][i]):
-            add_doc(groups.setdefault(key, GroupStats()), contribution)
+def _chunk_stats(chunk: DocChunk) -> SummaryStats:
+    """The summary statistics of a chunk's documents (its token rows, without the texts)."""
+    c, d = chunk.columns, chunk.docs
+    rows = pa.table(
+        {
+            "token": chunk.tokens["token"],
+            **{name: c[name] for name in ("char_start", "char_end", "word_index", "special", "score")},
+        }
+    )
+    documents = pa.table(
+        {
+            "n_tokens": np.diff(chunk.bounds),
+            **{name: pa.array(d[name], pa.string()) for name in ("prediction", "target", "source")},
+        }
+    )
+    return batch_stats(rows, documents)
