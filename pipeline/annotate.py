@@ -1,8 +1,9 @@
 """``normxlogit annotate``: the composition of the annotation pipeline.
 
 inputs -> ReadRecords -> [DropDuplicateIds] -> ValidateText (pipeline/stages.py)
-       -> RunInference(NormXLogitModelHandler) -> Arrow record batches
-       -> attributions/part-*.parquet
+       -> BatchElements -> Reshuffle (batches spread over workers and threads)
+       -> RunInference(NormXLogitModelHandler): one AnnotatedBatch (Arrow token rows, document
+          rows, dead letters) per batch -> attributions/part-*.parquet
 every dead letter (read, duplicate, validation, model) -> errors/part-*.jsonl
 scored docs -> per-group CombineFn -> summaries/groups.jsonl (transforms/summaries.py)
 counts + finalised file names -> manifest.json (last)
@@ -28,11 +29,11 @@ from normxlogit.pipeline.stages import (
     with_absolute_paths,
     write_manifest_last,
 )
+from normxlogit.transforms.layout import Batching, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.summaries import WriteSummaries
-from normxlogit.transforms.validate import DEAD_LETTER
-from normxlogit.transforms.writers import SplitScored, WriteAttributions, WriteDeadLetters
+from normxlogit.transforms.writers import WriteAttributions, WriteDeadLetters
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,14 @@ class AnnotateConfig:
     large_model: bool = False
 
 
-def describe_run(cfg: AnnotateConfig, pre: Preflight) -> dict:
-    """The manifest's body, less what only the finished run knows (counts, files, end time)."""
+def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
+    """The manifest, less what only the finished run knows (counts, files, batching, end time)."""
     s = cfg.scoring
     if s.target is None and cfg.fields.target_field is None:
         mode = "prediction"
     else:
         mode = "field" if cfg.fields.target_field else "fixed"
-    return {
-        **pre.manifest_header("annotate", cfg),
+    sections = {
         "target": {
             "mode": mode,
             "target": s.target,
@@ -80,6 +80,7 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> dict:
         },
         "versions": package_versions(),
     }
+    return RunDescription(pre.manifest_header("annotate", cfg), sections)
 
 
 def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, manifest: dict) -> None:
@@ -88,38 +89,40 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
     handler = NormXLogitModelHandler(
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
     )
-    scored = front.valid | "Score" >> RunInference(handler)
-    with_layers = bool(cfg.scoring.layers)
-    split = scored | "Split" >> beam.ParDo(SplitScored(with_layers)).with_outputs(DEAD_LETTER, main="rows")
-    dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
-    tokens = sum_as(split.rows, "tokens", lambda b: b.num_rows)
-    padded = sum_as(scored, "padded_tokens", lambda d: d.padded_length)
+    docs = cfg.scoring.docs_per_batch
+    annotated = (
+        front.valid
+        | "Batch" >> beam.BatchElements(min_batch_size=docs, max_batch_size=docs)
+        # Batches, not records, cross to the workers (and threads) that score them: one file's
+        # records are read in one place, but its batches are scored in parallel.
+        | "SpreadBatches" >> beam.Reshuffle()
+        | "Score" >> RunInference(handler.with_no_batching())
+    )
+    dead = (
+        *front.dead,
+        annotated | "ModelDead" >> beam.FlatMap(lambda b: b.dead),
+    ) | "AllDead" >> beam.Flatten()
     counts = [
         *front.counts,
         count_as(dead, "errors"),
-        count_as(split.rows, "docs_annotated"),
-        tokens,
-        padded,
+        sum_as(annotated, "docs_annotated", lambda b: b.documents.num_rows),
+        sum_as(annotated, "tokens", lambda b: b.rows.num_rows),
+        sum_as(annotated, "padded_tokens", lambda b: b.padded_tokens),
     ]
+    with_layers = bool(cfg.scoring.layers)
     files = {
-        "attributions": split.rows | "Attributions" >> WriteAttributions(cfg.output, with_layers),
+        "attributions": annotated | "Attributions" >> WriteAttributions(cfg.output, with_layers),
         "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output),
-        "summaries": scored | "Summaries" >> WriteSummaries(cfg.output),
+        "summaries": annotated | "Summaries" >> WriteSummaries(cfg.output),
     }
     write_manifest_last(
         p, cfg.output, manifest, counts, "docs_annotated", files, extra=("tokens",), sections=batching_section
     )
 
 
-def batching_section(raw: dict[str, int]) -> dict:
+def batching_section(raw: dict[str, int]) -> dict[str, Batching]:
     """The manifest's ``batching``: positions the forward passes ran, and their ratio to real tokens."""
-    tokens, padded = raw.get("tokens", 0), raw.get("padded_tokens", 0)
-    return {
-        "batching": {
-            "padded_tokens": padded,
-            "padding_ratio": round(padded / tokens, 4) if tokens else None,
-        }
-    }
+    return {"batching": Batching.of(raw.get("tokens", 0), raw.get("padded_tokens", 0))}
 
 
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import apache_beam as beam
 
+from normxlogit.transforms.layout import GROUPS
 from normxlogit.transforms.summary_stats import (
     DEFAULT_CAPACITY,
     SummaryStats,
@@ -31,8 +32,8 @@ from normxlogit.transforms.writers import join
 if TYPE_CHECKING:
     from normxlogit.transforms.records import AnnotatedBatch
 
-SUMMARIES_DIR = "summaries"
-GROUPS_FILE = "groups"
+SUMMARIES_DIR = GROUPS.folder
+GROUPS_FILE = GROUPS.stem
 
 
 def keyed_batch_stats(

@@ -8,21 +8,13 @@ presence marks a finished run.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from normxlogit import to_record_batch, token_schema
-from normxlogit.transforms.model_handler import ScoredDoc
-from normxlogit.transforms.records import DeadLetter
-from normxlogit.transforms.validate import DEAD_LETTER
-
-ATTRIBUTIONS_DIR = "attributions"
-ERRORS_DIR = "errors"
-MANIFEST = "manifest.json"
+from normxlogit.schema import token_schema
+from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, Manifest
+from normxlogit.transforms.records import AnnotatedBatch, DeadLetter
 
 
 def join(root: str, *parts: str) -> str:
@@ -30,41 +22,28 @@ def join(root: str, *parts: str) -> str:
     return FileSystems.join(root, *parts)
 
 
-class SplitScored(beam.DoFn):
-    """ScoredDoc -> an Arrow record batch of its token rows, or its dead letter."""
-
-    def __init__(self, with_layers: bool):
-        self._with_layers = with_layers
-
-    def process(self, doc: ScoredDoc):
-        if doc.result is None:
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, doc.error)
-        else:
-            yield to_record_batch(doc.result, doc.record.doc_id, doc.record.source, self._with_layers)
-
-
-def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
-    return pa.Table.from_batches(batches)
+def _rows_table(batch: AnnotatedBatch) -> pa.Table:
+    return pa.Table.from_batches([batch.rows])
 
 
 class WriteAttributions(beam.PTransform):
-    """Record batches -> ``OUT/attributions/part-SSSSS-of-NNNNN.parquet``.
+    """Annotated batches -> ``OUT/attributions/part-SSSSS-of-NNNNN.parquet``.
 
-    Documents are grouped (BatchElements) so that each Parquet row group holds many documents.
-    Returns the finalised file names.
+    Each batch's token rows (one Arrow record batch per RunInference batch) are written as they
+    are, one Parquet row group each; batches without rows write nothing. Returns the finalised
+    file names.
     """
 
-    def __init__(self, output: str, with_layers: bool, docs_per_group: int = 512):
+    def __init__(self, output: str, with_layers: bool):
         super().__init__()
-        self._prefix = join(output, ATTRIBUTIONS_DIR, "part")
+        self._prefix = join(output, ATTRIBUTIONS.folder, ATTRIBUTIONS.prefix)
         self._schema = token_schema(with_layers)
-        self._docs = docs_per_group
 
     def expand(self, batches):
         return (
             batches
-            | "GroupDocs" >> beam.BatchElements(min_batch_size=self._docs, max_batch_size=self._docs)
-            | "ToTable" >> beam.Map(_concat)
+            | "WithRows" >> beam.Filter(lambda b: b.rows.num_rows > 0)
+            | "ToTable" >> beam.Map(_rows_table)
             | "WriteParquet"
             >> beam.io.WriteToParquetBatched(
                 self._prefix, schema=self._schema, file_name_suffix=".parquet", codec="zstd"
@@ -81,25 +60,20 @@ class WriteDeadLetters(beam.PTransform):
 
     def __init__(self, output: str):
         super().__init__()
-        self._prefix = join(output, ERRORS_DIR, "part")
+        self._prefix = join(output, ERRORS.folder, ERRORS.prefix)
 
     def expand(self, letters):
         return (
             letters
             | "ToJson" >> beam.Map(DeadLetter.to_json)
-            | "WriteJsonl" >> beam.io.WriteToText(self._prefix, file_name_suffix=".jsonl", skip_if_empty=True)
+            | "WriteJsonl"
+            >> beam.io.WriteToText(self._prefix, file_name_suffix=ERRORS.suffix, skip_if_empty=True)
         )
 
 
-def write_manifest(_: Any, output: str, manifest: dict, counts: dict, files: dict) -> str:
-    """Write ``OUT/manifest.json``: the run description with its counts and output files."""
-    import datetime
-
-    body = dict(manifest)
-    body["end_time"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-    body["counts"] = counts
-    body["files"] = {kind: sorted(names) for kind, names in files.items()}
-    path = join(output, MANIFEST)
+def write_manifest(output: str, manifest: Manifest) -> str:
+    """Write ``OUT/manifest.json`` and return its path."""
+    path = join(output, MANIFEST_FILE)
     with FileSystems.create(path, mime_type="application/json") as fh:
-        fh.write(json.dumps(body, indent=2, sort_keys=False).encode())
+        fh.write(manifest.to_json().encode())
     return path

@@ -22,6 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from normxlogit.display import color_levels, color_scale
+from normxlogit.transforms.layout import (
+    ATTRIBUTIONS,
+    ERRORS,
+    GROUPS,
+    AnnotateCounts,
+    Manifest,
+    RunNotFoundError,
+    read_manifest,
+)
 from normxlogit.transforms.summary_stats import (
     SummaryStats,
     batch_stats,
@@ -34,10 +43,6 @@ DOC_COLUMNS = ["doc_id", "source", "prediction", "target", "prediction_prob", "t
 TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "norm", "logat", "score"]
 MAX_ERROR_EXAMPLES = 50
 MAX_PAGE_TOKENS = 400  # tokens per document embedded in the page; longer ones are cut (and say so)
-
-
-class RunNotFoundError(FileNotFoundError):
-    """The folder is not a finished normxlogit run (no manifest.json)."""
 
 
 @dataclass
@@ -61,21 +66,25 @@ class RunScan:
     summaries: list[dict] = field(default_factory=list)
 
 
-def read_manifest(output: Path) -> dict:
-    """The run's manifest; raises ``RunNotFoundError`` with what to do when there is none."""
-    path = output / "manifest.json"
-    if not path.is_file():
+def read_annotate_manifest(output: Path) -> Manifest:
+    """The manifest of a finished ``annotate`` run.
+
+    Raises:
+        RunNotFoundError: no manifest, or the manifest of another command (e.g. ``evaluate``).
+    """
+    manifest = read_manifest(output)
+    if not isinstance(manifest.counts, AnnotateCounts):
         raise RunNotFoundError(
-            f"{output} is not a finished normxlogit run (no manifest.json); pass the --output "
-            "folder of a completed `normxlogit annotate`"
+            f"{output} holds a `normxlogit {manifest.header.command}` run, which has no token rows; pass "
+            "the --output folder of a completed `normxlogit annotate`"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def read_dead_letters(output: Path) -> DeadLetters:
     """Count ``errors/*.jsonl`` by reason (streamed line by line), keeping a few examples."""
     letters = DeadLetters()
-    for path in sorted((output / "errors").glob("*.jsonl")):
+    for path in ERRORS.paths(output):
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if not line.strip():
@@ -89,7 +98,7 @@ def read_dead_letters(output: Path) -> DeadLetters:
 
 def read_summaries(output: Path) -> list[dict] | None:
     """The pipeline's corpus summaries (``summaries/groups.jsonl``), or None for older runs."""
-    path = output / "summaries" / "groups.jsonl"
+    path = GROUPS.path(output)
     if not path.is_file():
         return None
     with path.open(encoding="utf-8") as fh:
@@ -121,7 +130,7 @@ def iter_doc_chunks(output: Path) -> Iterator[DocChunk]:
     carried over to the next chunk, so every chunk holds whole documents.
     """
     carry: pa.Table | None = None
-    for path in sorted((output / "attributions").glob("*.parquet")):
+    for path in ATTRIBUTIONS.paths(output):
         reader = pq.ParquetFile(path)
         for group in range(reader.num_row_groups):
             table = reader.read_row_group(group, columns=DOC_COLUMNS + TOKEN_COLUMNS)
