@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.normxlogit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format bench classifier clean system-deps
+.PHONY: setup demo test lint format bench bench-host classifier clean system-deps
 
 setup: $(STAMP)
 
@@ -49,9 +49,15 @@ test: lint system-deps
 
 # Issue #6's figures side by side (floor, API, pipeline, Captum peers, padding, memory): a table on
 # stdout and benchmarks/out/bench.json. About 15 min on 2 CPU cores; BENCH_ARGS=--quick for ~2 min.
+# bench-host first: issue 12's host-path figures with a negligible model (tokenize-and-write floor,
+# API, pipeline with 1 and 2 workers, overlap with a sleeping model), benchmarks/out/bench_host.json.
 BENCH_ARGS ?=
-bench: setup
+BENCH_HOST_ARGS ?= $(filter --quick,$(BENCH_ARGS))
+bench: setup bench-host
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+bench-host: setup
+	$(BIN)/python benchmarks/bench_host.py $(BENCH_HOST_ARGS)
 
 classifier: setup
 	$(BIN)/python benchmarks/finetune_classifier.py

@@ -2,7 +2,9 @@
 
 Each run is a fresh process started the way the console script starts, timed on the wall clock
 from start to exit, with its peak resident memory (``VmHWM``, written by the process as it exits;
-Linux only) and its counts and batching from the manifest it writes.
+Linux only) and its counts and batching from the manifest it writes. On request the process's
+BERT forward pass first sleeps in proportion to its padded tokens (``sleep_per_padded_token``): a
+stand-in for a model that takes time without taking the host's CPU, as a GPU does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,35 @@ from normxlogit.pipeline.cli import main
 sys.exit(main())
 """
 
+# Put before CLI for a run whose model sleeps: BertModel.forward sleeps NORMXLOGIT_BENCH_SLEEP_PER_TOKEN
+# seconds per element of its input_ids (batch x padded width), then runs. time.sleep releases the
+# GIL, as a wait on a GPU kernel does, so a pipeline that overlaps host work with the model hides
+# the sleep. The seconds slept go to NORMXLOGIT_BENCH_SLEEP_LOG at exit. The patch lives in the
+# launched process only: worker processes of --direct_running_mode multi_processing do not sleep.
+SLEEPY_FORWARD = """
+import atexit, functools, json, os, threading, time
+from transformers.models.bert import modeling_bert
+_per_token = float(os.environ["NORMXLOGIT_BENCH_SLEEP_PER_TOKEN"])
+_slept = {"seconds": 0.0, "calls": 0, "padded_tokens": 0}
+_lock = threading.Lock()
+_real_forward = modeling_bert.BertModel.forward
+@functools.wraps(_real_forward)
+def sleepy_forward(self, *args, **kwargs):
+    ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+    start = time.perf_counter()
+    time.sleep(_per_token * ids.numel())
+    with _lock:
+        _slept["seconds"] += time.perf_counter() - start
+        _slept["calls"] += 1
+        _slept["padded_tokens"] += ids.numel()
+    return _real_forward(self, *args, **kwargs)
+modeling_bert.BertModel.forward = sleepy_forward
+def write_sleep_log():
+    with open(os.environ["NORMXLOGIT_BENCH_SLEEP_LOG"], "w") as dst:
+        json.dump(_slept, dst)
+atexit.register(write_sleep_log)
+"""
+
 
 class PipelineRunError(RuntimeError):
     """``normxlogit annotate`` exited with an error; the message ends with its log."""
@@ -46,6 +77,9 @@ class PipelineRun:
         tokens: token rows written (manifest ``counts.tokens``).
         padded_tokens: positions the forward passes ran (manifest ``batching.padded_tokens``).
         docs_annotated: manifest ``counts.docs_annotated``.
+        slept_s: with ``sleep_per_padded_token``, the seconds the forward passes slept (else None).
+        sleep_calls: with ``sleep_per_padded_token``, the forward passes that slept (else None).
+        slept_padded_tokens: with ``sleep_per_padded_token``, the positions those passes ran.
     """
 
     docs: int
@@ -54,6 +88,9 @@ class PipelineRun:
     tokens: int
     padded_tokens: int
     docs_annotated: int
+    slept_s: float | None = None
+    sleep_calls: int | None = None
+    slept_padded_tokens: int | None = None
 
 
 def write_jsonl(path: Path, texts: Sequence[str], copies: int = 1) -> Path:
@@ -66,17 +103,44 @@ def write_jsonl(path: Path, texts: Sequence[str], copies: int = 1) -> Path:
     return path
 
 
-def run_annotate(source: Path, output: Path, args: Sequence[str], log: Path) -> PipelineRun:
+def run_annotate(
+    source: Path,
+    output: Path,
+    args: Sequence[str],
+    log: Path,
+    *,
+    sleep_per_padded_token: float | None = None,
+) -> PipelineRun:
     """Run ``normxlogit annotate SOURCE --output OUTPUT --id-field id ARGS`` and measure it.
+
+    Args:
+        sleep_per_padded_token: make BERT's forward pass sleep this many seconds per padded token
+            first (see ``SLEEPY_FORWARD``; BERT models only, in-process DirectRunner only).
 
     Raises:
         PipelineRunError: a non-zero exit, with the end of the run's log.
     """
     shutil.rmtree(output, ignore_errors=True)
-    cmd = [sys.executable, "-c", CLI, "annotate", str(source), "--output", str(output), "--id-field", "id"]
+    launcher = CLI if sleep_per_padded_token is None else SLEEPY_FORWARD + CLI
+    cmd = [
+        sys.executable,
+        "-c",
+        launcher,
+        "annotate",
+        str(source),
+        "--output",
+        str(output),
+        "--id-field",
+        "id",
+    ]
     rss_file = log.with_suffix(".rss")
     rss_file.unlink(missing_ok=True)
     env = {**os.environ, "NORMXLOGIT_BENCH_RSS": str(rss_file)}
+    sleep_file = log.with_suffix(".sleep.json")
+    sleep_file.unlink(missing_ok=True)
+    if sleep_per_padded_token is not None:
+        env["NORMXLOGIT_BENCH_SLEEP_PER_TOKEN"] = repr(float(sleep_per_padded_token))
+        env["NORMXLOGIT_BENCH_SLEEP_LOG"] = str(sleep_file)
     with open(log, "wb") as fh:
         start = time.perf_counter()
         code = subprocess.run([*cmd, *args], stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
@@ -86,6 +150,7 @@ def run_annotate(source: Path, output: Path, args: Sequence[str], log: Path) -> 
         raise PipelineRunError(f"normxlogit annotate exited with {code}:\n{tail}")
     manifest = json.loads((output / "manifest.json").read_text())
     docs = sum(1 for _ in open(source, encoding="utf-8"))
+    slept = json.loads(sleep_file.read_text()) if sleep_per_padded_token is not None else {}
     return PipelineRun(
         docs=docs,
         seconds=seconds,
@@ -93,6 +158,9 @@ def run_annotate(source: Path, output: Path, args: Sequence[str], log: Path) -> 
         tokens=manifest["counts"]["tokens"],
         padded_tokens=manifest["batching"]["padded_tokens"],
         docs_annotated=manifest["counts"]["docs_annotated"],
+        slept_s=slept.get("seconds"),
+        sleep_calls=slept.get("calls"),
+        slept_padded_tokens=slept.get("padded_tokens"),
     )
 
 

@@ -1,0 +1,109 @@
+"""``benchmarks/bench_host.py``: the floor writes the rows annotate writes, and a quick run's figures
+come from runs that annotated every text.
+
+No timing is asserted (on a shared machine figures at this size are noise); what is checked is that
+the floor's token rows are annotate's, and that every figure is computed from real runs whose token
+counts reconcile with each other and with the files they wrote.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+SHARED = ["doc_id", "position", "token_id", "token", "char_start", "char_end", "special"]
+
+
+@pytest.fixture(scope="module")
+def bench_host(benchmark_module):
+    """``benchmarks/bench_host.py``."""
+    return benchmark_module("bench_host")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(bench_host, tmp_path_factory):
+    """The negligible model's folder (tiny BERT beside MiniLM-L6's tokenizer)."""
+    return bench_host.tiny_model_dir(tmp_path_factory.mktemp("tiny"), seed=0)
+
+
+def test_tiny_model_is_the_issue_config_with_minilm_tokenizer(bench_host, tiny_model):
+    import normxlogit
+
+    sm = normxlogit.load_model(str(tiny_model), hash_weights=False)
+    config = sm.model.config
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (32, 1, 2)
+    assert (config.intermediate_size, config.num_labels) == (64, 2)
+    assert (tiny_model / "model.safetensors").exists()
+    from bench_corpus import minilm_folder
+    from transformers import AutoTokenizer
+
+    minilm = AutoTokenizer.from_pretrained(minilm_folder())
+    assert sm.tokenizer.get_vocab() == minilm.get_vocab() and config.vocab_size == len(minilm)
+    text = "Driverless cars_Ñ_.no thank you"
+    assert sm.tokenizer(text)["input_ids"] == minilm(text)["input_ids"]
+
+
+def test_floor_rows_are_the_api_rows(bench_host, tiny_model, tmp_path):
+    import normxlogit
+
+    sm = normxlogit.load_model(str(tiny_model), hash_weights=False)
+    # Punctuation, accents and an emoji (offsets in characters), a text past the 512-token limit.
+    texts = ["Self-driving cars?  No thanks!", "é café ☕ #driverless", "x " * 600]
+    ids = ["a", "b", "c"]
+    path = tmp_path / "floor.parquet"
+    rows = bench_host.run_floor(sm.tokenizer, texts, ids, "src", path, max_length=sm.max_length)
+    floor = pq.read_table(path)
+    results = normxlogit.score(sm, texts)
+    api = pa.Table.from_batches([normxlogit.to_record_batch(r, d, "src") for r, d in zip(results, ids)])
+    assert rows == floor.num_rows == api.num_rows > 512
+    assert floor.schema == bench_host.floor_schema()
+    assert floor.select(SHARED).equals(api.select(SHARED))
+    assert set(floor.column("source").to_pylist()) == {"src"}
+    assert bench_host.run_api(sm, texts, ids, "src") == rows
+    assert bench_host.run_columnar(sm, texts, ids, "src") == rows
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_path, capsys):
+    out, work = tmp_path / "bench_host.json", tmp_path / "runs"
+    argv = ["--quick", "--docs", "40", "--small-docs", "4", "--out", str(out), "--work-dir", str(work)]
+    assert bench_host.main(argv) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    fig = payload["figures"]
+
+    assert set(bench_host.GOALS) <= set(fig) and set(payload["goals_met"]) == set(bench_host.GOALS)
+    assert (fig["docs"], fig["small_docs"]) == (40, 4)
+    # Floor, API and every pipeline run wrote the same tokens, and each run annotated every text.
+    [rep] = payload["figures"]["repeats"]
+    tokens = fig["tokens"]
+    assert tokens == fig["api_tokens"] == fig["columnar_tokens"]
+    assert tokens == pq.ParquetFile(work / "floor.parquet").metadata.num_rows
+    larges = [rep["one_large"], rep["two_large"], fig["overlap"]["large"]]
+    smalls = [rep["one_small"], rep["two_small"], fig["overlap"]["small"]]
+    for large, small in zip(larges, smalls):
+        assert (large["docs"], large["docs_annotated"], large["tokens"]) == (40, 40, tokens)
+        assert (small["docs"], small["docs_annotated"]) == (4, 4) and 0 < small["tokens"] < tokens
+    assert fig["steady_tokens"] == tokens - rep["one_small"]["tokens"]
+    written = sum(pq.ParquetFile(p).metadata.num_rows for p in (work / "out-one-large").rglob("*.parquet"))
+    assert written == tokens
+    # Ratios are what their runs say.
+    from bench_pipeline import PipelineRun, steady_tokens_per_s
+
+    for key, name in (("pipeline_tokens_per_s", "one"), ("pipeline_2w_tokens_per_s", "two")):
+        small, large = (PipelineRun(**rep[f"{name}_{size}"]) for size in ("small", "large"))
+        assert fig[key] == pytest.approx(steady_tokens_per_s(small, large))
+    assert fig["api_vs_floor"] == pytest.approx(rep["seconds"]["floor"] / rep["seconds"]["api"])
+    # The sleeping forward slept in every pass the manifest counts, for the calibrated time.
+    over = fig["overlap"]
+    for run in (over["small"], over["large"]):
+        assert run["sleep_calls"] > 0 and run["slept_padded_tokens"] == run["padded_tokens"]
+        assert run["slept_s"] >= 0.999 * over["seconds_per_padded_token"] * run["padded_tokens"]
+    assert over["model_s"] == pytest.approx(over["large"]["slept_s"] - over["small"]["slept_s"])
+    assert over["overlap_vs_max"] == pytest.approx(over["pipeline_s"] / max(over["host_s"], over["model_s"]))
+    for run in larges[:2] + smalls[:2]:
+        assert run["slept_s"] is None
+    assert "goals (issue 12):" in printed and "pipeline, 2 workers" in printed
