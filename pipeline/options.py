@@ -66,8 +66,28 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
     return mine, theirs
 
 
-def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam's PipelineOptions from the pass-through flags."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+# The local DirectRunner's default when the user sets neither flag: two threads in one process,
+# sharing the model (RunInference's shared handle), so that one thread tokenizes, converts and
+# writes while the other's forward pass runs. Forward passes take turns on the model
+# (``normxlogit.engine``), so this overlaps host and device work without doubling device memory.
+LOCAL_THREADS = 2
+_DIRECT_FLAGS = ("--direct_num_workers", "--direct_running_mode")
 
-    return PipelineOptions(beam_args)
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam's PipelineOptions from the pass-through flags, with the local runner's threads.
+
+    With the DirectRunner (the default runner) and neither ``--direct_num_workers`` nor
+    ``--direct_running_mode`` given, bundles run in ``LOCAL_THREADS`` threads
+    (``multi_threading``); other runners and explicit flags are left as they are.
+    """
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    chose = any(arg.split("=", 1)[0] in _DIRECT_FLAGS for arg in beam_args)
+    if runner in (None, "DirectRunner", "direct") and not chose:
+        direct = options.view_as(DirectOptions)
+        direct.direct_running_mode = "multi_threading"
+        direct.direct_num_workers = LOCAL_THREADS
+    return options
