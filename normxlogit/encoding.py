@@ -325,3 +325,23 @@ def encode_text(
     if isinstance(encoded, RecordError):
         raise encoded
     return encoded
+
+
+class TargetError(ValueError):
+    """A run-wide target or foil that the model cannot have: a whole-input problem, caught before a run."""
+
+
+def check_run_targets(sm, target: str | int | None, foil: str | int | None) -> None:
+    """Resolve a run-wide ``--target`` and ``--foil`` as every record would.
+
+    Args:
+        sm: a ``ScoringModel`` (``loading.load_skeleton`` is enough: no weights are read).
+
+    Raises:
+        TargetError: naming the flag, the value and why (the classes or the tokens it splits into).
+    """
+    for flag, value in (("--target", target), ("--foil", foil)):
+        try:
+            resolve_target(value, sm.model, sm.tokenizer, sm.adapter)
+        except RecordError as err:
+            raise TargetError(f"{flag} {value!r} cannot be attributed with this model: {err}") from err

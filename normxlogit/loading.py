@@ -329,3 +329,27 @@ def prepare(
         labels=_labels(cfg, adapter),
     )
     return ScoringModel(model, tokenizer, adapter, dev, side, info)
+
+
+def load_skeleton(
+    path: str | os.PathLike | None = None, *, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> ScoringModel:
+    """The model's config, tokenizer and head with no weights (on the meta device): checks before a
+    run that need the model's classes or vocabulary, at no memory cost, on any launcher.
+
+    Raises:
+        ModelLoadError, UnsupportedModelError: as ``load_model``.
+    """
+    loc = _locate(path, allow_pickle)
+    config = _config(loc, trust_remote_code)
+    cls = _model_class(config, str(loc.folder), "gguf_file" in loc.load_kw)
+    tok_kw = {k: v for k, v in loc.load_kw.items() if k == "gguf_file"}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            loc.load_dir, local_files_only=True, trust_remote_code=trust_remote_code, **tok_kw
+        )
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot load the tokenizer in {loc.folder}: {err}") from err
+    with torch.device("meta"):
+        model = cls._from_config(config)
+    return prepare(model, tokenizer, device="meta", path=str(loc.folder))

@@ -7,7 +7,9 @@ any single row is self-describing and a Parquet reader can filter without joins.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -60,9 +62,35 @@ _DOCUMENT_FIELDS = [
 ]
 
 
-def document_schema() -> pa.Schema:
-    """The Arrow schema of document rows: one row per annotated document."""
-    return pa.schema(_DOCUMENT_FIELDS)
+DOCUMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in _DOCUMENT_FIELDS)
+
+
+def document_schema(keep_fields: Sequence[str] = ()) -> pa.Schema:
+    """The Arrow schema of document rows: one row per annotated document.
+
+    Args:
+        keep_fields: record fields copied into the table after its own columns, as strings
+            (``kept_text``), null where a record lacks the field.
+
+    Raises:
+        ValueError: a kept field repeats or is named like one of the table's own columns.
+    """
+    clash = sorted(set(keep_fields) & set(DOCUMENT_COLUMNS))
+    if clash or len(set(keep_fields)) != len(keep_fields):
+        raise ValueError(
+            f"kept fields must be distinct and differ from the documents table's own columns "
+            f"({', '.join(DOCUMENT_COLUMNS)}): {', '.join(clash) or 'repeated names'}"
+        )
+    return pa.schema(_DOCUMENT_FIELDS + [pa.field(name, pa.string()) for name in keep_fields])
+
+
+def kept_text(value: Any) -> str | None:
+    """A kept field's value as the documents table stores it: strings as they are, null as null,
+    anything else (numbers, booleans, lists, objects) as its JSON text, so one column has one type
+    whatever the records hold."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _ids(values: np.ndarray) -> pa.Array:
@@ -147,9 +175,19 @@ def token_rows(
 
 
 def document_rows(
-    scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str], texts: Sequence[str]
+    scored: ScoredBatch,
+    doc_ids: Sequence[str],
+    sources: Sequence[str],
+    texts: Sequence[str],
+    kept: Mapping[str, Sequence[Any]] | None = None,
 ) -> pa.RecordBatch:
-    """One row per scored text (``document_schema``); ``texts`` as ``doc_ids``, one per scored text."""
+    """One row per scored text (``document_schema``).
+
+    Args:
+        doc_ids, sources, texts: one per scored text (``scored.index`` order).
+        kept: kept field name -> its raw values, one per scored text (see ``kept_text``).
+    """
+    kept = kept or {}
     docs = _doc_columns(scored, doc_ids, sources)
     columns = {
         "doc_id": docs["doc_id"],
@@ -160,8 +198,9 @@ def document_rows(
         "target": docs["target"],
         "prediction": docs["prediction"],
         "prediction_prob": docs["prediction_prob"],
+        **{name: pa.array([kept_text(v) for v in values], type=pa.string()) for name, values in kept.items()},
     }
-    return pa.RecordBatch.from_arrays(list(columns.values()), schema=document_schema())
+    return pa.RecordBatch.from_arrays(list(columns.values()), schema=document_schema(list(kept)))
 
 
 def to_record_batch(

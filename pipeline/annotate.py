@@ -3,7 +3,7 @@
 inputs -> ReadRecords -> [DropDuplicateIds] -> ValidateText (pipeline/stages.py)
        -> BatchElements -> Reshuffle (batches spread over workers and threads)
        -> RunInference(NormXLogitModelHandler): one AnnotatedBatch (Arrow token rows, document
-          rows, dead letters) per batch -> attributions/part-*.parquet
+          rows, dead letters) per batch -> attributions/ and documents/part-*.parquet
 every dead letter (read, duplicate, validation, model) -> errors/part-*.jsonl
 scored docs -> per-group CombineFn -> summaries/groups.jsonl (transforms/summaries.py)
 counts + finalised file names -> manifest.json (last)
@@ -12,12 +12,15 @@ counts + finalised file names -> manifest.json (last)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from normxlogit.api import validate_layers
+from normxlogit.encoding import check_run_targets
+from normxlogit.loading import ModelInfo, load_skeleton
 from normxlogit.pipeline.stages import (
     Preflight,
     count_as,
@@ -29,11 +32,12 @@ from normxlogit.pipeline.stages import (
     with_absolute_paths,
     write_manifest_last,
 )
-from normxlogit.transforms.layout import Batching, RunDescription
+from normxlogit.schema import document_schema, token_schema
+from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, Batching, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.summaries import WriteSummaries
-from normxlogit.transforms.writers import WriteAttributions, WriteDeadLetters
+from normxlogit.transforms.writers import WriteBatchParquet, WriteDeadLetters
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
             "batch_tokens": s.batch_tokens,
             "docs_per_batch": s.docs_per_batch,
             "layers": list(s.layers),
+            "keep_fields": list(s.keep_fields),
             "device": cfg.spec.device,
             "dtype": cfg.spec.dtype,
             "padding_side": cfg.spec.padding_side,
@@ -109,9 +114,13 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         sum_as(annotated, "tokens", lambda b: b.rows.num_rows),
         sum_as(annotated, "padded_tokens", lambda b: b.padded_tokens),
     ]
-    with_layers = bool(cfg.scoring.layers)
+    tokens = token_schema(with_layers=bool(cfg.scoring.layers))
+    documents = document_schema(cfg.scoring.keep_fields)
     files = {
-        "attributions": annotated | "Attributions" >> WriteAttributions(cfg.output, with_layers),
+        "attributions": annotated
+        | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, attrgetter("rows")),
+        "documents": annotated
+        | "Documents" >> WriteBatchParquet(cfg.output, DOCUMENTS, documents, attrgetter("documents")),
         "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output),
         "summaries": annotated | "Summaries" >> WriteSummaries(cfg.output),
     }
@@ -125,6 +134,24 @@ def batching_section(raw: dict[str, int]) -> dict[str, Batching]:
     return {"batching": Batching.of(raw.get("tokens", 0), raw.get("padded_tokens", 0))}
 
 
+def check_scoring(cfg: AnnotateConfig, info: ModelInfo) -> None:
+    """What the scoring options ask of the model, checked before a run: layers, target and foil.
+
+    A run-wide ``--target``/``--foil`` the model cannot have would dead-letter every record; it is
+    resolved here against the model's config and tokenizer (no weights loaded).
+
+    Raises:
+        LayerError, TargetError.
+    """
+    s, spec = cfg.scoring, cfg.spec
+    validate_layers(info, s.layers)
+    if s.target is not None or s.foil is not None:
+        skeleton = load_skeleton(
+            spec.path, trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle
+        )
+        check_run_targets(skeleton, s.target, s.foil)
+
+
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
     """Check everything that can be checked up front, then run the pipeline to completion.
 
@@ -132,10 +159,10 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
         The manifest's counts.
 
     Raises:
-        InputError, ModelLoadError, UnsupportedModelError, LayerError, OutputExistsError: before
-        starting.
+        InputError, ModelLoadError, UnsupportedModelError, LayerError, TargetError,
+        OutputExistsError: before starting.
     """
     cfg = with_absolute_paths(cfg)
-    pre = preflight(cfg, options, check_model=lambda info: validate_layers(info, cfg.scoring.layers))
+    pre = preflight(cfg, options, check_model=lambda info: check_scoring(cfg, info))
     manifest = describe_run(cfg, pre)
     return run_to_manifest(options, cfg.output, lambda p: build_annotate(p, cfg, pre.source, manifest))

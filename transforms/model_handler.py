@@ -27,6 +27,11 @@ from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceReco
 from normxlogit.transforms.sources import MISSING
 
 NAMESPACE = "normxlogit"
+MISSING_TARGET = "missing_target"
+_MISSING_TARGET_MESSAGE = (
+    "the record's target field is missing, null or blank; --target-field needs a target for every "
+    "record (the prediction is never used in its place)"
+)
 _log = logging.getLogger(__name__)
 
 
@@ -53,6 +58,10 @@ class ScoringOptions:
         layers: layer numbers for layer-wise scores.
         batch_tokens: padded tokens per forward pass.
         docs_per_batch: records per RunInference batch; larger batches bucket lengths better.
+        targets_from_records: each record names its own target (``--target-field``); a record
+            whose target is missing, null or blank is a ``missing_target`` dead letter, never
+            given the prediction instead.
+        keep_fields: record fields copied into the documents table.
     """
 
     max_length: int | None = None
@@ -61,6 +70,8 @@ class ScoringOptions:
     layers: tuple[int, ...] = ()
     batch_tokens: int = 8192
     docs_per_batch: int = 256
+    targets_from_records: bool = False
+    keep_fields: tuple[str, ...] = ()
 
     def engine_options(self) -> EngineOptions:
         """The batch engine's options (everything but the RunInference batch size)."""
@@ -155,13 +166,27 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
     ) -> Iterable[AnnotatedBatch]:
         """Score one batch of records; returns a one-element list: its ``AnnotatedBatch``."""
         self._progress.start()
-        scored = model.score([r.text for r in batch], [_target_of(r) for r in batch])
-        done = [batch[i] for i in scored.index.tolist()]
+        opts = self._options
+        untargeted = [opts.targets_from_records and _no_target(r.target) for r in batch]
+        ready = [r for r, skip in zip(batch, untargeted) if not skip]
+        scored = model.score(
+            [r.text for r in ready], [None if r.target is MISSING else r.target for r in ready]
+        )
+        done = [ready[i] for i in scored.index.tolist()]
         ids, sources = [r.doc_id for r in done], [r.source for r in done]
-        dead = [DeadLetter.of(batch[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
+        dead = [
+            DeadLetter.of(r, MISSING_TARGET, _MISSING_TARGET_MESSAGE)
+            for r, skip in zip(batch, untargeted)
+            if skip
+        ]
+        dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
         failed = sum(1 for d in dead if d.reason == MODEL_ERROR)
         if failed:
             _log.warning("the model failed on %d record(s) of a batch: %s", failed, dead[0].message)
+        kept = {
+            name: [r.kept[j] if j < len(r.kept) else None for r in done]
+            for j, name in enumerate(opts.keep_fields)
+        }
         self._docs.inc(len(done))
         self._tokens.inc(scored.tokens)
         self._padded.inc(scored.padded_tokens)
@@ -169,14 +194,15 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
         self._progress.add(len(done), scored.tokens)
         return [
             AnnotatedBatch(
-                rows=token_rows(scored, ids, sources, with_layers=bool(self._options.layers)),
-                documents=document_rows(scored, ids, sources, [r.text for r in done]),
+                rows=token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
+                documents=document_rows(scored, ids, sources, [r.text for r in done], kept),
                 dead=dead,
                 padded_tokens=scored.padded_tokens,
             )
         ]
 
 
-def _target_of(record: SourceRecord) -> Any:
-    """A record's own target (``--target-field``); None lets the run-wide ``--target`` apply."""
-    return None if record.target is MISSING else record.target
+
+def _no_target(value: Any) -> bool:
+    """A record's own target is missing, null or blank."""
+    return value is MISSING or value is None or (isinstance(value, str) and not value.strip())

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 EXCERPT_CHARS = 500
+# Lone surrogates (a JSON "\ud800" escape, an undecodable file name) have no UTF-8 encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_surrogates(value: str) -> bool:
+    """Whether ``value`` holds a lone surrogate, which no UTF-8 writer (tokenizer, Beam's string
+    coder, Parquet, a JSON Lines file) can encode."""
+    return not value.isascii() and _SURROGATE.search(value) is not None
+
+
+def escape_surrogates(value: str) -> str:
+    """``value`` with each lone surrogate written as the six characters of its escape (``\\ud800``)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
 
 
 def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
-    """A bounded, printable excerpt of a raw record for dead-letter files."""
+    """A bounded, printable excerpt of a raw record for dead-letter files (lone surrogates escaped)."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     text = raw if isinstance(raw, str) else repr(raw)
-    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+    text = text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
+    return escape_surrogates(text)
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,7 @@ class SourceRecord:
         text: the text field's value, unvalidated (may be None, non-string, empty, ...).
         target: the target field's value when ``--target-field`` was given, else None.
         raw: the raw record (line or row rendered as JSON) for dead-letter excerpts.
+        kept: the values of the ``--keep-fields`` fields, in their order (None where absent).
     """
 
     source: str
@@ -38,6 +54,7 @@ class SourceRecord:
     text: Any
     target: Any = None
     raw: str = ""
+    kept: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -59,8 +76,10 @@ class DeadLetter:
     excerpt: str
 
     def to_json(self) -> str:
-        """One JSON Lines line."""
-        return json.dumps(asdict(self), ensure_ascii=False)
+        """One JSON Lines line, always encodable as UTF-8: lone surrogates in any field (a doc_id or
+        source that could not be annotated because of them) are written as visible escapes."""
+        fields = {k: v if v is None else escape_surrogates(v) for k, v in asdict(self).items()}
+        return json.dumps(fields, ensure_ascii=False)
 
     @classmethod
     def of(cls, record: SourceRecord, reason: str, message: str) -> DeadLetter:

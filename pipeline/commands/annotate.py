@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
@@ -31,7 +31,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         NAME,
         help="annotate a text corpus with NormXLogit token attributions (Parquet)",
         description="Score every token of every input record with NormXLogit and write "
-        "OUT/attributions/part-*.parquet, OUT/errors/part-*.jsonl and OUT/manifest.json.",
+        "OUT/attributions/part-*.parquet (token rows), OUT/documents/part-*.parquet (document rows), "
+        "OUT/errors/part-*.jsonl and OUT/manifest.json.",
         epilog=BEAM_EPILOG,
     )
     add_corpus_options(a)
@@ -52,7 +53,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=(),
         help="comma-separated layers (1..L) for layer-wise scores, e.g. 6,12",
     )
+    a.add_argument(
+        "--keep-fields",
+        type=field_names,
+        default=(),
+        help="comma-separated record fields copied into OUT/documents/ (e.g. lang,split): strings as "
+        "they are, other values as JSON text, null where a record lacks the field",
+    )
     return a
+
+
+def field_names(value: str) -> tuple[str, ...]:
+    """argparse type: comma-separated record field names for ``--keep-fields``."""
+    from normxlogit.schema import document_schema
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    try:
+        document_schema(names)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--keep-fields: {err}") from err
+    return names
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -71,8 +91,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             layers=args.layers,
             batch_tokens=args.batch_tokens,
             docs_per_batch=args.docs_per_batch,
+            targets_from_records=args.target_field is not None,
+            keep_fields=args.keep_fields,
         ),
-        fields=field_spec(args, target_field=args.target_field),
+        fields=replace(field_spec(args, target_field=args.target_field), keep_fields=args.keep_fields),
         overwrite=args.overwrite,
         model_copies=args.model_copies,
         large_model=args.large_model,

@@ -38,16 +38,19 @@ class FieldSpec:
         id_field: the field whose value, as ``str``, becomes the doc_id; None derives doc_ids from the
             position (``{source}#L{n}`` for lines, ``{source}#R{n}`` for rows).
         target_field: the field whose raw value becomes ``SourceRecord.target``; None for no target.
+        keep_fields: fields copied as they are into ``SourceRecord.kept`` (the documents table).
     """
 
     text_field: str = "text"
     id_field: str | None = None
     target_field: str | None = None
+    keep_fields: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
         """The field names to read, without repeats."""
-        return list(dict.fromkeys(n for n in (self.text_field, self.id_field, self.target_field) if n))
+        named = (self.text_field, self.id_field, self.target_field, *self.keep_fields)
+        return list(dict.fromkeys(n for n in named if n))
 
     def unparsed_doc_id(self, derived_id: str) -> str | None:
         """The doc_id of an unparsable record: ``derived_id``, or None when ids come from a field."""
@@ -91,7 +94,8 @@ def record_from_mapping(
         doc_id = str(value)
     text = mapping.get(fields.text_field, MISSING)
     target = mapping.get(fields.target_field, MISSING) if fields.target_field else None
-    return SourceRecord(source, locator, doc_id, text, target, raw)
+    kept = tuple(mapping.get(name) for name in fields.keep_fields)
+    return SourceRecord(source, locator, doc_id, text, target, raw, kept)
 
 
 def records_from_batches(
