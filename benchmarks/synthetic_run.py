@@ -2,7 +2,9 @@
 
 No model runs: words come from a fixed vocabulary with a per-word score bias, so the corpus views
 have real structure. With ``hostile=True`` ids, sources, labels, tokens and dead letters carry
-markup, script, entities, right-to-left and emoji text.
+markup, script, entities, right-to-left and emoji text, bidi controls and zero-width characters.
+``misclassified`` gives that share of documents a target other than their prediction (target
+mode "field"), ``layers`` adds the layer-wise columns, ``documents`` writes ``OUT/documents/``.
 
     python benchmarks/synthetic_run.py OUT --docs 100000 [--summaries]
     normxlogit report OUT --out report.html
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 import normxlogit
 from normxlogit.transforms.layout import (
     ATTRIBUTIONS,
+    DOCUMENTS,
     ERRORS,
     GROUPS,
     MANIFEST_FILE,
@@ -42,7 +45,10 @@ HOSTILE = [
     "\u202eevil\u202c שלום עולם مرحبا",
     "emoji 😀👍🏽 \u2028 line \u2029 sep",
     "{{constructor.constructor('window.pwned=4')()}}",
+    "zwj-\u200d-id zwsp\u200b zwnj\u200c wj\u2060 bom\ufeff shy\u00ad",
+    "\u2067rli\u2069 \u2066lri \u2068fsi \u202bRLE\u202a LRE \u202dLRO \u200eLRM\u200f RLM\u061c ALM",
 ]
+HOSTILE_LABELS = [HOSTILE[0], "neg\u202eative", "neu\u200dtral"]
 _SYLLABLES = ["ka", "lo", "mi", "ren", "sa", "tu", "vel", "no", "dra", "pi", "que", "zor", "el", "an", "ib"]
 
 
@@ -55,10 +61,18 @@ def vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def synthetic_table(
-    first_doc: int, n_docs: int, vocab: np.ndarray, bias: np.ndarray, labels: list[str], seed: int
+    first_doc: int,
+    n_docs: int,
+    vocab: np.ndarray,
+    bias: np.ndarray,
+    labels: list[str],
+    seed: int,
+    misclassified: float = 0.0,
+    layers: tuple[int, ...] = (),
 ) -> pa.Table:
     """Token rows of documents ``first_doc .. first_doc + n_docs - 1``: one <s>, then one token per word."""
     rng = np.random.default_rng(seed + first_doc)
+    wrong = np.random.default_rng(seed + first_doc + 1).random(n_docs) < misclassified
     lengths = rng.integers(8, 60, n_docs)
     words = (rng.zipf(1.3, lengths.sum()) - 1) % len(vocab)
     doc_of_word = np.repeat(np.arange(n_docs), lengths)
@@ -68,6 +82,7 @@ def synthetic_table(
     char_len = np.fromiter((len(t) for t in text), dtype=np.int64, count=len(text))
     char_end = np.cumsum(char_len) - np.repeat(np.cumsum(char_len)[starts] - char_len[starts], lengths)
     prediction = rng.integers(0, len(labels), n_docs)
+    target = np.where(wrong, (prediction + 1) % len(labels), prediction)
     norm = rng.uniform(1.5, 3.0, len(words)).astype(np.float32)
     logat = (bias[words] + rng.normal(0, 1, len(words)) + (prediction[doc_of_word] - 1)).astype(np.float32)
     # Prepend one special token per document: insert at each document's first row.
@@ -97,8 +112,8 @@ def synthetic_table(
         "norm": pa.array(np.insert(norm, at, 1.0)),
         "logat": pa.array(np.insert(logat, at, 0.0)),
         "score": pa.array(np.insert(norm * logat, at, 0.0).astype(np.float32)),
-        "target": per_doc(np.array(labels, dtype=object)[prediction], pa.string()),
-        "target_id": per_doc(prediction, pa.int32()),
+        "target": per_doc(np.array(labels, dtype=object)[target], pa.string()),
+        "target_id": per_doc(target, pa.int32()),
         "foil": pa.nulls(len(rows_doc), pa.string()),
         "foil_id": pa.nulls(len(rows_doc), pa.int32()),
         "prediction": per_doc(np.array(labels, dtype=object)[prediction], pa.string()),
@@ -106,36 +121,84 @@ def synthetic_table(
         "prediction_prob": per_doc(rng.uniform(0.34, 1.0, n_docs).astype(np.float32), pa.float32()),
         "truncated": per_doc(lengths > 56, pa.bool_()),
     }
-    return pa.table(columns, schema=normxlogit.token_schema())
+    if layers:  # layer l's scores: the final scores scaled by l / L (a stand-in with structure)
+        share = np.asarray(layers, dtype=np.float32) / max(layers)
+        for name in ("logat", "score"):
+            values = np.outer(columns[name].to_numpy(), share).astype(np.float32)
+            columns[f"{name}_layers"] = pa.FixedSizeListArray.from_arrays(values.ravel(), len(layers)).cast(
+                pa.list_(pa.float32())
+            )
+    return pa.table(columns, schema=normxlogit.token_schema(with_layers=bool(layers)))
+
+
+def document_rows(table: pa.Table) -> pa.Table:
+    """One row per document of a token-row table (rows of a document are contiguous); its text is its
+    non-special tokens' text, which covers it."""
+    ids = table["doc_id"].to_numpy(zero_copy_only=False)
+    starts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
+    bounds = np.r_[starts, len(ids)]
+    tokens = np.where(
+        table["special"].to_numpy(zero_copy_only=False), "", table["token"].to_numpy(zero_copy_only=False)
+    )
+    per_doc = table.take(pa.array(starts))
+    return pa.table(
+        {
+            "doc_id": per_doc["doc_id"],
+            "source": per_doc["source"],
+            "text": pa.array(["".join(tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:])], pa.string()),
+            "n_tokens": pa.array(np.diff(bounds), pa.int32()),
+            **{name: per_doc[name] for name in ("truncated", "target", "prediction", "prediction_prob")},
+        }
+    )
 
 
 def write_synthetic_run(
-    out: Path, n_docs: int, seed: int = 0, docs_per_group: int = 512, hostile: bool = False
+    out: Path,
+    n_docs: int,
+    seed: int = 0,
+    docs_per_group: int = 512,
+    hostile: bool = False,
+    misclassified: float = 0.0,
+    layers: tuple[int, ...] = (),
+    documents: bool = False,
 ) -> Manifest:
     """Write ``OUT/attributions/part-00000-of-00001.parquet``, ``OUT/errors/``, ``OUT/manifest.json``.
+
+    Args:
+        misclassified: the share of documents whose target is not their prediction.
+        layers: layer numbers of the ``logat_layers`` / ``score_layers`` columns (none: no columns).
+        documents: also write ``OUT/documents/part-00000-of-00001.parquet`` (with each ``text``).
 
     Returns:
         The manifest.
     """
     rng = np.random.default_rng(seed)
     vocab = vocabulary(5000, rng)
-    labels = [HOSTILE[0], *LABELS[1:]] if hostile else LABELS
+    labels = HOSTILE_LABELS if hostile else LABELS
     if hostile:
         vocab[: len(HOSTILE)] = HOSTILE
     bias = rng.normal(0, 2, len(vocab))
     started = datetime.datetime.now(datetime.timezone.utc)
     (out / ATTRIBUTIONS.folder).mkdir(parents=True, exist_ok=True)
     (out / ERRORS.folder).mkdir(exist_ok=True)
-    tokens = 0
+    tokens, doc_tables = 0, []
     path = out / ATTRIBUTIONS.name(0, 1)
-    with pq.ParquetWriter(path, normxlogit.token_schema(), compression="zstd") as writer:
+    schema = normxlogit.token_schema(with_layers=bool(layers))
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for first in range(0, n_docs, docs_per_group):
-            table = synthetic_table(first, min(docs_per_group, n_docs - first), vocab, bias, labels, seed)
+            n = min(docs_per_group, n_docs - first)
+            table = synthetic_table(first, n, vocab, bias, labels, seed, misclassified, tuple(layers))
             if hostile and first == 0:
                 table = _hostile_ids(table)
             writer.write_table(table)
             tokens += table.num_rows
-    letters = [{"source": "corpus/bad.jsonl", "locator": "line 3", "doc_id": None, "reason": "malformed_json",
+            if documents:
+                doc_tables.append(document_rows(table))
+    if documents:
+        (out / DOCUMENTS.folder).mkdir(exist_ok=True)
+        pq.write_table(pa.concat_tables(doc_tables), out / DOCUMENTS.name(0, 1))
+    bad = "corpus/b\u202ead\u200b.jsonl" if hostile else "corpus/bad.jsonl"
+    letters = [{"source": bad, "locator": "line 3", "doc_id": None, "reason": "malformed_json",
                 "message": "not valid JSON", "excerpt": HOSTILE[i % len(HOSTILE)] if hostile else "{bad"}
                for i in range(3)]  # fmt: skip
     (out / ERRORS.name(0, 1)).write_text("".join(json.dumps(e) + "\n" for e in letters))
@@ -151,11 +214,23 @@ def write_synthetic_run(
     )  # fmt: skip
     manifest = Manifest(
         header=header,
-        sections={"target": {"mode": "prediction", "target": None, "target_field": None, "foil": None}},
+        sections={
+            "target": {
+                "mode": "field" if misclassified else "prediction",
+                "target": None,
+                "target_field": "label" if misclassified else None,
+                "foil": None,
+            },
+            "options": {"layers": list(layers)},
+        },  # fmt: skip
         counts=AnnotateCounts(
             records_read=n_docs + 3, docs_annotated=n_docs, skipped_empty=0, errors=3, tokens=tokens
         ),
-        files=OutputFiles(attributions=(ATTRIBUTIONS.name(0, 1),), errors=(ERRORS.name(0, 1),)),
+        files=OutputFiles(
+            attributions=(ATTRIBUTIONS.name(0, 1),),
+            documents=(DOCUMENTS.name(0, 1),) if documents else None,
+            errors=(ERRORS.name(0, 1),),
+        ),
         end_time=datetime.datetime.now(datetime.timezone.utc),
     )
     (out / MANIFEST_FILE).write_text(manifest.to_json())

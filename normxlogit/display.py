@@ -4,11 +4,22 @@ Scores are scaled per text by the largest absolute score, so each text uses the 
 blue for tokens that speak against the target, white for none, red for support. The palette has
 ``2 * LEVELS + 1`` colours; ``color_levels`` maps scores to palette indices, and every renderer
 (``to_html``, the report page, ``normxlogit show``) draws from the same ``PALETTE``.
+
+Every renderer also shows corpus text the same way:
+
+- ``REVEALED`` characters (controls, bidi controls, zero-width and other invisible format
+  characters) draw nothing or move the text around them, so they are shown as escapes
+  (``\\u202e``, ``\\x1b``; ``escape_code_point``) instead of being drawn.
+- The text of a document is its own characters taken by span (``span_text``): byte-level BPE
+  tokenizers give two tokens the same span when a character is split across them, and
+  concatenating token strings would show that character twice.
 """
 
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +41,110 @@ PALETTE: tuple[tuple[int, int, int], ...] = tuple(
     else _mix(_NEUTRAL, _POSITIVE, (i - LEVELS) / LEVELS)
     for i in range(2 * LEVELS + 1)
 )
+
+
+# Inclusive code-point ranges shown as escapes wherever corpus or model text is displayed.
+# Tab and newline are layout and stay; every other C0/C1 control could drive a terminal.
+CONTROL_RANGES: tuple[tuple[int, int], ...] = ((0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F))
+# Characters that draw nothing, or reorder the text around them (bidi embeddings, overrides,
+# isolates and marks): every Cf, Zl and Zp character except the prepended concatenation marks
+# (U+0600.., which draw a visible sign) and Egyptian hieroglyph format controls, plus invisible
+# letters and marks (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
+# variation selectors). Emoji variation selectors (U+FE0E/U+FE0F) are kept: they pick a glyph.
+FORMAT_RANGES: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # arabic letter mark (bidi)
+    (0x115F, 0x1160),  # Hangul choseong/jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, non-joiner, joiner; LRM, RLM
+    (0x2028, 0x202E),  # line and paragraph separators; LRE, RLE, PDF, LRO, RLO
+    (0x2060, 0x206F),  # word joiner, invisible operators; LRI, RLI, FSI, PDI; deprecated format
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFEFF, 0xFEFF),  # zero-width no-break space (BOM)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF9, 0xFFFB),  # interlinear annotation controls
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0000, 0xE007F),  # tag characters
+)
+REVEALED: tuple[tuple[int, int], ...] = CONTROL_RANGES + FORMAT_RANGES
+
+
+def char_class(ranges: Sequence[tuple[int, int]]) -> str:
+    """A Python regular-expression character class of inclusive code-point ranges."""
+    return (
+        "["
+        + "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b))) for a, b in ranges)
+        + "]"
+    )
+
+
+_REVEAL = re.compile(char_class(REVEALED))
+_REVEAL_LINE = re.compile(char_class(((0x09, 0x0A), *REVEALED)))  # one-line labels: tab, newline too
+
+
+def escape_code_point(char: str) -> str:
+    """``\\xNN`` below U+0100, ``\\uNNNN`` in the BMP, ``\\UNNNNNNNN`` above (Python's own escapes)."""
+    cp = ord(char)
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+
+def reveal(text: str, one_line: bool = False) -> str:
+    """``text`` with every ``REVEALED`` character written as its escape (``escape_code_point``).
+
+    Args:
+        one_line: also escape tab and newline (ids, labels, file names).
+    """
+    return (_REVEAL_LINE if one_line else _REVEAL).sub(lambda m: escape_code_point(m.group()), text)
+
+
+def reveal_html(text: str, one_line: bool = False) -> str:
+    """HTML-escaped ``text``; each ``REVEALED`` character becomes a ``<span class="esc">`` with its escape."""
+    pattern = _REVEAL_LINE if one_line else _REVEAL
+    out, last = [], 0
+    for m in pattern.finditer(text):
+        out.append(html.escape(text[last : m.start()]))
+        out.append(f'<span class="esc" title="U+{ord(m.group()):04X}">{escape_code_point(m.group())}</span>')
+        last = m.end()
+    out.append(html.escape(text[last:]))
+    return "".join(out)
+
+
+def span_text(
+    tokens: Sequence[str],
+    starts: np.ndarray,
+    ends: np.ndarray,
+    text: str | None = None,
+    max_gap: int = 3,
+) -> tuple[list[str], list[str]]:
+    """What each token shows, taking every character of the text once, by span.
+
+    A token shows the part of its span that no earlier token showed: ``text[max(start, shown
+    end):end]``, so tokens that share a character (byte-level BPE splits a character across
+    tokens, each with the character's whole span) show it once, on the first of them; the others
+    show ``""``. Token strings are the text under their spans, so no text is needed for that.
+
+    Args:
+        tokens: the non-special tokens' strings, in position order.
+        starts, ends: (n,) their character spans.
+        text: the document's text; gaps between spans then show its own characters (spaces,
+            newlines, characters the tokenizer dropped). Without it a gap shows as up to
+            ``max_gap`` spaces.
+
+    Returns:
+        ``(gaps, shown)``: the text before each token, and the text each token shows.
+    """
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    shown_end = np.maximum.accumulate(np.r_[0, ends])[:-1]  # end of the text shown before each token
+    cut = np.clip(shown_end - starts, 0, None)
+    shown = [tok[c:] if c < len(tok) else "" for tok, c in zip(tokens, cut.tolist())]
+    if text is None:
+        gaps = [" " * n for n in np.clip(starts - shown_end, 0, max_gap).tolist()]
+    else:
+        gaps = [text[a:b] if b > a else "" for a, b in zip(shown_end.tolist(), starts.tolist())]
+    return gaps, shown
 
 
 def hex_color(rgb: tuple[int, int, int]) -> str:
@@ -75,27 +190,39 @@ def legend_html(scale: float) -> str:
 def to_html(result: TextAttribution, include_special: bool = False) -> str:
     """HTML for one scored text: tokens coloured by score, norm/logat/score on hover.
 
-    All text is escaped, so any input (markup, entities, right-to-left text) renders as text.
-    The HTML has no script and loads nothing.
+    All text is escaped, so any input (markup, entities, right-to-left text) renders as text;
+    ``REVEALED`` characters show as escapes, labels are bidi-isolated, and the text is shown from
+    its own characters by span (``span_text``). A token whose characters an earlier token already
+    shows draws nothing; its numbers join the hover text of the token that shows them. The HTML
+    has no script and loads nothing.
     """
     enc, att = result.encoded, result.attribution
     keep = np.ones(len(enc), dtype=bool) if include_special else ~enc.special
     scale = color_scale(att.score[keep])
     levels = color_levels(att.score, scale)
-    spans, previous_end = [], 0
-    for i in np.flatnonzero(keep):
-        start, end = int(enc.offsets[i, 0]), int(enc.offsets[i, 1])
-        gap = result.text[previous_end:start] if start > previous_end else ""
-        previous_end = max(previous_end, end)
+    index = np.flatnonzero(keep)
+    special = enc.special[index]
+    # Special tokens show their own name and take no characters of the text.
+    starts = np.where(special, 0, enc.offsets[index, 0])
+    ends = np.where(special, 0, enc.offsets[index, 1])
+    gaps, shown = span_text([enc.tokens[i] for i in index], starts, ends, result.text)
+    spans: list[list[str]] = []  # [gap, style, titles, text] per drawn token
+    for i, is_special, gap, piece in zip(index, special, gaps, shown):
+        title = token_title(float(att.norm[i]), float(att.logat[i]), float(att.score[i]))
+        if not piece and not is_special and spans:
+            spans[-1][2] += "\n" + title
+            continue
         level = int(levels[i])
-        title = html.escape(token_title(float(att.norm[i]), float(att.logat[i]), float(att.score[i])))
-        spans.append(
-            f'{html.escape(gap)}<span title="{title}" style="background:{hex_color(PALETTE[level])};'
-            f'color:{text_color(level)};border-radius:3px">{html.escape(enc.tokens[i])}</span>'
-        )
-    header = (
-        f'<div style="font:12px sans-serif;margin-bottom:6px">target <b>{html.escape(repr(result.target))}'
-        f"</b>, prediction <b>{html.escape(repr(result.prediction))}</b></div>"
+        style = f"background:{hex_color(PALETTE[level])};color:{text_color(level)};border-radius:3px"
+        spans.append([gap, style, title, enc.tokens[i] if is_special else piece])
+    body_html = "".join(
+        f'{reveal_html(gap)}<span title="{html.escape(title)}" style="{style}">{reveal_html(piece)}</span>'
+        for gap, style, title, piece in spans
     )
-    body = f'<div dir="auto" style="font:14px/1.9 sans-serif;white-space:pre-wrap">{"".join(spans)}</div>'
+    header = (
+        f'<div style="font:12px sans-serif;margin-bottom:6px">target <b style="unicode-bidi:isolate">'
+        f"{reveal_html(repr(result.target), one_line=True)}</b>, prediction "
+        f'<b style="unicode-bidi:isolate">{reveal_html(repr(result.prediction), one_line=True)}</b></div>'
+    )
+    body = f'<div dir="auto" style="font:14px/1.9 sans-serif;white-space:pre-wrap">{body_html}</div>'
     return f"<div>{header}{body}{legend_html(scale)}</div>"

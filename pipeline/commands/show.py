@@ -29,7 +29,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Print the document, or a one-line error naming near ids."""
     from normxlogit.pipeline.report.run_reader import RunNotFoundError, read_annotate_manifest
-    from normxlogit.pipeline.report.terminal import UnknownDocError, read_document, render_document
+    from normxlogit.pipeline.report.terminal import (
+        UnknownDocError,
+        read_document,
+        read_document_text,
+        render_document,
+    )
 
     if beam_args:
         print(f"normxlogit show: error: unrecognized arguments: {' '.join(beam_args)}", file=sys.stderr)
@@ -41,5 +46,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     except (RunNotFoundError, UnknownDocError) as err:
         print(f"normxlogit show: error: {err}", file=sys.stderr)
         return 2
-    print(render_document(rows, color=not args.no_color, top=args.top))
+    text = read_document_text(output, args.doc)
+    print(render_document(rows, color=not args.no_color, top=args.top, text=text))
     return 0

@@ -7,7 +7,7 @@ builds every document with ``createElement`` / ``textContent``; user text never 
 
 from __future__ import annotations
 
-from normxlogit.display import PALETTE, hex_color, text_color
+from normxlogit.display import PALETTE, REVEALED, hex_color, text_color
 
 BASE_CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
@@ -38,14 +38,17 @@ details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 .controls input{width:260px;padding:4px 6px}
 article.doc{border-top:1px solid #e4e4e4;padding:8px 0}
 article.doc header{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#444}
-.doc-id{font-weight:700;color:#111;unicode-bidi:isolate}
+.doc-id{font-weight:700;color:#111}
+.iso{unicode-bidi:isolate}
+.esc{font-family:ui-monospace,monospace;font-size:85%;color:#8a1c7c;background:#f3e6f1;
+border:1px solid #d9b8d4;border-radius:3px;padding:0 2px}
 .text{font-size:15px;line-height:1.9;white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}
 .tok{border-radius:3px;padding:1px 0}
 .legend span{display:inline-block;width:14px;height:12px;vertical-align:middle}
 .warn{color:#8a4b00}
 """
 
-SCRIPT = r"""
+_SCRIPT_TEMPLATE = r"""
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
@@ -53,7 +56,13 @@ SCRIPT = r"""
   var search = document.getElementById("search");
   var byPrediction = document.getElementById("filter-prediction");
   var bySource = document.getElementById("filter-source");
+  var misclassified = document.getElementById("filter-misclassified");
+  var order = document.getElementById("sort-order");
   var shown = document.getElementById("shown-count");
+  // Characters that draw nothing or reorder their neighbours (normxlogit.display.REVEALED) are
+  // shown as escapes; one-line labels escape tab and newline too.
+  var REVEAL = __REVEAL__;
+  var REVEAL_LINE = __REVEAL_LINE__;
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
@@ -61,50 +70,97 @@ SCRIPT = r"""
     return e;
   }
   function fmt(x) { return x === null ? "n/a" : Number(x).toPrecision(4); }
-  function quoted(s) { return JSON.stringify(s); }
+  function hex(cp, width) { return ("0000000" + cp.toString(16)).slice(-width); }
+  function escapeOf(ch) {
+    var cp = ch.codePointAt(0);
+    return cp < 0x100 ? "\\x" + hex(cp, 2) : cp < 0x10000 ? "\\u" + hex(cp, 4) : "\\U" + hex(cp, 8);
+  }
+  function revealed(s) { return String(s).replace(REVEAL_LINE, escapeOf); }
+  // Append s to parent as text, each revealed character as a styled escape.
+  function put(parent, s, pattern) {
+    var re = pattern || REVEAL, last = 0, m, mark;
+    s = String(s);
+    re.lastIndex = 0;
+    while ((m = re.exec(s)) !== null) {
+      if (m.index > last) { parent.appendChild(document.createTextNode(s.slice(last, m.index))); }
+      mark = el("span", "esc", escapeOf(m[0]));
+      mark.title = "U+" + hex(m[0].codePointAt(0), 4).toUpperCase();
+      parent.appendChild(mark);
+      last = re.lastIndex;
+    }
+    if (last < s.length) { parent.appendChild(document.createTextNode(s.slice(last))); }
+    return parent;
+  }
+  function iso(cls, s) { return put(el("span", cls ? "iso " + cls : "iso"), s, REVEAL_LINE); }
+  function lit(s) { return put(el("code", "lit"), JSON.stringify(s)); }
+  function labelled(label, node, after) {
+    var e = el("span", null, label);
+    e.appendChild(node);
+    if (after) { e.appendChild(document.createTextNode(after)); }
+    return e;
+  }
   function addOptions(select, values) {
     var counts = {};
     values.forEach(function (v) { counts[v] = (counts[v] || 0) + 1; });
     Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a] || (a < b ? -1 : 1); })
       .forEach(function (v) {
-        var o = el("option", null, quoted(v) + " (" + counts[v] + ")");
+        // An option holds text only: the label is revealed and wrapped in FSI..PDI, so right-to-left
+        // text cannot move the count after it.
+        var o = el("option", null, "\u2068" + revealed(JSON.stringify(v)) + "\u2069 (" + counts[v] + ")");
         o.value = v;
         select.appendChild(o);
       });
   }
-  function topTokens(d, k) {
+  function tokenOf(d, i) { return d.k[i] === undefined ? d.t[i] : d.k[i]; }
+  function topTokens(d, k, line) {
     var idx = d.s.map(function (_, i) { return i; });
     idx.sort(function (a, b) { return d.s[b] - d.s[a] || a - b; });
-    return idx.slice(0, k).map(function (i) { return quoted(d.t[i]) + " " + fmt(d.s[i]); }).join(", ");
+    idx.slice(0, k).forEach(function (i, rank) {
+      if (rank) { line.appendChild(document.createTextNode(", ")); }
+      line.appendChild(lit(tokenOf(d, i)));
+      line.appendChild(document.createTextNode(" " + fmt(d.s[i])));
+    });
   }
   function renderDoc(d) {
     var card = el("article", "doc");
     var head = el("header");
-    head.appendChild(el("span", "doc-id", d.id));
-    head.appendChild(el("span", null, "source: " + d.source));
-    var pred = "prediction: " + quoted(d.prediction) + (d.prob === null ? "" : " (p=" + fmt(d.prob) + ")");
-    head.appendChild(el("span", null, pred));
-    head.appendChild(el("span", null, "target: " + quoted(d.target)));
+    head.appendChild(iso("doc-id", d.id));
+    head.appendChild(labelled("source: ", iso(null, d.source)));
+    var prob = d.prob === null ? "" : " (p=" + fmt(d.prob) + ")";
+    head.appendChild(labelled("prediction: ", lit(d.prediction), prob));
+    head.appendChild(labelled("target: ", lit(d.target)));
+    if (d.target !== d.prediction) { head.appendChild(el("span", "warn", "misclassified")); }
     if (d.truncated) { head.appendChild(el("span", "warn", "truncated at max length")); }
     card.appendChild(head);
-    var text = el("div", "text");
+    var text = el("div", "text"), last = null, all = [];
     text.dir = "auto";
     for (var i = 0; i < d.t.length; i++) {
-      if (d.g[i]) { text.appendChild(document.createTextNode(" ".repeat(d.g[i]))); }
-      var tok = el("span", "tok c" + d.c[i], d.t[i]);
-      tok.title = "norm " + fmt(d.n[i]) + " | logat " + fmt(d.l[i]) + " | score " + fmt(d.s[i]);
+      var title = "norm " + fmt(d.n[i]) + " | logat " + fmt(d.l[i]) + " | score " + fmt(d.s[i]);
+      if (d.g[i]) { put(text, d.g[i]); all.push(d.g[i]); }
+      if (d.t[i] === "" && last) {
+        // Its characters are already shown (a character split across tokens): it adds its numbers
+        // to the hover text of the token that shows them.
+        last.title += "\nand " + JSON.stringify(tokenOf(d, i)) + ": " + title;
+        continue;
+      }
+      var tok = put(el("span", "tok c" + d.c[i]), d.t[i]);
+      tok.title = title;
       text.appendChild(tok);
+      all.push(d.t[i]);
+      last = tok;
     }
     card.appendChild(text);
     var more = d.cut ? " (first " + d.t.length + " tokens shown)" : "";
-    card.appendChild(el("div", "muted", "top tokens: " + topTokens(d, 5) + "; colour scale \u00b1" +
-      fmt(d.scale) + more));
-    card.searchText = (d.id + "\u0000" + d.t.join("")).toLowerCase();
+    var top = el("div", "muted top-tokens", "top tokens: ");
+    topTokens(d, 5, top);
+    top.appendChild(document.createTextNode("; colour scale \u00b1" + fmt(d.scale) + more));
+    card.appendChild(top);
+    card.searchText = (d.id + "\u0000" + all.join("")).toLowerCase();
     card.doc = d;
     return card;
   }
   var cards = data.docs.map(renderDoc);
-  cards.forEach(function (c) { list.appendChild(c); });
+  cards.forEach(function (c, i) { c.rank = i; list.appendChild(c); });
   addOptions(byPrediction, data.docs.map(function (d) { return d.prediction; }));
   addOptions(bySource, data.docs.map(function (d) { return d.source; }));
   function applyFilter() {
@@ -112,19 +168,42 @@ SCRIPT = r"""
     cards.forEach(function (c) {
       var ok = (!q || c.searchText.indexOf(q) >= 0) &&
         (byPrediction.selectedIndex === 0 || c.doc.prediction === p) &&
-        (bySource.selectedIndex === 0 || c.doc.source === s);
+        (bySource.selectedIndex === 0 || c.doc.source === s) &&
+        (!misclassified.checked || c.doc.target !== c.doc.prediction);
       c.hidden = !ok;
       if (ok) { n += 1; }
     });
     shown.textContent = String(n);
   }
-  [search, byPrediction, bySource].forEach(function (e) {
+  // Sample order, or by the prediction's probability; documents without one (regression) go last.
+  function applyOrder() {
+    var sign = order.value === "prob-asc" ? 1 : order.value === "prob-desc" ? -1 : 0;
+    cards.slice().sort(function (a, b) {
+      var x = a.doc.prob, y = b.doc.prob;
+      if (sign && (x === null) !== (y === null)) { return x === null ? 1 : -1; }
+      return (sign && x !== null ? sign * (x - y) : 0) || a.rank - b.rank;
+    }).forEach(function (c) { list.appendChild(c); });
+  }
+  [search, byPrediction, bySource, misclassified].forEach(function (e) {
     e.addEventListener("input", applyFilter);
     e.addEventListener("change", applyFilter);
   });
+  order.addEventListener("change", applyOrder);
+  applyOrder();
   applyFilter();
 })();
 """
+
+
+def js_char_class(ranges: tuple[tuple[int, int], ...], flags: str = "gu") -> str:
+    """A JavaScript regular-expression literal matching the inclusive code-point ranges."""
+    parts = "".join(f"\\u{{{a:x}}}" + ("" if a == b else f"-\\u{{{b:x}}}") for a, b in ranges)
+    return f"/[{parts}]/{flags}"
+
+
+SCRIPT = _SCRIPT_TEMPLATE.replace("__REVEAL__", js_char_class(REVEALED)).replace(
+    "__REVEAL_LINE__", js_char_class(((0x09, 0x0A), *REVEALED))
+)
 
 
 def palette_css() -> str:

@@ -1,7 +1,8 @@
 """The report page: one self-contained HTML file (inline CSS and script, no network requests).
 
 Static parts (the run in words, dead letters, corpus views) are rendered here with every value
-escaped by ``esc``; the document views are built in the browser from JSON embedded with
+escaped (``iso`` / ``lit`` for corpus and model text: isolated, hidden characters revealed); the
+document views are built in the browser from JSON embedded with
 ``embed_json`` (escaped so that no string can close the script element). A strict
 Content-Security-Policy allows the one inline script by its hash and nothing else to load.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from normxlogit.display import LEVELS, PALETTE, hex_color
 from normxlogit.pipeline.report.assets import BASE_CSS, SCRIPT, palette_css
 from normxlogit.pipeline.report.corpus_views import corpus_section
-from normxlogit.pipeline.report.escaping import embed_json, esc, lit
+from normxlogit.pipeline.report.escaping import embed_json, esc, iso, lit
 from normxlogit.pipeline.report.run_reader import DeadLetters, RunScan
 from normxlogit.transforms.layout import Manifest
 
@@ -65,24 +66,37 @@ def _when(time: datetime.datetime | None) -> str | None:
     return None if time is None else time.isoformat()
 
 
+def layers_in_words(options: dict) -> str:
+    """Which layers the ``logat_layers`` / ``score_layers`` lists hold, in order ("" without ``--layers``)."""
+    layers = options.get("layers") or []
+    if not layers:
+        return ""
+    held = ", ".join(esc(layer) for layer in layers)
+    return (
+        f'<p id="layers">Layer-wise columns: <code>score_layers</code> and <code>logat_layers</code> hold '
+        f"layers <b>{held}</b>, in that order (numbered 1..L, L = the model's number of layers).</p>"
+    )
+
+
 def run_section(data: ReportInput) -> str:
     """The manifest in plain words: model, target mode, counts and where the run came from."""
     header, counts = data.manifest.header, data.manifest.counts
     model = header.model
     started, finished = _when(header.start_time), _when(data.manifest.end_time)
     return f"""<section id="run"><h2>The run</h2>
-<p>Model <b>{esc(model.get("architecture"))}</b> ({esc(model.get("task"))}, head adapter
-{esc(model.get("adapter"))}, {esc(model.get("num_layers"))} layers)
-from <code>{esc(model.get("path"))}</code>;
+<p>Model <b>{iso(model.get("architecture"))}</b> ({iso(model.get("task"))}, head adapter
+{iso(model.get("adapter"))}, {esc(model.get("num_layers"))} layers)
+from <code>{iso(model.get("path"))}</code>;
 {_target_in_words(data.manifest.sections.get("target", {}))}.</p>
+{layers_in_words(data.manifest.sections.get("options") or {})}
 <p><b id="records-read">{counts.records_read:,}</b> records read:
 <b id="docs-annotated">{counts.docs_annotated:,}</b> annotated,
 {counts.skipped_empty:,} skipped as empty, <b>{counts.errors:,}</b> dead letters;
 {counts.tokens:,} token rows.
 {data.scan.truncated:,} documents were truncated at the maximum length.</p>
-<p class="muted">Inputs: {", ".join(f"<code>{esc(i)}</code>" for i in header.inputs)};
-runner {esc(header.runner)}; started {esc(started)}, finished {esc(finished)};
-output <code>{esc(data.output)}</code>. Corpus summaries: {esc(data.summaries_source)}.</p></section>"""
+<p class="muted">Inputs: {", ".join(f"<code>{iso(i)}</code>" for i in header.inputs)};
+runner {iso(header.runner)}; started {esc(started)}, finished {esc(finished)};
+output <code>{iso(data.output)}</code>. Corpus summaries: {esc(data.summaries_source)}.</p></section>"""
 
 
 def dead_letter_section(dead: DeadLetters) -> str:
@@ -90,13 +104,13 @@ def dead_letter_section(dead: DeadLetters) -> str:
     if not dead.by_reason:
         return '<section id="dead-letters"><h2>Dead letters</h2><p>None.</p></section>'
     reasons = "".join(
-        f'<tr><td><code>{esc(r)}</code></td><td class="num">{n:,}</td></tr>'
+        f'<tr><td><code>{iso(r)}</code></td><td class="num">{n:,}</td></tr>'
         for r, n in sorted(dead.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
     )
     examples = "".join(
-        f"<tr><td><code>{esc(e.get('reason'))}</code></td>"
-        f"<td>{esc(e.get('source'))} {esc(e.get('locator'))}</td>"
-        f"<td>{lit(e.get('doc_id'))}</td><td>{esc(e.get('message'))}</td><td>{lit(e.get('excerpt'))}</td></tr>"
+        f"<tr><td><code>{iso(e.get('reason'))}</code></td>"
+        f'<td class="where">{iso(e.get("source"))} {iso(e.get("locator"))}</td>'
+        f"<td>{lit(e.get('doc_id'))}</td><td>{iso(e.get('message'))}</td><td>{lit(e.get('excerpt'))}</td></tr>"
         for e in dead.examples
     )
     return f"""<section id="dead-letters"><h2>Dead letters</h2>
@@ -116,14 +130,24 @@ def documents_section(data: ReportInput) -> str:
         else f"a deterministic sample of {n:,} of the {total:,} documents (smallest hash of doc_id)"
     )
     legend = "".join(f'<span style="background:{hex_color(c)}"></span>' for c in PALETTE)
+    wrong = sum(d["target"] != d["prediction"] for d in data.scan.sample)
     return f"""<section id="documents"><h2>Documents</h2>
 <p class="muted">Showing {note}. Each token is coloured by its score, scaled per document by its largest
-absolute score; hover a token for its norm, logat and score. Special tokens are left out.</p>
+absolute score; hover a token for its norm, logat and score. Special tokens are left out. The text is
+the document's own characters by span: a character split across tokens (byte-level BPE) shows once, in
+the colour of the first token that covers it, and its hover text lists every token that covers it.
+Invisible and direction-changing characters (zero-width, bidi controls) show as escapes such as
+<span class="esc">\\u202e</span>.</p>
 <p class="legend">against the target {legend} supports the target
 (middle colour: 0; {LEVELS} steps each side)</p>
 <div class="controls"><input id="search" type="search" placeholder="search id or text" aria-label="search">
 <label>prediction <select id="filter-prediction"><option value="">all</option></select></label>
 <label>source <select id="filter-source"><option value="">all</option></select></label>
+<label><input id="filter-misclassified" type="checkbox"{"" if wrong else " disabled"}> misclassified only
+(target &ne; prediction: <b id="misclassified-count">{wrong:,}</b>)</label>
+<label>order <select id="sort-order"><option value="sample">sample (hash of doc_id)</option>
+<option value="prob-asc">confidence, lowest first</option>
+<option value="prob-desc">confidence, highest first</option></select></label>
 <span><b id="shown-count">{n}</b> of <b id="sample-count">{n}</b> shown</span></div>
 <div id="docs"></div></section>"""
 
@@ -139,7 +163,7 @@ def render_page(data: ReportInput) -> str:
 <title>normxlogit report</title>
 <style>{BASE_CSS}{palette_css()}</style></head>
 <body><header class="top"><h1>normxlogit report</h1>
-<div>{esc(data.output)}</div></header><main>
+<div>{iso(data.output)}</div></header><main>
 {run_section(data)}
 {dead_letter_section(data.dead)}
 {corpus_section(data.summaries, data.scan, data.manifest.sections.get("target", {}).get("mode"))}

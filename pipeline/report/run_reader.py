@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from normxlogit.display import color_levels, color_scale
+from normxlogit.display import color_levels, color_scale, span_text
 from normxlogit.transforms.layout import (
     ATTRIBUTIONS,
+    DOCUMENTS,
     ERRORS,
     GROUPS,
     AnnotateCounts,
@@ -160,19 +162,36 @@ def _chunk(table: pa.Table, starts: np.ndarray) -> DocChunk:
     )
 
 
-def doc_payload(chunk: DocChunk, i: int) -> dict:
-    """Document ``i`` of a chunk for the page: its fields and non-special tokens with colour levels."""
+@dataclass
+class SampledDoc:
+    """A document kept for the page: its payload, and its spans to redo the gaps once its text is read."""
+
+    payload: dict
+    tokens: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
+    """Document ``i`` of a chunk for the page: its fields and non-special tokens with colour levels.
+
+    The payload's ``t`` is what each token shows (``display.span_text``: characters by span, so a
+    character split across tokens shows once), ``k`` maps the index of each token whose string
+    differs from what it shows to that string (for the hover text and the top tokens), and ``g``
+    is the text before each token: spaces until ``with_texts`` puts the document's own characters.
+    """
     a, b = int(chunk.bounds[i]), int(chunk.bounds[i + 1])
     cols = {name: values[a:b] for name, values in chunk.columns.items()}
     visible = np.flatnonzero(~cols["special"])
     keep = visible[:MAX_PAGE_TOKENS]
     score = cols["score"][keep].astype(np.float64)
     scale = color_scale(score)
-    ends = np.maximum.accumulate(np.r_[0, cols["char_end"][keep]])[:-1]
-    gaps = np.clip(cols["char_start"][keep] - ends, 0, 3)
-    tokens = chunk.tokens["token"].slice(a, b - a).to_pylist()
+    rows = chunk.tokens["token"].slice(a, b - a).to_pylist()
+    tokens = [rows[k] for k in keep]
+    starts, ends = cols["char_start"][keep].astype(np.int64), cols["char_end"][keep].astype(np.int64)
+    gaps, shown = span_text(tokens, starts, ends)
     prob = chunk.docs["prediction_prob"][i]
-    return {
+    payload = {
         "id": chunk.docs["doc_id"][i],
         "source": chunk.docs["source"][i],
         "prediction": chunk.docs["prediction"][i],
@@ -181,13 +200,46 @@ def doc_payload(chunk: DocChunk, i: int) -> dict:
         "truncated": bool(chunk.docs["truncated"][i]),
         "cut": bool(visible.size > MAX_PAGE_TOKENS),
         "scale": round(scale, 4),
-        "t": [tokens[k] for k in keep],
-        "g": gaps.astype(int).tolist(),
+        "t": shown,
+        "k": {str(j): tok for j, (tok, piece) in enumerate(zip(tokens, shown)) if tok != piece},
+        "g": gaps,
         "c": color_levels(score, scale).tolist(),
         "s": np.round(score, 4).tolist(),
         "n": np.round(cols["norm"][keep].astype(np.float64), 4).tolist(),
         "l": np.round(cols["logat"][keep].astype(np.float64), 4).tolist(),
     }
+    return SampledDoc(payload, tokens, starts, ends)
+
+
+def read_document_texts(output: Path, doc_ids: list[str]) -> dict[str, str]:
+    """The texts of ``doc_ids`` from the run's documents table (``documents/``), if it has one.
+
+    Runs written before the documents table existed give ``{}``; the views then rebuild the text
+    from the token rows (spaces between spans).
+    """
+    paths = DOCUMENTS.paths(output)
+    if not paths or not doc_ids:
+        return {}
+    dataset = ds.dataset([str(p) for p in paths], format="parquet")
+    if not {"doc_id", "text"} <= set(dataset.schema.names):
+        return {}
+    table = dataset.to_table(columns=["doc_id", "text"], filter=pc.field("doc_id").isin(doc_ids))
+    return dict(zip(table["doc_id"].to_pylist(), table["text"].to_pylist()))
+
+
+def spans_match(text: str, tokens: list[str], starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Every token is the text under its span: ``text`` is the text the tokens were cut from."""
+    return all(text[s:e] == tok for tok, s, e in zip(tokens, starts.tolist(), ends.tolist()))
+
+
+def with_texts(output: Path, sampled: list[SampledDoc]) -> list[dict]:
+    """The payloads, with gaps from each document's own text where the run has a documents table."""
+    texts = read_document_texts(output, [d.payload["id"] for d in sampled])
+    for doc in sampled:
+        text = texts.get(doc.payload["id"])
+        if text is not None and spans_match(text, doc.tokens, doc.starts, doc.ends):
+            doc.payload["g"] = span_text(doc.tokens, doc.starts, doc.ends, text)[0]
+    return [d.payload for d in sampled]
 
 
 def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
@@ -201,7 +253,7 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
             ``summary_stats.batch_stats``).
     """
     scan = RunScan()
-    heap: list[tuple[int, str, dict]] = []  # max-heap on the hash: (-hash, doc_id, payload)
+    heap: list[tuple[int, str, SampledDoc]] = []  # max-heap on the hash: (-hash, doc_id, document)
     stats = empty_stats()
     for chunk in iter_doc_chunks(output):
         d = chunk.docs
@@ -218,7 +270,7 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
                 heapq.heapreplace(heap, (-h, doc_id, doc_payload(chunk, i)))
         if with_summaries:
             stats = merge_stats([stats, _chunk_stats(chunk)])
-    scan.sample = [payload for _, _, payload in sorted(heap, key=lambda e: (-e[0], e[1]))]
+    scan.sample = with_texts(output, [doc for _, _, doc in sorted(heap, key=lambda e: (-e[0], e[1]))])
     scan.summaries = summarize_groups(stats)
     return scan
 

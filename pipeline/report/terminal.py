@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale
+from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale, reveal, span_text
+from normxlogit.pipeline.report.run_reader import read_document_texts, spans_match
 from normxlogit.transforms.layout import ATTRIBUTIONS
 
 SHOW_COLUMNS = [
@@ -20,9 +20,6 @@ SHOW_COLUMNS = [
     "norm", "logat", "score", "target", "prediction", "prediction_prob", "truncated",
 ]  # fmt: skip
 RESET = "\x1b[0m"
-# Control characters (C0, C1, DEL) and bidi overrides in a document could move the cursor, recolour
-# or reorder the terminal; they are shown as escapes instead.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class UnknownDocError(KeyError):
@@ -32,9 +29,14 @@ class UnknownDocError(KeyError):
         return str(self.args[0])
 
 
-def terminal_safe(text: str) -> str:
-    """``text`` with control and bidi-override characters written as ``\\xNN`` / ``\\uNNNN``."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+def terminal_safe(text: str, one_line: bool = False) -> str:
+    """``text`` with ``display.REVEALED`` characters written as ``\\xNN`` / ``\\uNNNN`` escapes.
+
+    Control characters (C0, C1, DEL) could move the cursor or recolour the terminal; bidi controls
+    reorder the text around them in terminals that apply the bidi algorithm; zero-width and other
+    format characters hide. ``one_line`` also escapes tab and newline (ids, labels, file names).
+    """
+    return reveal(text, one_line=one_line)
 
 
 def read_document(output: Path, doc_id: str) -> pa.Table:
@@ -72,8 +74,19 @@ def ansi(text: str, level: int) -> str:
     return f"\x1b[48;2;{r};{g};{b}m\x1b[38;2;{fg}m{text}{RESET}"
 
 
-def render_document(rows: pa.Table, color: bool = True, top: int = 5) -> str:
-    """The document as terminal text: header, coloured (or plain) text, legend and top tokens."""
+def read_document_text(output: Path, doc_id: str) -> str | None:
+    """The document's text from the run's documents table, or None for runs without one."""
+    return read_document_texts(output, [doc_id]).get(doc_id)
+
+
+def render_document(rows: pa.Table, color: bool = True, top: int = 5, text: str | None = None) -> str:
+    """The document as terminal text: header, coloured (or plain) text, legend and top tokens.
+
+    The text is the document's own characters by span (``display.span_text``): a character split
+    across tokens prints once, in the colour of the first token that covers it; the top tokens
+    still list each token with its own string. ``text`` (from the documents table) fills the gaps
+    between spans with the document's own characters; without it a gap prints as up to 3 spaces.
+    """
     first = {name: rows[name][0].as_py() for name in ("doc_id", "source", "target", "prediction")}
     prob, truncated = rows["prediction_prob"][0].as_py(), rows["truncated"][0].as_py()
     keep = np.flatnonzero(~rows["special"].to_numpy(zero_copy_only=False).astype(bool))
@@ -83,15 +96,18 @@ def render_document(rows: pa.Table, color: bool = True, top: int = 5) -> str:
     starts, ends = rows["char_start"].to_numpy()[keep], rows["char_end"].to_numpy()[keep]
     scale = color_scale(score)
     levels = color_levels(score, scale)
-    pieces, previous_end = [], 0
-    for tok, start, end, level in zip(tokens, starts, ends, levels):
-        pieces.append(" " * int(min(max(start - previous_end, 0), 3)))
-        previous_end = max(previous_end, int(end))
-        pieces.append(ansi(terminal_safe(tok), int(level)) if color else terminal_safe(tok))
+    if text is not None and not spans_match(text, tokens, starts, ends):
+        text = None  # not the text these spans were cut from: fall back to the token strings
+    gaps, shown = span_text(tokens, starts, ends, text)
+    pieces = []
+    for gap, piece, level in zip(gaps, shown, levels):
+        pieces.append(terminal_safe(gap))
+        if piece:
+            pieces.append(ansi(terminal_safe(piece), int(level)) if color else terminal_safe(piece))
     p_txt = "" if prob is None else f" (p={prob:.3f})"
     lines = [
-        f"doc_id: {terminal_safe(first['doc_id'])}",
-        f"source: {terminal_safe(first['source'])}",
+        f"doc_id: {terminal_safe(first['doc_id'], one_line=True)}",
+        f"source: {terminal_safe(first['source'], one_line=True)}",
         f"prediction: {terminal_safe(repr(first['prediction']))}{p_txt}   "
         f"target: {terminal_safe(repr(first['target']))}" + ("   [truncated]" if truncated else ""),
         "",
