@@ -1,0 +1,249 @@
+"""Chat records for response attribution: OpenAI-style messages through the tokenizer's own template.
+
+The last message must be the assistant's: it is the response. The conversation before it is rendered
+with the chat template and its generation prompt (``add_generation_prompt=True``), as the model saw
+it when it answered; the response is the assistant's content followed by the template's end-of-turn
+token (what the template writes after an assistant message, up to its last special token, e.g.
+``<|im_end|>``), tokenized on its own without special tokens.
+
+Tokens get segment labels: the role of the message whose content they lie in (``system``,
+``user``, ``assistant`` for earlier turns, ...), ``template`` for everything the template wrote
+(role markers, end-of-turn markers, a default system prompt the user never wrote), ``response``.
+Content spans are found exactly by rendering the conversation once with each content replaced by
+a unique marker and putting the contents back; a template that changes content (e.g. trims it)
+falls back to searching each message's content in order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+from transformers import PreTrainedTokenizerBase
+
+from normxlogit.encoding import RecordError, _SpecialNames
+from normxlogit.heads import HeadAdapter
+from normxlogit.responses import SEGMENT_CODE, EncodedResponse, assemble, require_causal_lm, tokenize_rows
+
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+# Private-use characters: no template or tokenizer gives them meaning, and trimming leaves them.
+_MARK = "\ue000{}\ue001"
+_MARK_RE = re.compile("\ue000(\\d+)\ue001")
+
+
+class ChatTemplateError(ValueError):
+    """The tokenizer cannot render chats: a problem of the whole run, not of one record."""
+
+
+@dataclass(frozen=True)
+class RenderedChat:
+    """A conversation rendered for response attribution.
+
+    Attributes:
+        prompt: the conversation before the response, generation prompt included.
+        spans: (k, 2) character span of each earlier message's content in ``prompt``.
+        roles: the role of each of those messages.
+        response: the final assistant content followed by the template's end-of-turn text.
+    """
+
+    prompt: str
+    spans: np.ndarray
+    roles: tuple[str, ...]
+    response: str
+
+
+def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Raises ``ChatTemplateError`` when the tokenizer has no chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ChatTemplateError(
+            f"the tokenizer ({type(tokenizer).__name__}) has no chat template, so chat records cannot "
+            "be rendered; use --response-field with a prompt field instead of --messages-field"
+        )
+
+
+def validate_messages(messages: object) -> list[dict]:
+    """The messages as a list of dicts whose last one is the assistant's response.
+
+    Raises:
+        RecordError: ``malformed_messages`` (not a list of {role, content} with text content and a
+            known role), ``no_assistant_response`` (empty, or the last message is not the assistant's).
+    """
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        raise RecordError(
+            "malformed_messages",
+            f"messages must be a list of {{role, content}}, not {type(messages).__name__}",
+        )
+    out = []
+    for k, m in enumerate(messages):
+        if not isinstance(m, Mapping) or not isinstance(m.get("content"), str) or m.get("role") not in ROLES:
+            raise RecordError(
+                "malformed_messages",
+                f"message {k} must be {{role, content}} with text content and a role in "
+                f"{', '.join(ROLES)}: {m!r:.200}",
+            )
+        out.append(dict(m))
+    if not out or out[-1]["role"] != "assistant":
+        raise RecordError("no_assistant_response", "the last message must be the assistant's response")
+    return out
+
+
+def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict], generation_prompt: bool) -> str:
+    try:
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=generation_prompt, tokenize=False
+        )
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError) as err:
+        raise RecordError(
+            "chat_template_error", f"the chat template refused the conversation: {err}"
+        ) from err
+
+
+def render_chat(messages: object, tokenizer: PreTrainedTokenizerBase) -> RenderedChat:
+    """Render a conversation's prompt, locate each message's content, and build the response text.
+
+    Raises:
+        RecordError: see ``validate_messages``; ``chat_template_error`` when the template refuses the
+            conversation or renders the final assistant turn other than after its generation prompt.
+    """
+    messages = validate_messages(messages)
+    marked = [dict(m, content=_MARK.format(k)) for k, m in enumerate(messages)]
+    prompt_skeleton = _render(tokenizer, marked[:-1], True)
+    full_skeleton = _render(tokenizer, marked, False)
+    head = prompt_skeleton + marked[-1]["content"]
+    if not full_skeleton.startswith(head):
+        raise RecordError(
+            "chat_template_error",
+            "the chat template does not render the final assistant turn right after its generation prompt",
+        )
+    history = messages[:-1]
+    prompt = _render(tokenizer, history, True)
+    spans = _filled_spans(prompt_skeleton, history, prompt)
+    if spans is None:
+        spans = _searched_spans(prompt, history)
+    response = messages[-1]["content"] + _end_of_turn(full_skeleton[len(head) :], tokenizer)
+    return RenderedChat(prompt, spans, tuple(m["role"] for m in history), response)
+
+
+def _filled_spans(skeleton: str, messages: list[dict], prompt: str) -> np.ndarray | None:
+    """Content spans from the marked rendering, or None if the real rendering is not the skeleton
+    with the contents put back (a template that transforms content)."""
+    pieces = _MARK_RE.split(skeleton)  # text, k, text, k, ..., text
+    order = [int(k) for k in pieces[1::2]]
+    if order != list(range(len(messages))):
+        return None
+    rebuilt, spans = [pieces[0]], []
+    pos = len(pieces[0])
+    for k, tail in zip(order, pieces[2::2]):
+        content = messages[k]["content"]
+        spans.append((pos, pos + len(content)))
+        rebuilt += [content, tail]
+        pos += len(content) + len(tail)
+    if "".join(rebuilt) != prompt:
+        return None
+    return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+
+
+def _searched_spans(prompt: str, messages: list[dict]) -> np.ndarray:
+    """Content spans by searching each content (or its stripped form) in order."""
+    spans, cursor = [], 0
+    for k, m in enumerate(messages):
+        for content in (m["content"], m["content"].strip()):
+            at = prompt.find(content, cursor)
+            if at >= 0:
+                break
+        else:
+            raise RecordError(
+                "chat_template_error", f"message {k}'s content is not in the rendered conversation"
+            )
+        spans.append((at, at + len(content)))
+        cursor = at + len(content)
+    return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+
+
+def _end_of_turn(after_content: str, tokenizer: PreTrainedTokenizerBase) -> str:
+    """What the template writes after an assistant's content, up to and including its last special
+    token (``<|im_end|>\\n`` -> ``<|im_end|>``: the model emits the marker, not the separator)."""
+    (row,) = tokenize_rows([after_content], tokenizer, special_tokens=False)
+    hits = np.flatnonzero(row.special)
+    if len(hits) == 0:
+        return after_content.rstrip()
+    return after_content[: int(row.offsets[hits[-1], 1])]
+
+
+def _prompt_segments(offsets: np.ndarray, chat: RenderedChat) -> np.ndarray:
+    """(n,) segment codes of prompt tokens: the role whose content a token overlaps, else template."""
+    segment = np.full(len(offsets), SEGMENT_CODE["template"], dtype=np.int8)
+    for (lo, hi), role in zip(chat.spans.tolist(), chat.roles):
+        inside = (offsets[:, 0] < hi) & (offsets[:, 1] > lo)
+        segment[inside] = SEGMENT_CODE[role]
+    return segment
+
+
+def encode_chat_batch(
+    conversations: Sequence[object],
+    tokenizer: PreTrainedTokenizerBase,
+    adapter: HeadAdapter,
+    *,
+    max_length: int,
+) -> list[EncodedResponse | RecordError]:
+    """Encode chat records: one tokenizer call for the rendered prompts, one for the responses.
+
+    The rendered prompt is tokenized without the tokenizer's own special tokens (the template writes
+    any BOS it wants, as ``apply_chat_template(tokenize=True)`` does). Truncation as in
+    ``responses.assemble``: the conversation's start first, then the response's end.
+
+    Returns:
+        One entry per conversation: its ``EncodedResponse`` or the ``RecordError`` (not raised).
+
+    Raises:
+        ChatTemplateError: the tokenizer has no chat template.
+        UnsupportedModelError: the adapter is not a causal LM's.
+    """
+    require_causal_lm(adapter)
+    check_chat_template(tokenizer)
+    rendered: list[RenderedChat | RecordError] = []
+    for messages in conversations:
+        try:
+            rendered.append(render_chat(messages, tokenizer))
+        except RecordError as err:
+            rendered.append(err)
+    chats = [c for c in rendered if isinstance(c, RenderedChat)]
+    prompts = iter(tokenize_rows([c.prompt for c in chats], tokenizer, special_tokens=False))
+    responses = iter(tokenize_rows([c.response for c in chats], tokenizer, special_tokens=False))
+    names = _SpecialNames(tokenizer)
+    out: list[EncodedResponse | RecordError] = []
+    for chat in rendered:
+        if isinstance(chat, RecordError):
+            out.append(chat)
+            continue
+        prompt = next(prompts)
+        try:
+            out.append(
+                assemble(
+                    chat.prompt,
+                    prompt,
+                    _prompt_segments(prompt.offsets, chat),
+                    chat.response,
+                    next(responses),
+                    max_length=max_length,
+                    tokenizer=tokenizer,
+                    names=names,
+                )
+            )
+        except RecordError as err:
+            out.append(err)
+    return out
+
+
+def encode_chat(
+    messages: object, tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter, *, max_length: int
+) -> EncodedResponse:
+    """``encode_chat_batch`` for one conversation; raises its ``RecordError``."""
+    (encoded,) = encode_chat_batch([messages], tokenizer, adapter, max_length=max_length)
+    if isinstance(encoded, RecordError):
+        raise encoded
+    return encoded

@@ -1,0 +1,229 @@
+"""Score and generate responses of causal LMs: one teacher-forced forward pass per padded batch.
+
+``score_responses`` runs the base model once on prompt + response (``scoring.forward_base``: the
+model's lock, the layer-0 hook, positions from the attention mask) and reads the LM head's T
+response rows at every position: ``(B, n, d) x (B, T, d) -> (B, n, T)`` logits H(x_i)[y_t]. Step t
+applies to the context i <= p_t (p_t = position of y_t minus 1). Per token (METHOD.md, "Responses of
+causal LMs"):
+
+    logat_i   = sum over steps t with p_t >= i of H(x_i^L)[y_t]
+    score_i   = ||x_i^0||_2 * logat_i
+    n_steps_i = how many such steps (T for prompt tokens, T - s for y_s, 0 for y_T)
+
+The full vocabulary is read only at the T positions p_t, for ``target_logprob``.
+``generate_responses`` lets the model answer prompts itself (greedy, batched, left-padded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from normxlogit.encoding import EncodedText
+from normxlogit.loading import ScoringModel
+from normxlogit.responses import EncodedResponse, require_causal_lm
+from normxlogit.scoring import forward_base, pad_batch
+
+# Full-vocabulary logits are needed only at the positions p_t (for target_logprob); they are
+# computed this many positions at a time so a batch of long answers never holds (T x V) at once.
+_LOGPROB_CHUNK = 512
+
+
+@dataclass
+class ResponseScores:
+    """Response-level scores of D documents, columnar: per-token arrays hold them one after another.
+
+    Attributes:
+        lengths: (D,) int64 tokens per document (prompt + response).
+        response_length: (D,) int64 T, response tokens per document.
+        norm: (N,) float32 ||x_i^0||, N = lengths.sum().
+        logat: (N,) float32 LogAt summed over the steps the token is context for (0 if none).
+        score: (N,) float32 norm * logat.
+        n_steps: (N,) int32 how many response steps the token is context for.
+        target_logprob: (N,) float32 log p(y_t | context) on response token y_t; NaN on the prompt.
+        step_score: per-step NormXLogit, or None (``step_scores=False``): each document's
+            (lengths[d], T_d) matrix, row-major, documents one after another; NaN where step t does
+            not apply (i > p_t). Token row k's T_d values are ``step_score[o[k]:o[k+1]]`` with
+            ``o = step_offsets()`` (an Arrow list column's offsets).
+    """
+
+    lengths: np.ndarray
+    response_length: np.ndarray
+    norm: np.ndarray
+    logat: np.ndarray
+    score: np.ndarray
+    n_steps: np.ndarray
+    target_logprob: np.ndarray
+    step_score: np.ndarray | None = None
+
+    _TOKEN_FIELDS = ("norm", "logat", "score", "n_steps", "target_logprob")
+
+    @classmethod
+    def concat(cls, parts: Sequence[ResponseScores], steps: bool) -> ResponseScores:
+        """The documents of ``parts`` one after another (an empty result when there are none)."""
+        if not parts:
+            f32 = np.zeros(0, np.float32)
+            i64 = np.zeros(0, np.int64)
+            return cls(i64, i64, f32, f32, f32, np.zeros(0, np.int32), f32, f32 if steps else None)
+        names = ("lengths", "response_length", *cls._TOKEN_FIELDS) + (("step_score",) if steps else ())
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
+
+    def reorder(self, perm: np.ndarray) -> ResponseScores:
+        """The documents in the order ``perm`` (new document j is old document ``perm[j]``)."""
+        perm = np.asarray(perm, dtype=np.int64)
+        tokens = _block_gather(self.lengths, perm)
+        out = {name: getattr(self, name)[tokens] for name in self._TOKEN_FIELDS}
+        if self.step_score is not None:
+            out["step_score"] = self.step_score[_block_gather(self.lengths * self.response_length, perm)]
+        return ResponseScores(lengths=self.lengths[perm], response_length=self.response_length[perm], **out)
+
+    def step_offsets(self) -> np.ndarray:
+        """(N + 1,) int64: token row k's per-step scores are ``step_score[o[k]:o[k+1]]``."""
+        per_token = np.repeat(self.response_length, self.lengths)
+        return np.r_[0, np.cumsum(per_token)].astype(np.int64)
+
+    def step_matrix(self, d: int) -> np.ndarray:
+        """(lengths[d], T_d) per-step NormXLogit of document d (NaN where a step does not apply)."""
+        if self.step_score is None:
+            raise ValueError("per-step scores were not kept; score with step_scores=True")
+        sizes = self.lengths * self.response_length
+        start = int(sizes[:d].sum())
+        return self.step_score[start : start + int(sizes[d])].reshape(int(self.lengths[d]), -1)
+
+    def document(self, d: int) -> slice:
+        """Token rows of document d in the per-token arrays."""
+        end = int(self.lengths[: d + 1].sum())
+        return slice(end - int(self.lengths[d]), end)
+
+
+def _block_gather(sizes: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    """Indices that put consecutive blocks of ``sizes`` in the order ``perm``."""
+    starts = np.cumsum(sizes) - sizes
+    new_sizes = sizes[perm]
+    new_starts = np.cumsum(new_sizes) - new_sizes
+    return np.repeat(starts[perm] - new_starts, new_sizes) + np.arange(int(new_sizes.sum()))
+
+
+@torch.inference_mode()
+def score_responses(
+    sm: ScoringModel, batch: Sequence[EncodedResponse], step_scores: bool = False
+) -> ResponseScores:
+    """Response-level NormXLogit of a batch with one teacher-forced forward pass.
+
+    Args:
+        sm: a loaded causal LM (either padding side).
+        batch: encoded prompt/response pairs (``normxlogit.responses``, ``normxlogit.chat``).
+        step_scores: also keep every step's NormXLogit (``ResponseScores.step_score``).
+
+    Returns:
+        ``ResponseScores`` of the documents, in order. Equal to T separate next-token runs on the
+        growing prefixes, summed per context token (tested), whatever the batch and padding.
+
+    Raises:
+        UnsupportedModelError: the model is not a causal LM.
+    """
+    require_causal_lm(sm.adapter, sm.info.architecture)
+    dev = sm.device
+    padded = pad_batch(batch, sm.pad_id, sm.padding_side)
+    ids = padded.input_ids.to(dev)
+    mask = padded.attention_mask.to(dev)
+    shift = padded.shift.to(dev)
+    out = forward_base(sm, mask, input_ids=ids, capture_layer0=True)
+    final = out.last_hidden_state  # (B, L, D)
+    norm = out.layer0.float().norm(dim=-1)  # (B, L)
+
+    start = torch.tensor([e.response_start for e in batch], device=dev)  # (B,) y_1's position
+    n_resp = torch.tensor([e.n_response for e in batch], device=dev)  # (B,) T
+    step = torch.arange(int(n_resp.max()), device=dev)  # (T_max,) step t - 1
+    live = step[None] < n_resp[:, None]  # (B, T_max) steps each document has
+    width = ids.shape[1]
+    y_pos = (shift + start)[:, None] + step[None]  # (B, T_max) padded position of y_t
+    y_pos = torch.where(live, y_pos, width - 1)  # any real column for a missing step
+    targets = ids.gather(1, y_pos)  # (B, T_max) response ids
+    logits = sm.adapter.target_logits(sm.model, final, targets).float()  # (B, L, T_max)
+
+    # Step t applies to token i when i <= p_t = y_pos - 1, on real tokens of the same document.
+    col = torch.arange(width, device=dev)
+    applies = (col[None, :, None] < y_pos[:, None, :]) & live[:, None, :] & mask.bool()[:, :, None]
+    logat = torch.where(applies, logits, 0.0).sum(-1)  # (B, L)
+    n_steps = applies.sum(-1)
+
+    rows, steps = live.nonzero(as_tuple=True)
+    logprob = _target_logprobs(sm, final[rows, y_pos[rows, steps] - 1], targets[rows, steps])
+    target_logprob = torch.full_like(norm, float("nan"))
+    target_logprob[rows, y_pos[rows, steps]] = logprob
+
+    real = mask.bool()
+    score = norm * logat
+    result = ResponseScores(
+        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        response_length=n_resp.cpu().numpy().astype(np.int64),
+        norm=norm[real].cpu().numpy(),
+        logat=logat[real].cpu().numpy(),
+        score=score[real].cpu().numpy(),
+        n_steps=n_steps[real].cpu().numpy().astype(np.int32),
+        target_logprob=target_logprob[real].cpu().numpy(),
+    )
+    if step_scores:
+        per_step = torch.where(applies, norm[..., None] * logits, float("nan"))  # (B, L, T_max)
+        blocks = [per_step[b, real[b], : int(t)].reshape(-1) for b, t in enumerate(n_resp.tolist())]
+        result.step_score = torch.cat(blocks).cpu().numpy()
+    return result
+
+
+def _target_logprobs(sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log_softmax(LM head(hidden))[target] for hidden: (M, D), targets: (M,), in chunks of positions."""
+    parts = []
+    for lo in range(0, hidden.shape[0], _LOGPROB_CHUNK):
+        logits = sm.adapter.class_logits(sm.model, hidden[lo : lo + _LOGPROB_CHUNK]).float()  # (m, V)
+        chosen = logits.gather(1, targets[lo : lo + _LOGPROB_CHUNK, None])[:, 0]
+        parts.append(chosen - logits.logsumexp(-1))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def eos_ids(sm: ScoringModel) -> list[int]:
+    """Token ids that end a generation: the generation config's EOS ids, else the tokenizer's."""
+    eos = sm.model.generation_config.eos_token_id
+    if eos is None:
+        eos = getattr(sm.tokenizer, "eos_token_id", None)
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+@torch.inference_mode()
+def generate_responses(
+    sm: ScoringModel, prompts: Sequence[EncodedText], max_new_tokens: int
+) -> list[np.ndarray]:
+    """The model's greedy answers to encoded prompts, batched.
+
+    Prompts are padded on the left (whatever ``sm.padding_side``) with an attention mask, so that
+    every row continues from its last real token; ``model.generate`` derives positions from the mask.
+
+    Returns:
+        Per prompt, (k,) int64 generated ids without the prompt, up to and including the first EOS
+        (``eos_ids``), at most ``max_new_tokens``.
+
+    Raises:
+        UnsupportedModelError: the model is not a causal LM.
+    """
+    require_causal_lm(sm.adapter, sm.info.architecture)
+    padded = pad_batch(prompts, sm.pad_id, "left")
+    eos = eos_ids(sm)
+    with sm.lock:
+        out = sm.model.generate(
+            input_ids=padded.input_ids.to(sm.device),
+            attention_mask=padded.attention_mask.to(sm.device),
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=sm.pad_id,
+            eos_token_id=eos or None,
+        )
+    new = out[:, padded.input_ids.shape[1] :].cpu().numpy()
+    stops = np.isin(new, eos)
+    ends = np.where(stops.any(1), stops.argmax(1) + 1, new.shape[1])
+    return [row[:end].astype(np.int64) for row, end in zip(new, ends.tolist())]
