@@ -7,16 +7,18 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from normxlogit.display import REVEALED, char_class
 from normxlogit.pipeline.cli import main
-from normxlogit.pipeline.report.escaping import embed_json, esc, lit
+from normxlogit.pipeline.report.escaping import embed_json, esc, iso, lit
 from normxlogit.pipeline.report.page import SCRIPT, script_hash
 from normxlogit.pipeline.report.run_reader import iter_doc_chunks, scan_run
-from normxlogit.pipeline.report.terminal import terminal_safe
-from normxlogit.transforms.layout import ATTRIBUTIONS, GROUPS
+from normxlogit.pipeline.report.terminal import render_document, terminal_safe
+from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, GROUPS
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE_TEXT = "<script>document.title='x'</script> &amp; </script><!-- \u2028 \u202eevil 😀"
@@ -28,11 +30,22 @@ REVIEWS = [
 ]
 
 
-def synthetic():
-    spec = importlib.util.spec_from_file_location("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
+HIDDEN = re.compile(char_class(REVEALED))  # characters that must never reach the page or terminal raw
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def synthetic():
+    return _load("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
+
+
+def bpe():
+    return _load("bpe_run", Path(__file__).with_name("bpe_run.py"))
 
 
 def embedded_docs(html: str) -> list[dict]:
@@ -56,21 +69,66 @@ def annotated_run(tmp_path_factory, tiny_classifier) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory) -> Path:
+    """A real annotate run with a byte-level BPE tokenizer over a hostile corpus (``bpe_run.py``)."""
+    return bpe().annotate_bpe_run(tmp_path_factory.mktemp("bpe-run"))
+
+
 def test_embedded_json_cannot_close_its_script_and_reads_back():
-    value = {"t": [HOSTILE_TEXT, "a\u2029b", "&lt;"]}
+    value = {"t": [HOSTILE_TEXT, "a\u2029b", "&lt;", "zwj-\u200d-id \u2067x\u2069 \ufeff\U000e0041\x85"]}
     text = embed_json(value)
-    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
+    assert not set(text) & {"<", ">", "&"} and not HIDDEN.search(text)
+    # Bidi and zero-width characters are \u escapes in the page source too (tags as surrogate pairs).
+    assert "\\u202e" in text and "\\u200d" in text and "\\u2067" in text and "\\udb40\\udc41" in text
     assert json.loads(text) == value
 
 
 def test_html_escaping_of_labels_and_attributes():
     assert esc("<a href=\"x\" onclick='y'>&") == "&lt;a href=&quot;x&quot; onclick=&#x27;y&#x27;&gt;&amp;"
     assert lit(" Paris") == '<code class="lit">&quot; Paris&quot;</code>'
-    assert "\u202e" not in lit("\u202eevil") and "\\u202e" in lit("\u202eevil")
+    assert (
+        lit("\u202eevil")
+        == '<code class="lit">&quot;<span class="esc" title="U+202E">\\u202e</span>evil&quot;</code>'
+    )
+    assert iso("zwj-\u200d-id\n") == (
+        '<span class="iso">zwj-<span class="esc" title="U+200D">\\u200d</span>-id'
+        '<span class="esc" title="U+000A">\\x0a</span></span>'
+    )
 
 
 def test_terminal_text_cannot_drive_the_terminal():
     assert terminal_safe("a\x1b[2Jb\x07\u202ec\tok") == "a\\x1b[2Jb\\x07\\u202ec\tok"
+    assert (
+        terminal_safe("zwj-\u200d-id \u2066x\u2069\u200e\ufeff")
+        == "zwj-\\u200d-id \\u2066x\\u2069\\u200e\\ufeff"
+    )
+    assert terminal_safe("a\tb\nc", one_line=True) == "a\\x09b\\x0ac"
+
+
+def _rows(tokens: list[str], spans: list[tuple[int, int]]) -> pa.Table:
+    """Token rows of one document (no special tokens) for ``render_document``."""
+    n = len(tokens)
+    starts, ends = (list(c) for c in zip(*spans))
+    return pa.table(
+        {"doc_id": ["d"] * n, "source": ["s"] * n, "position": list(range(n)), "token": tokens,
+         "char_start": starts, "char_end": ends, "special": [False] * n,
+         "norm": np.ones(n, np.float32), "logat": np.arange(n, dtype=np.float32),
+         "score": np.arange(n, dtype=np.float32), "target": ["a"] * n, "prediction": ["a"] * n,
+         "prediction_prob": [0.5] * n, "truncated": [False] * n}
+    )  # fmt: skip
+
+
+def test_show_takes_gaps_from_the_documents_text_and_never_repeats_a_character():
+    text = "שלום\u200b\n\n  😀 ok"
+    rows = _rows(["ש", "ש", "לום", "😀", "😀", "ok"], [(0, 1), (0, 1), (1, 4), (9, 10), (9, 10), (11, 13)])
+    body = render_document(rows, color=False, text=text).split("\n\n", 1)[1]
+    assert body.startswith("שלום\\u200b\n\n  😀 ok\n")  # the gap is the text's own characters, revealed
+    no_text = render_document(rows, color=False).split("\n\n", 1)[1]
+    assert no_text.startswith("שלום   😀 ok\n")  # without the text: up to 3 spaces per gap
+    # A text the spans were not cut from (another record's) is not used.
+    assert render_document(rows, color=False, text="x" * 20).split("\n\n", 1)[1] == no_text
+    assert "top 5 tokens:" in body and body.count("'😀'") == 2  # the top tokens list every token
 
 
 @pytest.mark.slow
@@ -169,6 +227,66 @@ def test_show_colours_tokens_and_lists_top_tokens(tmp_path, capsys):
     assert main(["show", str(run), "--doc", "corpus/part-1.jsonl#L2", "--no-color"]) == 0
     plain = capsys.readouterr().out
     assert "\x1b" not in plain and "prediction: '" in plain
+
+
+def test_page_lists_layers_and_misclassified_documents(tmp_path):
+    run = tmp_path / "run"
+    synthetic().write_synthetic_run(run, 60, misclassified=0.3, layers=(2, 5))
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    wrong = sum(d["target"] != d["prediction"] for d in embedded_docs(html))
+    assert 0 < wrong < 60
+    assert f'<b id="misclassified-count">{wrong}</b>' in html
+    assert '<p id="layers">' in html and "layers <b>2, 5</b>, in that order" in html
+    plain = tmp_path / "plain"
+    synthetic().write_synthetic_run(plain, 10)
+    assert main(["report", str(plain), "--out", str(tmp_path / "p.html")]) == 0
+    html = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert 'id="layers"' not in html and 'type="checkbox" disabled' in html  # nothing to filter
+
+
+def test_hostile_page_holds_no_raw_hidden_character(tmp_path):
+    run = tmp_path / "run"
+    synthetic().write_synthetic_run(run, 40, hostile=True, documents=True)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert not HIDDEN.search(html)  # not in labels, file names, dead letters nor the embedded JSON
+    assert html.count('title="U+202E">\\u202e</span>') >= 3  # dead-letter file, labels, words
+    docs = embedded_docs(html)
+    table = pq.read_table(run / DOCUMENTS.name(0, 1), columns=["doc_id", "text"])
+    texts = dict(zip(table["doc_id"].to_pylist(), table["text"].to_pylist()))
+    assert all("".join(g + t for g, t in zip(d["g"], d["t"])) == texts[d["id"]] for d in docs)
+
+
+@pytest.mark.slow
+def test_byte_level_bpe_characters_show_once_in_show_and_report(bpe_run, tmp_path, capsys, run_files):
+    texts = bpe().TEXTS
+    rows = run_files.rows(bpe_run)
+    columns = (rows[c].to_pylist() for c in ("doc_id", "char_start", "char_end", "special"))
+    spans = [(d, s, e) for d, s, e, special in zip(*columns) if not special]
+    assert len(set(spans)) < len(spans)  # the tokenizer split characters: tokens share spans
+    for doc_id, text in texts.items():
+        assert main(["show", str(bpe_run), "--doc", doc_id, "--no-color"]) == 0
+        out = capsys.readouterr().out
+        header, body = out.split("\n\n", 2)[:2]
+        assert body == terminal_safe(text)  # each character once, hidden ones revealed
+        assert not HIDDEN.search(out)
+        assert f"doc_id: {terminal_safe(doc_id)}" in header and "\\u202eviews\\u200b.jsonl" in header
+    assert main(["show", str(bpe_run), "--doc", "he"]) == 0
+    coloured = capsys.readouterr().out.split("\n\n", 2)[1]
+    assert re.sub("\x1b\\[[0-9;]*m", "", coloured) == texts["he"]
+    page = tmp_path / "r.html"
+    assert main(["report", str(bpe_run), "--out", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert not HIDDEN.search(html)
+    docs = {d["id"]: d for d in embedded_docs(html)}
+    assert {i: "".join(g + t for g, t in zip(d["g"], d["t"])) for i, d in docs.items()} == texts
+    he = docs["he"]
+    # Each Hebrew letter is two byte tokens with the letter's span: the first shows it, the second
+    # shows nothing and keeps its own string for the hover text and the top tokens.
+    assert he["t"].count("") == 8 == len(he["k"])
+    assert all(he["k"][str(i)] == he["t"][i - 1] for i, t in enumerate(he["t"]) if t == "")
+    assert "layers <b>1, 2</b>" in html
 
 
 def test_show_unknown_id_lists_near_ids(tmp_path, capsys):
