@@ -300,17 +300,18 @@ def measure(cfg: Settings, log) -> dict:
         log(f"repeat {rep + 1}/{cfg.repeats}: floor, API and columnar API over {len(texts):,} texts")
         seconds, rows = time_in_process(calls, rep)
         log(
-            f"repeat {rep + 1}/{cfg.repeats}: annotate, 1 worker ({cfg.small_docs:,} and {len(texts):,} docs)"
+            f"repeat {rep + 1}/{cfg.repeats}: annotate, one process "
+            f"({cfg.small_docs:,} and {len(texts):,} docs)"
         )
         one = run_pair(sources, folder, "one", model_args, rep)
-        log(f"repeat {rep + 1}/{cfg.repeats}: annotate, 2 workers (multi_processing)")
+        log(f"repeat {rep + 1}/{cfg.repeats}: annotate, 2 worker processes (multi_processing)")
         two = run_pair(sources, folder, "two", [*model_args, *TWO_WORKERS], rep)
         repeats.append(Repeat(seconds, one["small"], one["large"], two["small"], two["large"]))
     floor_tokens = rows["floor"]
 
     host = [r.one_large.seconds - r.one_small.seconds for r in repeats]
     host_padded = repeats[0].one_large.padded_tokens - repeats[0].one_small.padded_tokens
-    log(f"overlap: annotate, 1 worker, the forward pass sleeping ~{statistics.median(host):.1f} s in all")
+    log(f"overlap: annotate, one process, the forward pass sleeping ~{statistics.median(host):.1f} s in all")
     over = overlap(cfg, sources, model_args, statistics.median(host), host_padded)
 
     def med(values) -> float:
@@ -364,9 +365,9 @@ def format_report(fig: dict, quick: bool = False) -> str:
             fig["columnar_tokens_per_s"],
             fig["columnar_vs_floor"],
         ),
-        ("pipeline, 1 worker, steady state", fig["pipeline_tokens_per_s"], fig["pipeline_vs_floor"]),
+        ("pipeline, one process, steady state", fig["pipeline_tokens_per_s"], fig["pipeline_vs_floor"]),
         (
-            "pipeline, 2 workers, steady state",
+            "pipeline, 2 worker processes, steady state",
             fig["pipeline_2w_tokens_per_s"],
             fig["pipeline_2w_tokens_per_s"] / floor,
         ),
@@ -376,15 +377,15 @@ def format_report(fig: dict, quick: bool = False) -> str:
         f"tokens (steady state: the {fig['docs'] - fig['small_docs']:,} docs beyond a "
         f"{fig['small_docs']:,}-doc "
         f"run, {fig['steady_tokens']:,} tokens); pipeline padding {fig['padding_ratio']:.3f}",
-        f"{'':<42}{'tokens/s':>10}{'/ floor':>9}",
+        f"{'':<48}{'tokens/s':>10}{'/ floor':>9}",
     ]
     lines.append("-" * len(lines[-1]))
-    lines += [f"{name:<42}{tps:>10,.0f}{ratio:>9.3f}" for name, tps, ratio in rows]
+    lines += [f"{name:<48}{tps:>10,.0f}{ratio:>9.3f}" for name, tps, ratio in rows]
     o = fig["overlap"]
     lines += [
         "",
-        f"overlap (forward sleeps {o['seconds_per_padded_token'] * 1e6:.2f} us per padded token, 1 worker, "
-        "steady state):",
+        f"overlap (forward sleeps {o['seconds_per_padded_token'] * 1e6:.2f} us per padded token, "
+        "one process, steady state):",
         f"  host {o['host_s']:.2f} s, model {o['model_s']:.2f} s, pipeline {o['pipeline_s']:.2f} s: "
         f"pipeline / max(host, model) {o['overlap_vs_max']:.3f}, pipeline / (host + model) "
         f"{o['overlap_vs_sum']:.3f}",
