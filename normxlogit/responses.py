@@ -90,7 +90,7 @@ def require_causal_lm(adapter: HeadAdapter, architecture: str | None = None) -> 
 
 
 @dataclass(frozen=True)
-class _Tokens:
+class TokenRow:
     """One tokenizer row, as arrays: ids, offsets into its own text, special flags."""
 
     ids: np.ndarray
@@ -99,15 +99,15 @@ class _Tokens:
     added: np.ndarray  # special tokens the tokenizer added around the text (BOS), not in the text
 
 
-def _rows(enc, tokenizer: PreTrainedTokenizerBase) -> list[_Tokens]:
-    """Split a batched fast-tokenizer output into ``_Tokens`` rows."""
+def _rows(enc, tokenizer: PreTrainedTokenizerBase) -> list[TokenRow]:
+    """Split a batched fast-tokenizer output into ``TokenRow`` rows."""
     specials = np.asarray(tokenizer.all_special_ids, dtype=np.int64)
     out = []
     for ids, offsets, added in zip(enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]):
         ids = np.asarray(ids, dtype=np.int64)
         added = np.asarray(added, dtype=bool)
         out.append(
-            _Tokens(
+            TokenRow(
                 ids=ids,
                 offsets=np.asarray(offsets, dtype=np.int32).reshape(-1, 2),
                 special=added | np.isin(ids, specials),
@@ -117,7 +117,7 @@ def _rows(enc, tokenizer: PreTrainedTokenizerBase) -> list[_Tokens]:
     return out
 
 
-def tokenize_rows(texts: Sequence[str], tokenizer, *, special_tokens: bool) -> list[_Tokens]:
+def tokenize_rows(texts: Sequence[str], tokenizer, *, special_tokens: bool) -> list[TokenRow]:
     """One fast-tokenizer call for a batch of texts, offsets kept, no truncation."""
     if not texts:
         return []
@@ -130,7 +130,7 @@ def tokenize_rows(texts: Sequence[str], tokenizer, *, special_tokens: bool) -> l
     return _rows(enc, tokenizer)
 
 
-def _kept_lead(prompt: _Tokens, bos_id: int | None) -> int:
+def _kept_lead(prompt: TokenRow, bos_id: int | None) -> int:
     """Leading prompt tokens truncation keeps: the BOS the tokenizer adds (or a template writes)."""
     lead = 0
     while lead < len(prompt.ids) and (prompt.added[lead] or (lead == 0 and prompt.ids[0] == bos_id)):
@@ -140,10 +140,10 @@ def _kept_lead(prompt: _Tokens, bos_id: int | None) -> int:
 
 def assemble(
     prompt_text: str,
-    prompt: _Tokens,
+    prompt: TokenRow,
     prompt_segment: np.ndarray,
     response_text: str,
-    response: _Tokens,
+    response: TokenRow,
     *,
     max_length: int,
     tokenizer: PreTrainedTokenizerBase,
@@ -320,7 +320,7 @@ def encode_response_ids_batch(
             )
             continue
         text, offsets = decoded_offsets(ids, tokenizer)
-        response = _Tokens(ids, offsets, np.isin(ids, specials), np.zeros(len(ids), dtype=bool))
+        response = TokenRow(ids, offsets, np.isin(ids, specials), np.zeros(len(ids), dtype=bool))
         segment = np.full(len(row.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
         try:
             out.append(
