@@ -17,7 +17,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         NAME,
         help="write a self-contained HTML report of a finished run",
         description="Write one HTML file (no network requests, opens from disk) with the run's "
-        "manifest, dead letters, corpus summaries and coloured documents with search and filters.",
+        "manifest, dead letters, corpus summaries and coloured documents with search, filters (prediction, "
+        "source, misclassified only) and sorting by confidence. Bidi controls and zero-width characters in "
+        "the corpus show as escapes such as \\u202e.",
     )
     r.add_argument("output", metavar="OUT", help="the --output folder of a finished `normxlogit annotate`")
     r.add_argument(

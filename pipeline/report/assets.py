@@ -35,7 +35,7 @@ td.wide{min-width:14em;max-width:24em}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 .muted{color:#666;font-size:12px}
 .controls{display:flex;flex-wrap:wrap;gap:10px;align-items:center;margin-bottom:8px}
-.controls input{width:260px;padding:4px 6px}
+.controls input[type=search]{width:260px;padding:4px 6px}
 article.doc{border-top:1px solid #e4e4e4;padding:8px 0}
 article.doc header{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#444}
 .doc-id{font-weight:700;color:#111}
@@ -155,7 +155,9 @@ _SCRIPT_TEMPLATE = r"""
     topTokens(d, 5, top);
     top.appendChild(document.createTextNode("; colour scale \u00b1" + fmt(d.scale) + more));
     card.appendChild(top);
-    card.searchText = (d.id + "\u0000" + all.join("")).toLowerCase();
+    // Search finds the text as written and as shown (a reader can type an escape such as \u202e).
+    var raw = d.id + "\u0000" + all.join(""), seen = revealed(raw);
+    card.searchText = (seen === raw ? raw : raw + "\u0000" + seen).toLowerCase();
     card.doc = d;
     return card;
   }
