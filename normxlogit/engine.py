@@ -106,32 +106,18 @@ class ScoredBatch:
         size: how many texts the batch had.
         index: (D,) input position of each scored text (increasing).
         encoded: the D scored texts' encodings.
-        lengths: (D,) tokens per scored text; per-token arrays hold the texts one after another.
-        norm, logat, score: (N,) float32, N = lengths.sum().
-        layer_logat: (N, len(layers)) float32, or None.
-        target_id, foil_id, prediction_id: (D,) int64; -1 for no foil / no prediction (regression).
-        prediction_prob: (D,) float32, NaN for regression.
-        prediction_value: (D,) float64, the regression output or the prediction's logit.
+        scores: their scores (``BatchScores``: per-token arrays hold the texts one after another).
         target, foil, prediction: (D,) readable names (foil None where there is none).
         errors: input position -> why that text was not scored (a ``RecordError``: its ``reason``
             is a stable code; model failures have reason ``model_error``).
         padded_tokens: positions the forward passes ran.
-        layers: the layers of ``layer_logat``.
+        layers: the layers of ``scores.layer_logat``.
     """
 
     size: int
     index: np.ndarray
     encoded: list[EncodedText]
-    lengths: np.ndarray
-    norm: np.ndarray
-    logat: np.ndarray
-    score: np.ndarray
-    layer_logat: np.ndarray | None
-    target_id: np.ndarray
-    foil_id: np.ndarray
-    prediction_id: np.ndarray
-    prediction_prob: np.ndarray
-    prediction_value: np.ndarray
+    scores: BatchScores
     target: list[str]
     foil: list[str | None]
     prediction: list[str]
@@ -142,24 +128,11 @@ class ScoredBatch:
     @property
     def tokens(self) -> int:
         """Token rows of the scored texts."""
-        return int(self.lengths.sum())
+        return self.scores.tokens
 
     def attribution(self, d: int) -> Attribution:
         """The ``Attribution`` of the d-th scored text (views into the batch's arrays)."""
-        end = int(self.lengths[: d + 1].sum())
-        cols = slice(end - int(self.lengths[d]), end)
-        foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
-        return Attribution(
-            norm=self.norm[cols],
-            logat=self.logat[cols],
-            score=self.score[cols],
-            layer_logat=None if self.layer_logat is None else self.layer_logat[cols],
-            target_id=int(self.target_id[d]),
-            foil_id=None if foil < 0 else foil,
-            prediction_id=None if pred < 0 else pred,
-            prediction_prob=None if pred < 0 else float(self.prediction_prob[d]),
-            prediction_value=float(self.prediction_value[d]),
-        )
+        return self.scores.attribution(d)
 
     def results(self, sm: ScoringModel, texts: Sequence[str]) -> list[TextAttribution]:
         """One ``TextAttribution`` per scored text (``texts``: the batch's input texts)."""
@@ -232,10 +205,10 @@ class BatchEngine:
             size=len(items),
             index=np.asarray([keys[i] for i in done], dtype=np.int64),
             encoded=[encoded[i] for i in done],
+            scores=scores,
             padded_tokens=planned.padded_tokens,
             layers=tuple(layers),
             errors=errors,
-            **scores.columns(),
             **self._labels(scores),
         )
 

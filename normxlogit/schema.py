@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from normxlogit.engine import ScoredBatch
 from normxlogit.result import TextAttribution
+from normxlogit.scoring import BatchScores
 
 _BASE_FIELDS = [
     pa.field("doc_id", pa.string(), nullable=False),
@@ -101,17 +102,17 @@ def _ids(values: np.ndarray) -> pa.Array:
 
 def _doc_columns(scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str]) -> dict[str, pa.Array]:
     """Per-document values of a scored batch, one entry per scored text."""
-    pred = scored.prediction_id
+    pred = scored.scores.prediction_id
     return {
         "doc_id": pa.array(doc_ids, type=pa.string()),
         "source": pa.array(sources, type=pa.string()),
         "target": pa.array(scored.target, type=pa.string()),
-        "target_id": pa.array(scored.target_id.astype(np.int32)),
+        "target_id": pa.array(scored.scores.target_id.astype(np.int32)),
         "foil": pa.array(scored.foil, type=pa.string()),
-        "foil_id": _ids(scored.foil_id),
+        "foil_id": _ids(scored.scores.foil_id),
         "prediction": pa.array(scored.prediction, type=pa.string()),
         "prediction_id": _ids(pred),
-        "prediction_prob": pa.array(scored.prediction_prob.astype(np.float32), mask=pred < 0),
+        "prediction_prob": pa.array(scored.scores.prediction_prob.astype(np.float32), mask=pred < 0),
         "truncated": pa.array([e.truncated for e in scored.encoded], type=pa.bool_()),
     }
 
@@ -129,7 +130,7 @@ def token_rows(
     enc = scored.encoded
     n = scored.tokens
     docs = _doc_columns(scored, doc_ids, sources)
-    owner = pa.array(np.repeat(np.arange(len(enc), dtype=np.int32), scored.lengths))
+    owner = pa.array(np.repeat(np.arange(len(enc), dtype=np.int32), scored.scores.lengths))
     per_token = {name: docs[name].take(owner) for name in docs}
     if enc:
         offsets = np.concatenate([e.offsets for e in enc])
@@ -143,7 +144,7 @@ def token_rows(
             np.zeros(0, np.int32),
             np.zeros(0, bool),
         )
-    starts = np.repeat(np.cumsum(scored.lengths) - scored.lengths, scored.lengths)
+    starts = np.repeat(np.cumsum(scored.scores.lengths) - scored.scores.lengths, scored.scores.lengths)
     columns = [
         per_token["doc_id"],
         per_token["source"],
@@ -154,9 +155,9 @@ def token_rows(
         pa.array(offsets[:, 1].astype(np.int32)),
         pa.array(word.astype(np.int32), mask=word < 0),
         pa.array(special, type=pa.bool_()),
-        pa.array(scored.norm),
-        pa.array(scored.logat),
-        pa.array(scored.score),
+        pa.array(scored.scores.norm),
+        pa.array(scored.scores.logat),
+        pa.array(scored.scores.score),
         *(
             per_token[name]
             for name in ("target", "target_id", "foil", "foil_id", "prediction", "prediction_id")
@@ -165,10 +166,10 @@ def token_rows(
         per_token["truncated"],
     ]
     if with_layers:
-        layer_logat = scored.layer_logat
+        layer_logat = scored.scores.layer_logat
         width = layer_logat.shape[1]
         list_offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
-        layer_scores = layer_logat * scored.norm[:, None]
+        layer_scores = layer_logat * scored.scores.norm[:, None]
         columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_logat.ravel())))
         columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_scores.ravel())))
     return pa.RecordBatch.from_arrays(columns, schema=token_schema(with_layers))
@@ -193,7 +194,7 @@ def document_rows(
         "doc_id": docs["doc_id"],
         "source": docs["source"],
         "text": pa.array(texts, type=pa.string()),
-        "n_tokens": pa.array(scored.lengths.astype(np.int32)),
+        "n_tokens": pa.array(scored.scores.lengths.astype(np.int32)),
         "truncated": docs["truncated"],
         "target": docs["target"],
         "prediction": docs["prediction"],
@@ -209,20 +210,23 @@ def to_record_batch(
     """All token rows of one document as one Arrow record batch (``token_rows`` of a one-text batch)."""
     att = result.attribution
     regression = att.prediction_id is None
-    one = ScoredBatch(
-        size=1,
-        index=np.zeros(1, np.int64),
-        encoded=[result.encoded],
+    scores = BatchScores(
         lengths=np.array([len(result.encoded)]),
         norm=att.norm,
         logat=att.logat,
-        score=att.score,
         layer_logat=att.layer_logat,
         target_id=np.array([att.target_id]),
         foil_id=np.array([-1 if att.foil_id is None else att.foil_id]),
         prediction_id=np.array([-1 if regression else att.prediction_id]),
         prediction_prob=np.array([np.nan if regression else att.prediction_prob], np.float32),
         prediction_value=np.array([att.prediction_value]),
+        regression=regression,
+    )
+    one = ScoredBatch(
+        size=1,
+        index=np.zeros(1, np.int64),
+        encoded=[result.encoded],
+        scores=scores,
         target=[result.target],
         foil=[result.foil],
         prediction=[result.prediction],

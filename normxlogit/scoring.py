@@ -16,6 +16,7 @@ Results are columnar (``BatchScores``); ``score_batch`` splits them into one ``A
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -132,43 +133,36 @@ class BatchScores:
             regression=self.regression,
         )
 
-    def columns(self) -> dict[str, np.ndarray | None]:
-        """The arrays by name, with ``score = norm * logat``."""
-        return {
-            "lengths": self.lengths,
-            "norm": self.norm,
-            "logat": self.logat,
-            "score": (self.norm * self.logat).astype(np.float32),
-            "layer_logat": self.layer_logat,
-            "target_id": self.target_id,
-            "foil_id": self.foil_id,
-            "prediction_id": self.prediction_id,
-            "prediction_prob": self.prediction_prob,
-            "prediction_value": self.prediction_value,
-        }
+    @functools.cached_property
+    def score(self) -> np.ndarray:
+        """(N,) float32 NormXLogit, ``norm * logat``."""
+        return (self.norm * self.logat).astype(np.float32)
+
+    @property
+    def tokens(self) -> int:
+        """N, the token rows."""
+        return int(self.lengths.sum())
+
+    def attribution(self, d: int) -> Attribution:
+        """The ``Attribution`` of text ``d`` (views into the arrays)."""
+        end = int(self.lengths[: d + 1].sum())
+        cols = slice(end - int(self.lengths[d]), end)
+        foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
+        return Attribution(
+            norm=self.norm[cols],
+            logat=self.logat[cols],
+            score=self.score[cols],
+            layer_logat=None if self.layer_logat is None else self.layer_logat[cols],
+            target_id=int(self.target_id[d]),
+            foil_id=None if foil < 0 else foil,
+            prediction_id=None if pred < 0 else pred,
+            prediction_prob=None if pred < 0 else float(self.prediction_prob[d]),
+            prediction_value=float(self.prediction_value[d]),
+        )
 
     def attributions(self) -> list[Attribution]:
-        """One ``Attribution`` per text (views into the arrays)."""
-        bounds = np.cumsum(self.lengths)[:-1]
-        norm, logat = np.split(self.norm, bounds), np.split(self.logat, bounds)
-        layer = np.split(self.layer_logat, bounds) if self.layer_logat is not None else [None] * len(norm)
-        out = []
-        for d in range(len(self.lengths)):
-            foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
-            out.append(
-                Attribution(
-                    norm=norm[d],
-                    logat=logat[d],
-                    score=(norm[d] * logat[d]).astype(np.float32),
-                    layer_logat=layer[d],
-                    target_id=int(self.target_id[d]),
-                    foil_id=None if foil < 0 else foil,
-                    prediction_id=None if pred < 0 else pred,
-                    prediction_prob=None if pred < 0 else float(self.prediction_prob[d]),
-                    prediction_value=float(self.prediction_value[d]),
-                )
-            )
-        return out
+        """One ``Attribution`` per text, in order."""
+        return [self.attribution(d) for d in range(len(self.lengths))]
 
 
 @dataclass(frozen=True)

@@ -55,19 +55,19 @@ def test_scored_batch_is_columnar_in_input_order(make_sm, make_ids, make_encoded
     scored = engine.score_encoded(encoded)
 
     assert scored.index.tolist() == list(range(len(lengths)))
-    assert scored.lengths.tolist() == list(lengths) and scored.tokens == sum(lengths)
+    assert scored.scores.lengths.tolist() == list(lengths) and scored.tokens == sum(lengths)
     assert scored.padded_tokens >= sum(lengths) and not scored.errors
     bounds = np.cumsum(lengths)[:-1]
     for d, (enc, norm, score) in enumerate(
-        zip(encoded, np.split(scored.norm, bounds), np.split(scored.score, bounds))
+        zip(encoded, np.split(scored.scores.norm, bounds), np.split(scored.scores.score, bounds))
     ):
         (alone,) = score_batch(sm, [enc], layers=(1,))
         np.testing.assert_allclose(norm, alone.norm, **TOL)
         np.testing.assert_allclose(score, alone.score, **TOL)
         np.testing.assert_allclose(scored.attribution(d).layer_logat, alone.layer_logat, **TOL)
-        assert scored.prediction_id[d] == alone.prediction_id == scored.target_id[d]
+        assert scored.scores.prediction_id[d] == alone.prediction_id == scored.scores.target_id[d]
         assert scored.prediction[d] == sm.token_label(alone.prediction_id)
-    assert scored.foil == [None] * len(lengths) and (scored.foil_id == -1).all()
+    assert scored.foil == [None] * len(lengths) and (scored.scores.foil_id == -1).all()
 
 
 def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkeypatch):
@@ -88,7 +88,7 @@ def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkey
     assert "simulated failure" in str(scored.errors[2])
     copy = pickle.loads(pickle.dumps(scored))  # crosses process boundaries with a shared model
     assert copy.errors[2].reason == "model_error" and str(copy.errors[2]) == str(scored.errors[2])
-    np.testing.assert_array_equal(copy.score, scored.score)
+    np.testing.assert_array_equal(copy.scores.score, scored.scores.score)
 
 
 def test_empty_batch(make_sm):
@@ -134,12 +134,12 @@ def test_threads_sharing_a_model_get_their_own_scores(make_sm, make_ids, make_en
     sm = make_sm("bert", "classification")
     batches = [[make_encoded(sm, make_ids(n, seed=10 * k + n)) for n in (5, 9, 14)] for k in range(4)]
     engine = BatchEngine(sm)
-    expected = [engine.score_encoded(b).score for b in batches]
+    expected = [engine.score_encoded(b).scores.score for b in batches]
     got: dict[int, list] = {k: [] for k in range(len(batches))}
 
     def run(k):
         for _ in range(5):
-            got[k].append(engine.score_encoded(batches[k]).score)
+            got[k].append(engine.score_encoded(batches[k]).scores.score)
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(len(batches))]
     for t in threads:
