@@ -3,7 +3,9 @@
 Parquet is streamed one row group at a time with only the columns needed, so memory depends on
 the row-group size and the sample size, not on the size of the run. The sample is the
 ``sample_size`` documents with the smallest hash of their doc_id: deterministic, independent of
-file order and runner, and stable when the run grows.
+file order and runner, and stable when the run grows. The sampled documents' texts are then read
+from the documents table (``documents/``) when the run has one, so the gaps between token spans
+show the document's own characters.
 """
 
 from __future__ import annotations

@@ -143,3 +143,19 @@ def test_html_of_a_byte_level_bpe_text_shows_each_character_once(bpe_result):
     titles = re.findall(r'<span title="(norm [^"]+)"', to_html(bpe_result))
     assert sum(t.count("norm ") for t in titles) == int((~bpe_result.encoded.special).sum())
     assert len(titles) < int((~bpe_result.encoded.special).sum())
+
+
+@pytest.mark.slow
+def test_smollm2_tokenizer_splits_characters_that_span_text_shows_once():
+    from transformers import AutoTokenizer
+
+    from normxlogit.default_model import default_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
+    text = "שלום עולם 😀 zwj-\u200d-id"
+    spans = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    tokens = [text[a:b] for a, b in spans]
+    assert "".join(tokens) != text  # the issue's "ששללוום": concatenated tokens repeat characters
+    starts, ends = np.array(spans).T
+    gaps, shown = span_text(tokens, starts, ends, text)
+    assert "".join(g + s for g, s in zip(gaps, shown)) == text
