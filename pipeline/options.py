@@ -2,13 +2,16 @@
 
 ``argparse.parse_known_args`` alone would take the value of an unknown ``--runner DirectRunner``
 for an input path. Beam's option classes know which of their flags take a value, so argv is
-split with their own parsers first; every Beam flag passes through unchanged. Beam is imported
-only when argv holds a flag that is not ours, so ``--help`` and ``report``/``show`` start fast.
+split with their own parsers first; every Beam flag passes through unchanged. A flag that is
+neither ours nor Beam's is refused with the nearest known flag, instead of being dropped by Beam
+with a warning. Beam is imported only when argv holds a flag that is not ours, so ``--help`` and
+``report``/``show`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,15 +37,33 @@ def _beam_actions() -> dict[str, argparse.Action]:
     return dict(parser._option_string_actions)
 
 
-def _takes_value(action: argparse.Action | None) -> bool:
-    return action is not None and action.nargs != 0
+class UnknownOptionError(ValueError):
+    """A ``--flag`` that neither normxlogit nor any Beam option class defines."""
+
+
+def _takes_value(action: argparse.Action, following: str | None) -> bool:
+    """Whether ``action``'s flag, written without ``=``, consumes the next token."""
+    if action.nargs == 0:
+        return False
+    # Beam's ValueProvider options take an optional value (nargs="?"): not the next flag.
+    return action.nargs != "?" or (following is not None and not following.startswith("-"))
+
+
+def unknown_option(flag: str, known: list[str]) -> UnknownOptionError:
+    """The error for ``flag``, naming the nearest of the ``known`` flags when one is close."""
+    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else "; see --help for normxlogit's options"
+    return UnknownOptionError(f"unrecognized option {flag}{hint}")
 
 
 def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
     """Split argv into (normxlogit's tokens, Beam's tokens), keeping each flag with its value.
 
-    Flags that neither normxlogit nor any Beam option class knows go to Beam, which reports
-    them; a flag of ours is never sent to Beam.
+    Flags are matched whole (no abbreviations), as ``--flag value`` or ``--flag=value``; tokens
+    after a bare ``--`` are ours.
+
+    Raises:
+        UnknownOptionError: a ``--flag`` that neither normxlogit nor any Beam option class knows.
     """
     own = ours._option_string_actions
     beam: dict[str, argparse.Action] | None = None  # Beam's flags, read at the first flag not ours
@@ -51,13 +72,19 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
     i = 0
     while i < len(argv):
         token = argv[i]
-        flag = token.split("=", 1)[0]
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        flag, inline = token.split("=", 1)[0], "=" in token
+        if token == "--":
+            mine.extend(argv[i:])
+            break
         if token.startswith("-") and flag in own:
-            n = 1 if "=" not in token and _takes_value(own[flag]) else 0
+            n = 0 if inline or not _takes_value(own[flag], following) else 1
             mine.extend(argv[i : i + 1 + n])
         elif token.startswith("--"):
             beam = _beam_actions() if beam is None else beam
-            n = 1 if "=" not in token and _takes_value(beam.get(flag)) else 0
+            if flag not in beam:
+                raise unknown_option(flag, [*(f for f in own if f.startswith("--")), *beam])
+            n = 0 if inline or not _takes_value(beam[flag], following) else 1
             theirs.extend(argv[i : i + 1 + n])
         else:
             n = 0

@@ -11,10 +11,14 @@ copy on each worker machine and the handler holds a proxy to it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
+import uuid
+import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from apache_beam.metrics import Metrics
@@ -62,6 +66,8 @@ class ScoringOptions:
             whose target is missing, null or blank is a ``missing_target`` dead letter, never
             given the prediction instead.
         keep_fields: record fields copied into the documents table.
+        input_bytes: total size of the input files, when every one is uncompressed text or JSON
+            Lines (progress lines then give the share scored); None otherwise.
     """
 
     max_length: int | None = None
@@ -72,40 +78,92 @@ class ScoringOptions:
     docs_per_batch: int = 256
     targets_from_records: bool = False
     keep_fields: tuple[str, ...] = ()
+    input_bytes: int | None = None
 
     def engine_options(self) -> EngineOptions:
         """The batch engine's options (everything but the RunInference batch size)."""
         return EngineOptions(self.max_length, self.target, self.foil, self.layers, self.batch_tokens)
 
 
-@dataclass
 class _Progress:
-    """Rate-limited progress lines on stderr for local runs."""
+    """Progress lines on stderr: the first after the first batch, then one every ``every_s`` seconds.
 
-    every_s: float = 10.0
-    docs: int = 0
-    tokens: int = 0
-    started: float | None = None
-    last: float = field(default_factory=time.monotonic)
+    One counter per run and process: the handler's copies (one per thread, unpickled) share it
+    through ``_shared_progress``, so a line counts the whole process. A worker process other than
+    the one that built the pipeline says which it is, since each prints its own part. Rates are
+    over the time since the process's first batch began, so model loading does not count. With
+    ``input_bytes`` (the input files' size, known when every file is uncompressed text or JSON
+    Lines: a record is one line), the line gives the share of it scored (the records' lines),
+    and, in the launching process, an ETA from that share.
+    """
+
+    def __init__(
+        self,
+        input_bytes: int | None = None,
+        every_s: float = 5.0,
+        key: str | None = None,
+        launcher_pid: int | None = None,
+    ):
+        self.input_bytes = input_bytes
+        self.every_s = every_s
+        self.key = key or uuid.uuid4().hex
+        self.launcher_pid = launcher_pid or os.getpid()
+        self.docs = self.tokens = self.scored_bytes = 0
+        self.started: float | None = None
+        self.last: float | None = None
+        self._lock = threading.Lock()
+        _PROGRESS.setdefault(self.key, self)
+
+    def __reduce__(self):
+        return (_shared_progress, (self.key, self.input_bytes, self.every_s, self.launcher_pid))
 
     def start(self) -> None:
-        """Start the clock at the first batch, so model loading does not count."""
-        if self.started is None:
-            self.started = time.monotonic()
+        """Start the clock when the first batch begins scoring."""
+        with self._lock:
+            if self.started is None:
+                self.started = time.monotonic()
 
-    def add(self, docs: int, tokens: int) -> None:
-        self.docs += docs
-        self.tokens += tokens
-        now = time.monotonic()
-        if now - self.last >= self.every_s:
+    def add(self, docs: int, tokens: int, batch: Sequence[SourceRecord]) -> None:
+        """Count a scored batch (``docs`` annotated, ``tokens`` rows) and print a line when due."""
+        lines = sum(len(r.raw.encode("utf-8", "surrogatepass")) + 1 for r in batch) if self.input_bytes else 0
+        with self._lock:
+            self.docs += docs
+            self.tokens += tokens
+            self.scored_bytes += lines
+            now = time.monotonic()
+            if self.last is not None and now - self.last < self.every_s:
+                return
             self.last = now
-            rate = self.tokens / max(now - self.started, 1e-9)
-            print(
-                f"normxlogit: {self.docs:,} docs, {self.tokens:,} tokens scored "
-                f"({rate:,.0f} tokens/s in this worker)",
-                file=sys.stderr,
-                flush=True,
-            )
+            line = self.line(now)
+        print(line, file=sys.stderr, flush=True)
+
+    def line(self, now: float) -> str:
+        """The progress line at time ``now``."""
+        elapsed = max(now - (self.started or now), 1e-3)
+        here = os.getpid()
+        who = "" if here == self.launcher_pid else f"worker {here}: "
+        text = (
+            f"normxlogit: {who}{self.docs:,} docs, {self.tokens:,} tokens scored in {elapsed:,.1f} s "
+            f"({self.tokens / elapsed:,.0f} tokens/s)"
+        )
+        if self.input_bytes:
+            share = min(self.scored_bytes / self.input_bytes, 1.0)
+            text += f"; {share:.0%} of the input bytes"
+            if not who and 0 < share < 1:
+                text += f", about {elapsed * (1 - share) / share:,.0f} s left"
+        return text
+
+
+# The progress counter of each run in this process, by key; the handler's copies hold them.
+_PROGRESS: weakref.WeakValueDictionary[str, _Progress] = weakref.WeakValueDictionary()
+_PROGRESS_LOCK = threading.Lock()
+
+
+def _shared_progress(key: str, input_bytes: int | None, every_s: float, launcher_pid: int) -> _Progress:
+    """This process's progress counter of run ``key`` (unpickling a ``_Progress`` lands here)."""
+    with _PROGRESS_LOCK:
+        progress = _PROGRESS.get(key)
+        return progress or _Progress(input_bytes, every_s, key, launcher_pid)
 
 
 def load_engine(spec: ModelSpec, options: EngineOptions) -> BatchEngine:
@@ -145,7 +203,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
         self._tokens = Metrics.counter(NAMESPACE, "tokens")
         self._padded = Metrics.counter(NAMESPACE, "padded_tokens")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
-        self._progress = _Progress()
+        self._progress = _Progress(options.input_bytes)
 
     def load_model(self) -> BatchEngine:
         """The batch engine (an object, also when Beam shares it across processes)."""
@@ -191,7 +249,7 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
         self._tokens.inc(scored.tokens)
         self._padded.inc(scored.padded_tokens)
         self._failed.inc(failed)
-        self._progress.add(len(done), scored.tokens)
+        self._progress.add(len(done), scored.tokens, batch)
         return [
             AnnotatedBatch(
                 rows=token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
@@ -200,7 +258,6 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
                 padded_tokens=scored.padded_tokens,
             )
         ]
-
 
 
 def _no_target(value: Any) -> bool:

@@ -10,6 +10,7 @@ from normxlogit.pipeline.commands.common import (
     add_corpus_options,
     add_model_options,
     field_spec,
+    line_input_bytes,
     model_spec,
 )
 from normxlogit.pipeline.options import pipeline_options
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.pipeline.annotate import AnnotateConfig, run_annotate
     from normxlogit.transforms.model_handler import ScoringOptions
 
+    options = pipeline_options(beam_args)
     cfg = AnnotateConfig(
         inputs=tuple(args.inputs),
         output=args.output,
@@ -93,12 +95,13 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             docs_per_batch=args.docs_per_batch,
             targets_from_records=args.target_field is not None,
             keep_fields=args.keep_fields,
+            input_bytes=line_input_bytes(args.inputs, options),
         ),
         fields=replace(field_spec(args, target_field=args.target_field), keep_fields=args.keep_fields),
         overwrite=args.overwrite,
         model_copies=args.model_copies,
         large_model=args.large_model,
     )
-    counts = run_annotate(cfg, pipeline_options(beam_args))
+    counts = run_annotate(cfg, options)
     print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in asdict(counts).items()))
     return 0

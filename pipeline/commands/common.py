@@ -7,9 +7,13 @@ modules import Beam, and ``--help`` should not wait for it.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     from normxlogit.transforms.model_handler import ModelSpec
     from normxlogit.transforms.sources import FieldSpec
 
@@ -24,6 +28,14 @@ INPUTS_HELP = (
 )
 
 
+# A Hugging Face Hub repo id: ``name`` or ``org/name`` (letters, digits, ``-``, ``_``, ``.``).
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+class ModelPathError(ValueError):
+    """``--model`` names no local file or folder."""
+
+
 def positive_int(value: str) -> int:
     """argparse type: an integer > 0."""
     n = int(value)
@@ -33,13 +45,19 @@ def positive_int(value: str) -> int:
 
 
 def add_corpus_options(parser: argparse.ArgumentParser) -> None:
-    """INPUT..., --output, --overwrite and the record field options."""
+    """INPUT..., --output, --overwrite, the record field options and --verbose."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUTS_HELP)
     parser.add_argument("--output", required=True, help="output folder (local, gs://, s3://)")
     parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
     parser.add_argument("--text-field", default="text", help="text field of JSONL/Parquet/CSV/HF records")
     parser.add_argument(
         "--id-field", default=None, help="id field; default: an id from the source path and line/row number"
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Beam's log messages: its INFO lines and the warnings hidden by default "
+        "(apitools not found, no shards found to finalize)",
     )
 
 
@@ -105,9 +123,34 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_local_model(path: str | None) -> None:
+    """Fail before the pipeline starts when ``--model`` names nothing on this machine.
+
+    Models load offline, from local files only; a Hub name (``org/name``) gets the way to fetch it.
+
+    Raises:
+        ModelPathError: ``path`` is given and is no existing file or folder.
+    """
+    if path is None or os.path.exists(path):
+        return
+    message = f"--model {path}: no such file or folder"
+    if _HUB_NAME.fullmatch(path) and ".." not in path:
+        message += (
+            "; it looks like a Hugging Face Hub name; models load offline: download it first "
+            f"(hf download {path} --local-dir DIR) and pass --model DIR"
+        )
+    raise ModelPathError(message)
+
+
 def model_spec(args: argparse.Namespace) -> ModelSpec:
-    """The workers' model spec from parsed model options."""
+    """The workers' model spec from parsed model options, once ``--model`` is known to exist.
+
+    Raises:
+        ModelPathError: ``--model`` names no local file or folder.
+    """
     from normxlogit.transforms.model_handler import ModelSpec
+
+    check_local_model(args.model)
 
     return ModelSpec(
         path=args.model,
@@ -117,6 +160,35 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         trust_remote_code=args.trust_remote_code,
         allow_pickle=args.allow_pickle,
     )
+
+
+def line_input_bytes(patterns: list[str], options: PipelineOptions) -> int | None:
+    """The input files' total size, when progress can measure the share of it scored.
+
+    That is when every file is uncompressed plain text or JSON Lines: each record is one line, so
+    the bytes of the records scored are the bytes of the input read. None otherwise (compressed,
+    columnar or remote-by-URL inputs).
+
+    Raises:
+        InputError: the patterns cannot be expanded (as the run itself would fail).
+    """
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    from normxlogit.transforms.sources.base import format_for_path
+    from normxlogit.transforms.sources.expand import expand_inputs
+    from normxlogit.transforms.sources.streams import is_http_url, split_compression
+
+    FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
+    paths = expand_inputs(patterns)
+    if any(
+        is_http_url(p)
+        or split_compression(p)[1] != CompressionTypes.UNCOMPRESSED
+        or format_for_path(p).name not in ("text", "jsonl")
+        for p in paths
+    ):
+        return None
+    return sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
 
 
 def field_spec(args: argparse.Namespace, target_field: str | None = None) -> FieldSpec:

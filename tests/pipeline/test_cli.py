@@ -113,3 +113,87 @@ def test_cuda_without_a_gpu_fails_before_starting(tmp_path, tiny_classifier, cap
     )
     assert "CUDA" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max-lenght=8"], "unrecognized option --max-lenght; did you mean --max-length?"),
+        (["--id-feild", "id"], "unrecognized option --id-feild; did you mean --id-field?"),
+        (
+            ["--direct_num_worker", "2"],
+            "unrecognized option --direct_num_worker; did you mean --direct_num_workers?",
+        ),
+        (["--max_length=8"], "unrecognized option --max_length; did you mean --max-length?"),
+        (["--zzqqxx"], "unrecognized option --zzqqxx; see --help for normxlogit's options"),
+    ],
+    ids=["ours-inline", "ours-spaced", "beam", "underscore", "nothing-close"],
+)
+def test_an_unknown_flag_is_refused_by_name(tmp_path, capsys, flags, message):
+    src = tmp_path / "x.txt"
+    src.write_text("text\n")
+    out = tmp_path / "o"
+    assert main(["annotate", str(src), *flags, "--output", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"normxlogit annotate: error: {message}"]
+    assert not out.exists()
+
+
+def test_beam_flags_pass_through_in_both_forms_anywhere(tmp_path, tiny_classifier, run_files):
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"id": "a", "text": "a small test sentence that is longer than four tokens"}\n')
+    out = tmp_path / "o"
+    argv = [
+        "annotate",
+        "--runner=DirectRunner",
+        str(src),
+        "--direct_num_workers",
+        "1",
+        "--output",
+        str(out),
+        "--model=" + str(tiny_classifier),
+        "--direct_running_mode=in_memory",
+        "--max-length=4",
+        "--id-field",
+        "id",
+    ]
+    assert main(argv) == 0
+    assert run_files.manifest(out)["options"]["max_length"] == 4
+    rows = run_files.rows(out)
+    assert rows.num_rows == 4
+    assert set(rows["doc_id"].to_pylist()) == {"a"}
+    assert all(rows["truncated"].to_pylist())
+
+
+def test_cloud_flags_are_beams():
+    _, subs = build_parser()
+    argv = ["in.txt", "--project", "p", "--temp_location=gs://b/t", "--region", "r", "--output", "o"]
+    assert split_beam_args(argv, subs["annotate"]) == (
+        ["in.txt", "--output", "o"],
+        ["--project", "p", "--temp_location=gs://b/t", "--region", "r"],
+    )
+
+
+@pytest.mark.parametrize("name", ["distilbert-base-uncased-finetuned-sst-2-english", "org/name"])
+def test_a_hub_name_says_how_to_download_it(tmp_path, capsys, name, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.txt").write_text("text\n")
+    assert main(["annotate", "x.txt", "--output", "o", "--model", name]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"normxlogit annotate: error: --model {name}: no such file or folder; it looks like a Hugging Face "
+        f"Hub name; models load offline: download it first (hf download {name} --local-dir DIR) and "
+        "pass --model DIR"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_model_path_is_not_called_a_hub_name(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("text\n")
+    missing = tmp_path / "no-model"
+    code = main(
+        ["evaluate", str(tmp_path / "x.txt"), "--output", str(tmp_path / "o"), "--label-field", "y"]
+        + ["--model", str(missing)]
+    )
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"normxlogit evaluate: error: --model {missing}: no such file or folder"
+    ]
