@@ -148,12 +148,16 @@ def assemble(
     max_length: int,
     tokenizer: PreTrainedTokenizerBase,
     names: _SpecialNames,
+    min_response: int = 1,
 ) -> EncodedResponse:
     """Concatenate a tokenized prompt and response into an ``EncodedResponse``, cut to ``max_length``.
 
     Over ``max_length``, the prompt is cut from its start first (the context nearest the answer is
     kept, and so is a leading BOS), keeping at least one prompt token so that y_1 has a position
     that predicts it; then the response is cut from its end.
+
+    Args:
+        min_response: fewer response tokens left is an ``empty_response`` (0: a prompt to generate from).
 
     Raises:
         RecordError: ``empty_prompt`` (no token predicts y_1), ``empty_response`` (T = 0 after cutting).
@@ -167,7 +171,7 @@ def assemble(
     lead = _kept_lead(prompt, tokenizer.bos_token_id)
     cut_prompt = min(excess, n_p - max(lead, 1))
     keep_response = n_r - (excess - cut_prompt)
-    if keep_response <= 0:
+    if keep_response < min_response:
         raise RecordError(
             "empty_response",
             "the response has no tokens" if n_r == 0 else f"no response token fits in {max_length} tokens",
@@ -261,6 +265,85 @@ def encode_response(
     return encoded
 
 
+def encode_prompt_batch(
+    prompts: Sequence[str], tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter, *, max_length: int
+) -> list[EncodedResponse | RecordError]:
+    """Prompts to generate from, tokenized as in ``encode_response_batch`` and cut from their start.
+
+    Pass ``max_length`` minus the tokens to generate, then ``generate_responses`` and
+    ``append_generated``: the answer is attributed on the prompt exactly as the model read it.
+
+    Returns:
+        One entry per prompt: an ``EncodedResponse`` with no response tokens, or a ``RecordError``.
+    """
+    require_causal_lm(adapter)
+    nothing = TokenRow(
+        np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool)
+    )
+    names = _SpecialNames(tokenizer)
+    out: list[EncodedResponse | RecordError] = []
+    for prompt, row in zip(prompts, tokenize_rows(prompts, tokenizer, special_tokens=True)):
+        segment = np.full(len(row.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
+        try:
+            out.append(
+                assemble(
+                    prompt,
+                    row,
+                    segment,
+                    "",
+                    nothing,
+                    max_length=max_length,
+                    tokenizer=tokenizer,
+                    names=names,
+                    min_response=0,
+                )
+            )
+        except RecordError as err:
+            out.append(err)
+    return out
+
+
+def append_generated(
+    prompt: EncodedResponse, response_ids: Sequence[int], tokenizer: PreTrainedTokenizerBase
+) -> EncodedResponse:
+    """The prompt as the model read it (``encode_prompt_batch``) followed by the ids it generated.
+
+    Nothing is re-tokenized or cut: the ids are used as generated; text and offsets come from
+    decoding them (``decoded_offsets``).
+
+    Raises:
+        RecordError: ``empty_response`` (no ids), ``bad_response_ids`` (ids outside the vocabulary).
+    """
+    ids = _checked_ids(response_ids, tokenizer)
+    text, offsets = decoded_offsets(ids, tokenizer)
+    special = np.isin(ids, np.asarray(tokenizer.all_special_ids, dtype=np.int64))
+    full_text = prompt.text + text
+    all_offsets = np.concatenate([prompt.offsets, offsets + len(prompt.text)]).astype(np.int32)
+    all_special = np.concatenate([prompt.special, special])
+    return EncodedResponse(
+        input_ids=np.concatenate([prompt.input_ids, ids]),
+        offsets=all_offsets,
+        special=all_special,
+        word_index=word_indices(full_text, all_offsets, all_special),
+        tokens=prompt.tokens + [full_text[s:e] for s, e in all_offsets[len(prompt) :].tolist()],
+        truncated=prompt.truncated,
+        pooled_position=len(prompt) + len(ids) - 1,
+        text=full_text,
+        segment=np.r_[prompt.segment, np.full(len(ids), SEGMENT_CODE["response"], dtype=np.int8)],
+        response_start=len(prompt),
+    )
+
+
+def _checked_ids(response_ids: Sequence[int], tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
+    """(T,) int64 response ids; ``RecordError`` for none or ids outside the vocabulary."""
+    ids = np.asarray(response_ids, dtype=np.int64).reshape(-1)
+    if len(ids) == 0:
+        raise RecordError("empty_response", "the response has no tokens")
+    if ids.min() < 0 or ids.max() >= len(tokenizer):
+        raise RecordError("bad_response_ids", f"response ids outside the vocabulary 0..{len(tokenizer) - 1}")
+    return ids
+
+
 def decoded_offsets(ids: Sequence[int], tokenizer: PreTrainedTokenizerBase) -> tuple[str, np.ndarray]:
     """The text of generated ids and each id's span in it, from decoding (no re-tokenization).
 
@@ -311,13 +394,10 @@ def encode_response_ids_batch(
     for prompt, row, ids in zip(
         prompts, tokenize_rows(prompts, tokenizer, special_tokens=True), response_ids
     ):
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(ids) and (ids.min() < 0 or ids.max() >= len(tokenizer)):
-            out.append(
-                RecordError(
-                    "bad_response_ids", f"response ids outside the vocabulary 0..{len(tokenizer) - 1}"
-                )
-            )
+        try:
+            ids = _checked_ids(ids, tokenizer)
+        except RecordError as err:
+            out.append(err)
             continue
         text, offsets = decoded_offsets(ids, tokenizer)
         response = TokenRow(ids, offsets, np.isin(ids, specials), np.zeros(len(ids), dtype=bool))

@@ -21,6 +21,8 @@ from normxlogit.response_scoring import ResponseScores, generate_responses, scor
 from normxlogit.responses import (
     SEGMENT_CODE,
     EncodedResponse,
+    append_generated,
+    encode_prompt_batch,
     encode_response,
     encode_response_batch,
     encode_response_ids,
@@ -256,6 +258,34 @@ def test_generated_ids_are_kept_and_offsets_come_from_decoding(bpe_tokenizer):
     assert err.value.reason == "bad_response_ids"
 
 
+def test_prompts_to_generate_from_are_cut_from_their_start_and_answers_appended(bpe_tokenizer):
+    tok = bpe_tokenizer
+    prompt = "The cat sat on the mat; the dog did not."
+    ids = tok.convert_tokens_to_ids(["P", "a", "r", "i", "s", "</s>"])
+    (cut, empty) = encode_prompt_batch([prompt, ""], tok, CAUSAL, max_length=6)
+    full = tok(prompt).input_ids
+    assert len(full) > 6 and cut.truncated and cut.n_response == 0 and len(cut) == 6
+    np.testing.assert_array_equal(cut.input_ids, [full[0], *full[-5:]])  # BOS, then the prompt's end
+    assert empty.tokens == ["<s>"] and not empty.truncated
+
+    answered = append_generated(cut, ids, tok)
+    np.testing.assert_array_equal(answered.input_ids, np.r_[cut.input_ids, ids])  # the prompt as read
+    assert answered.response_start == 6 and answered.truncated
+    assert answered.text == prompt + "Paris</s>"
+    assert answered.tokens[6:] == ["P", "a", "r", "i", "s", "</s>"]
+    assert answered.special[-1] and answered.segments[-6:] == ["response"] * 6
+    # Untruncated, appending equals encoding the text prompt with the ids.
+    (short,) = encode_prompt_batch(["The cat"], tok, CAUSAL, max_length=64)
+    direct = encode_response_ids("The cat", ids, tok, CAUSAL, max_length=64)
+    appended = append_generated(short, ids, tok)
+    for name in ("input_ids", "offsets", "special", "word_index", "segment"):
+        np.testing.assert_array_equal(getattr(appended, name), getattr(direct, name))
+    assert appended.tokens == direct.tokens and appended.text == direct.text
+    with pytest.raises(RecordError) as err:
+        append_generated(short, [], tok)
+    assert err.value.reason == "empty_response"
+
+
 # --- chats ----------------------------------------------------------------------------------
 
 
@@ -393,6 +423,24 @@ def test_smollm2_answers_paris(smollm):
     )
     (ids,) = generate_responses(smollm, [prompt], max_new_tokens=3)
     assert smollm.tokenizer.decode(ids[:1]) == " Paris"
+
+
+@pytest.mark.slow
+def test_smollm2_generated_answers_are_attributed_as_read(smollm):
+    tok = smollm.tokenizer
+    prompts = encode_prompt_batch(
+        ["The capital of France is", "Water boils at a temperature of"], tok, smollm.adapter, max_length=64
+    )
+    answers = generate_responses(smollm, prompts, max_new_tokens=4)
+    batch = [append_generated(p, ids, tok) for p, ids in zip(prompts, answers)]
+    scores = score_responses(smollm, batch)
+    for d, enc in enumerate(batch):
+        # Greedy: each generated token is the model's most probable one in the context it was read in.
+        with torch.no_grad():
+            logits = smollm.model(torch.as_tensor(enc.input_ids)[None]).logits[0]
+        best = torch.log_softmax(logits.double(), -1).max(-1).values.numpy()
+        r = enc.response_start
+        np.testing.assert_allclose(scores.target_logprob[scores.document(d)][r:], best[r - 1 : -1], atol=1e-4)
 
 
 # --- generation -----------------------------------------------------------------------------
