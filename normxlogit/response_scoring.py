@@ -1,4 +1,4 @@
-"""Score and generate responses of causal LMs: one teacher-forced forward pass per padded batch.
+"""Score responses of causal LMs: one teacher-forced forward pass per padded batch.
 
 ``score_responses`` runs the base model once on prompt + response (``scoring.forward_base``: the
 model's lock, the layer-0 hook, positions from the attention mask) and reads the LM head's T
@@ -11,7 +11,6 @@ causal LMs"):
     n_steps_i = how many such steps (T for prompt tokens, T - s for y_s, 0 for y_T)
 
 The full vocabulary is read only at the T positions p_t, for ``target_logprob``.
-``generate_responses`` lets the model answer prompts itself (greedy, batched, left-padded).
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from normxlogit.encoding import EncodedText
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
 from normxlogit.scoring import forward_base, pad_batch
@@ -182,48 +180,3 @@ def _target_logprobs(sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tens
         chosen = logits.gather(1, targets[lo : lo + _LOGPROB_CHUNK, None])[:, 0]
         parts.append(chosen - logits.logsumexp(-1))
     return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
-
-
-def eos_ids(sm: ScoringModel) -> list[int]:
-    """Token ids that end a generation: the generation config's EOS ids, else the tokenizer's."""
-    eos = sm.model.generation_config.eos_token_id
-    if eos is None:
-        eos = getattr(sm.tokenizer, "eos_token_id", None)
-    if eos is None:
-        return []
-    return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
-
-
-@torch.inference_mode()
-def generate_responses(
-    sm: ScoringModel, prompts: Sequence[EncodedText], max_new_tokens: int
-) -> list[np.ndarray]:
-    """The model's greedy answers to encoded prompts, batched.
-
-    Prompts are padded on the left (whatever ``sm.padding_side``) with an attention mask, so that
-    every row continues from its last real token; ``model.generate`` derives positions from the mask.
-
-    Returns:
-        Per prompt, (k,) int64 generated ids without the prompt, up to and including the first EOS
-        (``eos_ids``), at most ``max_new_tokens``.
-
-    Raises:
-        UnsupportedModelError: the model is not a causal LM.
-    """
-    require_causal_lm(sm.adapter, sm.info.architecture)
-    padded = pad_batch(prompts, sm.pad_id, "left")
-    eos = eos_ids(sm)
-    with sm.lock:
-        out = sm.model.generate(
-            input_ids=padded.input_ids.to(sm.device),
-            attention_mask=padded.attention_mask.to(sm.device),
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=sm.pad_id,
-            eos_token_id=eos or None,
-        )
-    new = out[:, padded.input_ids.shape[1] :].cpu().numpy()
-    stops = np.isin(new, eos)
-    ends = np.where(stops.any(1), stops.argmax(1) + 1, new.shape[1])
-    return [row[:end].astype(np.int64) for row, end in zip(new, ends.tolist())]

@@ -1,5 +1,7 @@
 """Response-level NormXLogit: encoding (plain, generated ids, chats), one-pass scoring, generation.
 
+Covers normxlogit/responses.py, chat.py, generated.py and response_scoring.py.
+
 The reference for scoring is the definition itself: T separate next-token NormXLogit runs
 (``scoring.score_batch``) on the growing prefixes, summed per context token.
 """
@@ -16,17 +18,15 @@ import torch
 import normxlogit
 from normxlogit.chat import ChatTemplateError, encode_chat, encode_chat_batch
 from normxlogit.encoding import EncodedText, RecordError, encode_text
-from normxlogit.heads import ADAPTERS, UnsupportedModelError
-from normxlogit.response_scoring import ResponseScores, generate_responses, score_responses
-from normxlogit.responses import (
-    SEGMENT_CODE,
-    EncodedResponse,
+from normxlogit.generated import (
     append_generated,
     encode_prompt_batch,
-    encode_response,
-    encode_response_batch,
     encode_response_ids,
+    generate_responses,
 )
+from normxlogit.heads import ADAPTERS, UnsupportedModelError
+from normxlogit.response_scoring import ResponseScores, score_responses
+from normxlogit.responses import SEGMENT_CODE, EncodedResponse, encode_response, encode_response_batch
 from normxlogit.scoring import score_batch
 
 CAUSAL = next(a for a in ADAPTERS if a.name == "llama-like-causal-lm")
