@@ -51,8 +51,10 @@ def _takes_value(action: argparse.Action, following: str | None) -> bool:
 
 def unknown_option(flag: str, known: list[str]) -> UnknownOptionError:
     """The error for ``flag``, naming the nearest of the ``known`` flags when one is close."""
-    close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]}?" if close else "; see --help for normxlogit's options"
+    # Compared without the leading dashes, which every flag shares.
+    names = {f.lstrip("-"): f for f in known}
+    close = difflib.get_close_matches(flag.lstrip("-"), list(names), n=1, cutoff=0.6)
+    hint = f"; did you mean {names[close[0]]}?" if close else "; see --help for normxlogit's options"
     return UnknownOptionError(f"unrecognized option {flag}{hint}")
 
 

@@ -125,9 +125,14 @@ def test_cuda_without_a_gpu_fails_before_starting(tmp_path, tiny_classifier, cap
             "unrecognized option --direct_num_worker; did you mean --direct_num_workers?",
         ),
         (["--max_length=8"], "unrecognized option --max_length; did you mean --max-length?"),
+        (
+            ["--temp-location", "gs://b/t"],
+            "unrecognized option --temp-location; did you mean --temp_location?",
+        ),
         (["--zzqqxx"], "unrecognized option --zzqqxx; see --help for normxlogit's options"),
+        (["--bogus"], "unrecognized option --bogus; see --help for normxlogit's options"),
     ],
-    ids=["ours-inline", "ours-spaced", "beam", "underscore", "nothing-close"],
+    ids=["ours-inline", "ours-spaced", "beam", "underscore", "beam-dashes", "nothing-close", "short"],
 )
 def test_an_unknown_flag_is_refused_by_name(tmp_path, capsys, flags, message):
     src = tmp_path / "x.txt"
