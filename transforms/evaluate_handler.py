@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import ModelHandler
 
 from normxlogit.encoding import RecordError, resolve_target
 from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions
 from normxlogit.evaluation import EvaluationOptions, evaluate_encoded
 from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.loading import ScoringModel
-from normxlogit.transforms.model_handler import NAMESPACE, ModelSpec, load_engine
+from normxlogit.transforms.model_handler import NAMESPACE, EngineHandler, ModelSpec
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
 
@@ -67,27 +66,19 @@ def gold_label(record: SourceRecord, sm: ScoringModel) -> int:
         raise RecordError(_LABEL_REASONS.get(err.reason, err.reason), f"gold label: {err}") from err
 
 
-class FaithfulnessModelHandler(ModelHandler[SourceRecord, EvaluatedDoc, BatchEngine]):
+class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
     """Loads a Hugging Face model once per worker and measures attribution faithfulness."""
 
     def __init__(self, spec: ModelSpec, options: EvaluateHandlerOptions):
-        super().__init__(min_batch_size=options.docs_per_batch, max_batch_size=options.docs_per_batch)
-        self._spec = spec
+        super().__init__(
+            spec,
+            EngineOptions(max_length=options.max_length),
+            min_batch_size=options.docs_per_batch,
+            max_batch_size=options.docs_per_batch,
+        )
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_evaluated")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
-
-    def load_model(self) -> BatchEngine:
-        """The batch engine around the model, loaded offline on this worker."""
-        opts = self._options
-        return load_engine(self._spec, EngineOptions(max_length=opts.max_length))
-
-    def get_metrics_namespace(self) -> str:
-        return NAMESPACE
-
-    def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
-        """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
-        return sum(len(r.text) for r in batch)
 
     def run_inference(
         self,

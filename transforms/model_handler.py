@@ -19,7 +19,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
@@ -31,6 +31,7 @@ from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceReco
 from normxlogit.transforms.sources import MISSING
 
 NAMESPACE = "normxlogit"
+OutT = TypeVar("OutT")
 MISSING_TARGET = "missing_target"
 _MISSING_TARGET_MESSAGE = (
     "the record's target field is missing, null or blank; --target-field needs a target for every "
@@ -166,21 +167,41 @@ def _shared_progress(key: str, input_bytes: int | None, every_s: float, launcher
         return progress or _Progress(input_bytes, every_s, key, launcher_pid)
 
 
-def load_engine(spec: ModelSpec, options: EngineOptions) -> BatchEngine:
-    """The batch engine around the model ``spec`` names, loaded offline on this worker."""
-    model = load_model(
-        spec.path,
-        device=spec.device,
-        dtype=spec.dtype,
-        padding_side=spec.padding_side,
-        trust_remote_code=spec.trust_remote_code,
-        allow_pickle=spec.allow_pickle,
-        hash_weights=False,
-    )
-    return BatchEngine(model, options)
+class EngineHandler(ModelHandler[SourceRecord, OutT, BatchEngine]):
+    """What every normxlogit ModelHandler shares: the model, loaded once per worker into a
+    ``BatchEngine`` (an object, also when Beam shares it across processes), and Beam's bookkeeping.
+
+    Subclasses implement ``run_inference``.
+    """
+
+    def __init__(self, spec: ModelSpec, engine: EngineOptions, **kwargs):
+        super().__init__(**kwargs)
+        self._spec = spec
+        self._engine = engine
+
+    def load_model(self) -> BatchEngine:
+        """The batch engine around the model ``spec`` names, loaded offline on this worker."""
+        s = self._spec
+        model = load_model(
+            s.path,
+            device=s.device,
+            dtype=s.dtype,
+            padding_side=s.padding_side,
+            trust_remote_code=s.trust_remote_code,
+            allow_pickle=s.allow_pickle,
+            hash_weights=False,
+        )
+        return BatchEngine(model, self._engine)
+
+    def get_metrics_namespace(self) -> str:
+        return NAMESPACE
+
+    def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
+        """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
+        return sum(len(r.text) for r in batch)
 
 
-class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEngine]):
+class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
     """Loads a Hugging Face model once per worker and scores batches with NormXLogit.
 
     Its input is pre-batched (``with_no_batching``): the pipeline batches records before spreading
@@ -196,25 +217,13 @@ class NormXLogitModelHandler(ModelHandler[SourceRecord, AnnotatedBatch, BatchEng
         model_copies: int | None = None,
         large_model: bool = False,
     ):
-        super().__init__(model_copies=model_copies, large_model=large_model)
-        self._spec = spec
+        super().__init__(spec, options.engine_options(), model_copies=model_copies, large_model=large_model)
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_annotated")
         self._tokens = Metrics.counter(NAMESPACE, "tokens")
         self._padded = Metrics.counter(NAMESPACE, "padded_tokens")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = _Progress(options.input_bytes)
-
-    def load_model(self) -> BatchEngine:
-        """The batch engine (an object, also when Beam shares it across processes)."""
-        return load_engine(self._spec, self._options.engine_options())
-
-    def get_metrics_namespace(self) -> str:
-        return NAMESPACE
-
-    def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
-        """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
-        return sum(len(r.text) for r in batch)
 
     def run_inference(
         self,
