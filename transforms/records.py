@@ -46,6 +46,10 @@ class SourceRecord:
         target: the target field's value when ``--target-field`` was given, else None.
         raw: the raw record (line or row rendered as JSON) for dead-letter excerpts.
         kept: the values of the ``--keep-fields`` fields, in their order (None where absent).
+        response: with ``--response-field``: that field's raw value (``MISSING`` where absent), the
+            response to attribute after the prompt in ``text``; else None.
+        messages: with ``--messages-field``: that field's raw value (``MISSING`` where absent), an
+            OpenAI-style chat whose last assistant message is the response; else None.
     """
 
     source: str
@@ -55,6 +59,8 @@ class SourceRecord:
     target: Any = None
     raw: str = ""
     kept: tuple = ()
+    response: Any = None
+    messages: Any = None
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,28 @@ class FieldSpec:
             position (``{source}#L{n}`` for lines, ``{source}#R{n}`` for rows).
         target_field: the field whose raw value becomes ``SourceRecord.target``; None for no target.
         keep_fields: fields copied as they are into ``SourceRecord.kept`` (the documents table).
+        response_field: the field whose raw value becomes ``SourceRecord.response`` (LLM responses).
+        messages_field: the field whose raw value becomes ``SourceRecord.messages`` (chats).
     """
 
     text_field: str = "text"
     id_field: str | None = None
     target_field: str | None = None
     keep_fields: tuple[str, ...] = ()
+    response_field: str | None = None
+    messages_field: str | None = None
 
     @property
     def names(self) -> list[str]:
         """The field names to read, without repeats."""
-        named = (self.text_field, self.id_field, self.target_field, *self.keep_fields)
+        named = (
+            self.text_field,
+            self.id_field,
+            self.target_field,
+            *self.keep_fields,
+            self.response_field,
+            self.messages_field,
+        )
         return list(dict.fromkeys(n for n in named if n))
 
     def unparsed_doc_id(self, derived_id: str) -> str | None:
@@ -95,7 +106,9 @@ def record_from_mapping(
     text = mapping.get(fields.text_field, MISSING)
     target = mapping.get(fields.target_field, MISSING) if fields.target_field else None
     kept = tuple(mapping.get(name) for name in fields.keep_fields)
-    return SourceRecord(source, locator, doc_id, text, target, raw, kept)
+    response = mapping.get(fields.response_field, MISSING) if fields.response_field else None
+    messages = mapping.get(fields.messages_field, MISSING) if fields.messages_field else None
+    return SourceRecord(source, locator, doc_id, text, target, raw, kept, response, messages)
 
 
 def records_from_batches(
