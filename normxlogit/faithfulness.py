@@ -71,14 +71,20 @@ def removed_counts(n: int, percents: tuple[int, ...] = PERCENTS) -> np.ndarray:
 
 
 def perturb(
-    input_ids: np.ndarray, ranking: np.ndarray, replacement: int, percents: tuple[int, ...] = PERCENTS
+    input_ids: np.ndarray,
+    ranking: np.ndarray,
+    replacement: int,
+    percents: tuple[int, ...] = PERCENTS,
+    base: int | None = None,
 ) -> np.ndarray:
     """Comprehensiveness and sufficiency variants of one text for every k.
 
     Args:
         input_ids: (n,) token ids, special tokens included.
-        ranking: ranked positions from ``rank_tokens``.
+        ranking: ranked positions from ``rank_tokens``; positions not in it are never replaced.
         replacement: id of the token that replaces removed tokens.
+        base: m = floor(k * base); default n, every token (the paper's rule). Response-level
+            faithfulness passes the number of ranked context tokens.
 
     Returns:
         (2, K, n) int64: ``[0, j]`` has the top m_j ranked tokens replaced (comprehensiveness),
@@ -88,7 +94,7 @@ def perturb(
     n = ids.shape[0]
     rank_of = np.full(n, n, dtype=np.int64)  # n: not ranked (the skipped first token)
     rank_of[ranking] = np.arange(len(ranking))
-    top = rank_of[None, :] < removed_counts(n, percents)[:, None]  # (K, n)
+    top = rank_of[None, :] < removed_counts(n if base is None else base, percents)[:, None]  # (K, n)
     rest = (rank_of < n)[None, :] & ~top
     return np.stack([np.where(top, replacement, ids), np.where(rest, replacement, ids)])
 
@@ -99,7 +105,8 @@ class DocFaithfulness:
 
     Attributes:
         drop: (M, 2, K) float64 confidence drops p(y_hat|x) - p(y_hat|x').
-        correct: (M, 2, K) bool, the perturbed prediction equals the gold label.
+        correct: (M, 2, K) bool, the perturbed prediction equals the gold label; for a response
+            (``normxlogit.response_faithfulness``) the share of its tokens that stay the argmax.
     """
 
     drop: np.ndarray

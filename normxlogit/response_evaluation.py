@@ -1,0 +1,261 @@
+"""Response-level faithfulness of attribution methods on a batch of prompt/response pairs (ours).
+
+``RESPONSE_METHODS`` is a registry of methods, each a function from the batch's ``Evidence`` (the
+passes it needs, computed once on first use) to one (n,) score array per document:
+
+- ``normxlogit``: the response-level S of METHOD.md (the paper's NormXLogit summed over steps);
+  ``logat`` and ``norm`` its components;
+- ``random``: seeded per document;
+- ``gradient_x_input`` (signed, one backward pass) and ``gradient_x_input_l2_steps`` (one backward
+  pass per step): ``normxlogit.response_baselines``;
+- named variants of ours, never the default meaning of ``normxlogit``:
+  ``normxlogit_logprob`` sums ||x_i^0|| * log_softmax(H(x_i^L))[y_t] over the steps, exactly
+  ``norm * (logat - n_steps * logsumexp_i)``; ``normxlogit_abs`` sums |NormXLogit_t|;
+  ``normxlogit_stepnorm`` divides each step's scores by their L1 sum over its context first, so
+  that every step weighs the same.
+
+``evaluate_response_batch`` scores every method, builds the comprehensiveness and sufficiency
+variants (``normxlogit.response_faithfulness``), runs them (identical rows once) and returns a
+``DocFaithfulness`` per pair. ``evaluate_response_items`` runs it over length buckets with the
+engine's split-and-retry; ``encode_pairs`` turns records (prompt + response, chats, or prompts the
+model answers itself) into ``EncodedResponse`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from normxlogit.chat import encode_chat_batch
+from normxlogit.encoding import RecordError
+from normxlogit.engine import MODEL_ERROR, BatchEngine, run_planned
+from normxlogit.faithfulness import DocFaithfulness, replacement_token, seeded_scores
+from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
+from normxlogit.loading import ScoringModel
+from normxlogit.response_baselines import (
+    gradient_x_input_l2_steps,
+    gradient_x_input_signed,
+    position_logsumexp,
+)
+from normxlogit.response_faithfulness import (
+    doc_response_faithfulness,
+    perturb_context,
+    rankable_context,
+    response_logprobs,
+)
+from normxlogit.response_scoring import ResponseScores, score_responses
+from normxlogit.responses import EncodedResponse, encode_response_batch
+
+NO_CONTEXT = "no_context_tokens"
+SOURCES = ("response", "messages", "generate")
+
+
+class Evidence:
+    """What the methods of one batch read, each pass computed on first use."""
+
+    def __init__(self, sm: ScoringModel, batch: Sequence[EncodedResponse], doc_ids: Sequence[str], seed: int):
+        self.sm, self.batch, self.doc_ids, self.seed = sm, batch, doc_ids, seed
+
+    @cached_property
+    def scores(self) -> ResponseScores:
+        """``score_responses`` with the per-step matrix."""
+        return score_responses(self.sm, self.batch, step_scores=True)
+
+    def token_field(self, name: str) -> list[np.ndarray]:
+        """A per-token field of ``scores`` split per document."""
+        values = getattr(self.scores, name)
+        return [values[self.scores.document(d)] for d in range(len(self.batch))]
+
+    def step_matrices(self) -> list[np.ndarray]:
+        """Per document, (n, T) per-step NormXLogit (NaN where a step does not apply)."""
+        return [self.scores.step_matrix(d) for d in range(len(self.batch))]
+
+    @cached_property
+    def logsumexp(self) -> list[np.ndarray]:
+        return position_logsumexp(self.sm, self.batch)
+
+
+@dataclass(frozen=True)
+class ResponseMethod:
+    """One attribution method of response-level faithfulness.
+
+    Attributes:
+        name: the ``--methods`` name.
+        scores: per document of the batch, its (n,) token scores (larger: more important).
+        ours: a named variant of ours, not the paper's definition.
+    """
+
+    name: str
+    scores: Callable[[Evidence], list[np.ndarray]]
+    ours: bool = False
+
+
+def _logprob_variant(ev: Evidence) -> list[np.ndarray]:
+    norm, logat, n_steps = (ev.token_field(f) for f in ("norm", "logat", "n_steps"))
+    return [nm * (la - ns * lse) for nm, la, ns, lse in zip(norm, logat, n_steps, ev.logsumexp)]
+
+
+def _stepnorm_variant(ev: Evidence) -> list[np.ndarray]:
+    out = []
+    for m in ev.step_matrices():
+        scale = np.nansum(np.abs(m), axis=0, keepdims=True)  # (1, T) L1 over each step's context
+        out.append(np.nansum(m / np.where(scale > 0, scale, 1.0), axis=1).astype(np.float32))
+    return out
+
+
+RESPONSE_METHODS: dict[str, ResponseMethod] = {
+    m.name: m
+    for m in (
+        ResponseMethod("normxlogit", lambda ev: ev.token_field("score")),
+        ResponseMethod("logat", lambda ev: ev.token_field("logat")),
+        ResponseMethod("norm", lambda ev: ev.token_field("norm")),
+        ResponseMethod(
+            "random", lambda ev: [seeded_scores(len(e), ev.seed, d) for e, d in zip(ev.batch, ev.doc_ids)]
+        ),
+        ResponseMethod("gradient_x_input", lambda ev: gradient_x_input_signed(ev.sm, ev.batch)),
+        ResponseMethod("gradient_x_input_l2_steps", lambda ev: gradient_x_input_l2_steps(ev.sm, ev.batch)),
+        ResponseMethod("normxlogit_logprob", _logprob_variant, ours=True),
+        ResponseMethod(
+            "normxlogit_abs", lambda ev: [np.nansum(np.abs(m), axis=1) for m in ev.step_matrices()], ours=True
+        ),
+        ResponseMethod("normxlogit_stepnorm", _stepnorm_variant, ours=True),
+    )
+}
+DEFAULT_RESPONSE_METHODS: tuple[str, ...] = tuple(RESPONSE_METHODS)
+
+
+def list_response_methods() -> list[str]:
+    """The response-level method names, in registry order."""
+    return list(RESPONSE_METHODS)
+
+
+@dataclass(frozen=True)
+class ResponseEvaluationOptions:
+    """What to compare on responses and how to batch.
+
+    Attributes:
+        methods: names from ``RESPONSE_METHODS``, in output order.
+        source: where responses come from: ``response`` (a record field after the prompt),
+            ``messages`` (a chat's last assistant turn) or ``generate`` (the model's greedy answer).
+        generate: with ``source="generate"``, the most new tokens.
+        seed: seed of the random baseline.
+        batch_tokens: padded tokens per forward pass.
+    """
+
+    methods: tuple[str, ...] = DEFAULT_RESPONSE_METHODS
+    source: str = "response"
+    generate: int = 0
+    seed: int = 0
+    batch_tokens: int = 8192
+
+
+def evaluate_response_batch(
+    sm: ScoringModel,
+    batch: Sequence[EncodedResponse],
+    doc_ids: Sequence[str],
+    opts: ResponseEvaluationOptions,
+) -> list[DocFaithfulness]:
+    """Comprehensiveness and sufficiency of every method on every pair of a batch.
+
+    Every pair needs at least one rankable context token (``evaluate_response_items`` checks).
+
+    Returns:
+        One ``DocFaithfulness`` per pair: (M, 2, K) drops of the mean response log-probability and
+        (M, 2, K) shares of response tokens still the argmax.
+    """
+    replacement, _ = replacement_token(sm.tokenizer)
+    ev = Evidence(sm, batch, doc_ids, opts.seed)
+    per_method = [RESPONSE_METHODS[m].scores(ev) for m in opts.methods]
+    rows, starts, index = [], [], []
+    for d, enc in enumerate(batch):
+        variants = np.stack([perturb_context(enc, s[d], replacement) for s in per_method])  # (M, 2, K, n)
+        flat = np.concatenate([enc.input_ids[None], variants.reshape(-1, len(enc))])
+        unique, inverse = np.unique(flat, axis=0, return_inverse=True)  # identical rows run once
+        index.append((len(rows), inverse.reshape(-1), variants.shape[:3]))
+        rows += list(unique)
+        starts += [enc.response_start] * len(unique)
+    mean_lp, agree = response_logprobs(sm, rows, starts, opts.batch_tokens)
+    out = []
+    for offset, inverse, shape in index:
+        lp, ag = mean_lp[offset + inverse], agree[offset + inverse]
+        out.append(doc_response_faithfulness((lp[0], ag[0]), (lp[1:].reshape(shape), ag[1:].reshape(shape))))
+    return out
+
+
+def encode_pairs(
+    engine: BatchEngine,
+    prompts: Sequence[object],
+    responses: Sequence[object],
+    opts: ResponseEvaluationOptions,
+) -> list[EncodedResponse | RecordError]:
+    """Encode a batch of records as prompt/response pairs, the core's ``RecordError`` in place of a bad one.
+
+    Args:
+        prompts: the records' prompt texts (ignored for ``messages``).
+        responses: the response texts (``response``) or conversations (``messages``); ignored for
+            ``generate``, where the model answers each prompt greedily (at most ``opts.generate``
+            new tokens, the prompt cut to leave room for them).
+    """
+    sm = engine.model
+    if opts.source == "messages":
+        return encode_chat_batch(responses, sm.tokenizer, sm.adapter, max_length=engine.max_length)
+    if opts.source == "response":
+        return encode_response_batch(
+            prompts, responses, sm.tokenizer, sm.adapter, max_length=engine.max_length
+        )
+    out: list = encode_prompt_batch(
+        prompts, sm.tokenizer, sm.adapter, max_length=max(1, engine.max_length - opts.generate)
+    )
+    keys = [i for i, e in enumerate(out) if not isinstance(e, RecordError)]
+    planned = run_planned(
+        [len(out[k]) for k in keys],
+        opts.batch_tokens,
+        lambda idx: generate_responses(sm, [out[keys[i]] for i in idx], opts.generate),
+    )
+    for idx, answers in planned.groups:
+        for i, ids in zip(idx, answers):
+            try:
+                out[keys[i]] = append_generated(out[keys[i]], ids, sm.tokenizer)
+            except RecordError as err:
+                out[keys[i]] = err
+    for i, err in planned.failed.items():
+        out[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
+    return out
+
+
+def evaluate_response_items(
+    engine: BatchEngine,
+    items: Sequence[EncodedResponse | RecordError],
+    doc_ids: Sequence[str],
+    opts: ResponseEvaluationOptions,
+) -> list[DocFaithfulness | RecordError]:
+    """``evaluate_response_batch`` over length buckets, split and retried on failure.
+
+    Returns:
+        Per item, its ``DocFaithfulness`` or a ``RecordError``: the item's own, ``no_context_tokens``
+        (nothing before the response that is neither special nor template), or ``model_error``.
+    """
+    out: list = list(items)
+    for i, e in enumerate(items):
+        if not isinstance(e, RecordError) and not rankable_context(e).any():
+            out[i] = RecordError(
+                NO_CONTEXT, "no context token to rank: everything before the response is special or template"
+            )
+    keys = [i for i, e in enumerate(out) if not isinstance(e, RecordError)]
+    planned = run_planned(
+        [len(out[k]) for k in keys],
+        opts.batch_tokens,
+        lambda idx: evaluate_response_batch(
+            engine.model, [out[keys[i]] for i in idx], [doc_ids[keys[i]] for i in idx], opts
+        ),
+    )
+    results: list = list(out)
+    for idx, docs in planned.groups:
+        for i, doc in zip(idx, docs):
+            results[keys[i]] = doc
+    for i, err in planned.failed.items():
+        results[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
+    return results
