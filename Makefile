@@ -38,11 +38,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Headless Chromium for the report's browser tests: apt-installed only when missing and root.
+# Headless Chromium for the report's browser tests and strace for the fault-injection tests (a
+# failing manifest write, a kill before it): apt-installed only when missing and root.
 system-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
-	else echo "system-deps: no /usr/bin/chromium and not root: skipping (browser tests will skip)"; fi
+	@missing="$$(for dep in /usr/bin/chromium:chromium /usr/bin/strace:strace; do [ -x "$${dep%%:*}" ] || echo "$${dep#*:}"; done)"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else echo "system-deps: missing" $$missing "and not root: skipping (their tests will skip)"; fi
 
 test: lint system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

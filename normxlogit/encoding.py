@@ -218,37 +218,20 @@ def encode_batch(
         raise ValueError(f"{len(targets)} targets for {len(texts)} texts")
     if not texts:
         return []
-    enc = tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_length,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        return_overflowing_tokens=True,
-    )
-    # With overflow on, a fast tokenizer returns each text's truncated encoding and then its
-    # overflowing windows, so every text has a row: its first row is what the model reads, and
-    # more than one row means it was truncated.
-    owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
-    first = np.searchsorted(owner, np.arange(len(texts))).tolist()
-    windows = np.bincount(owner, minlength=len(texts)).tolist()
-    ids, offsets, special = enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+    limit = max_chars(max_length)
+    windows = _first_windows([text[:limit] for text in texts], tokenizer, max_length)
+    for i, text in enumerate(texts):
+        if len(text) > limit and not windows[i].cut_is_safe(limit):
+            # Over half the cut spans fewer than max_length tokens (long runs of whitespace or
+            # of characters one token covers): tokenize the whole text, as if it were not cut.
+            windows[i] = _first_windows([text], tokenizer, max_length)[0]
     resolve = _TargetResolver(model, tokenizer, adapter)
     names = _SpecialNames(tokenizer)
     out: list[EncodedText | RecordError] = []
-    for i, (text, row) in enumerate(zip(texts, first)):
+    for window, target in zip(windows, targets):
         try:
-            encoded = _encode_window(
-                text,
-                ids[row],
-                offsets[row],
-                special[row],
-                truncated=windows[i] > 1,
-                adapter=adapter,
-                tokenizer=tokenizer,
-                names=names,
-            )
-            encoded.target_id = resolve(targets[i])
+            encoded = _encode_window(window, adapter=adapter, tokenizer=tokenizer, names=names)
+            encoded.target_id = resolve(target)
             encoded.foil_id = resolve(foil)
         except RecordError as err:
             out.append(err)
@@ -269,18 +252,75 @@ class _SpecialNames(dict):
         return name
 
 
+# Texts are cut to CHARS_PER_TOKEN * max_length characters before they are tokenized, so that
+# one huge record costs what a text of that length costs: the tokenizer would otherwise hold every
+# token of the whole text (its overflow windows) with their offsets, gigabytes for a 50 MB line.
+# The cut never changes a result: real text averages 1.5 to 5 characters per token (prose, code,
+# URLs, base64), and a cut text is used only when its first max_length tokens end in the first
+# half of the cut (at most CHARS_PER_TOKEN / 2 characters per token) and more tokens follow. Then
+# those tokens are the whole text's (the cut only changes tokens near it) and the text is longer
+# than max_length tokens, so it is truncated either way. Otherwise the whole text is tokenized.
+CHARS_PER_TOKEN = 64
+
+
+def max_chars(max_length: int) -> int:
+    """The characters of a text that are tokenized when at most ``max_length`` tokens are kept."""
+    return CHARS_PER_TOKEN * max_length
+
+
+@dataclass
+class _Window:
+    """The tokenizer's first window of a (possibly cut) text: what the model reads.
+
+    Attributes:
+        text: the text tokenized (offsets index into it).
+        windows: how many windows the text made: more than one means it was truncated.
+    """
+
+    text: str
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    special: list[int]
+    windows: int
+
+    def cut_is_safe(self, limit: int) -> bool:
+        """Whether a text cut at ``limit`` characters reads as the whole text: more tokens follow
+        the window, and the window ends in the first half of the cut."""
+        return self.windows > 1 and max((end for _, end in self.offsets), default=0) <= limit // 2
+
+
+def _first_windows(texts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[_Window]:
+    """Each text's first window of at most ``max_length`` tokens, in one fast-tokenizer call."""
+    enc = tokenizer(
+        texts,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_overflowing_tokens=True,
+    )
+    # With overflow on, a fast tokenizer returns each text's truncated encoding and then its
+    # overflowing windows, so every text has a row: its first row is what the model reads, and
+    # more than one row means it was truncated.
+    owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
+    first = np.searchsorted(owner, np.arange(len(texts))).tolist()
+    windows = np.bincount(owner, minlength=len(texts)).tolist()
+    ids, offsets, special = enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
+    return [
+        _Window(text, ids[row], offsets[row], special[row], count)
+        for text, row, count in zip(texts, first, windows)
+    ]
+
+
 def _encode_window(
-    text: str,
-    ids: list[int],
-    offsets: list[tuple[int, int]],
-    special: list[int],
+    window: _Window,
     *,
-    truncated: bool,
     adapter: HeadAdapter,
     tokenizer: PreTrainedTokenizerBase,
     names: _SpecialNames,
 ) -> EncodedText:
     """An ``EncodedText`` (targets unresolved) from the tokenizer's first window of a text."""
+    text, ids, offsets, special = window.text, window.ids, window.offsets, window.special
     if len(ids) == 0:
         raise RecordError("no_tokens", "the text produced no tokens")
     ids_arr = np.asarray(ids, dtype=np.int64)
@@ -299,7 +339,7 @@ def _encode_window(
         special=special_arr,
         word_index=word_indices(text, offsets_arr, special_arr),
         tokens=tokens,
-        truncated=truncated,
+        truncated=window.windows > 1,
         pooled_position=pooled,
     )
 

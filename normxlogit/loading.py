@@ -118,6 +118,43 @@ def weight_files(folder: Path) -> tuple[list[Path], list[Path]]:
     return safe, pickled
 
 
+# The safetensors format caps its JSON header at 100 MB; a larger length is a damaged file.
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+
+
+def check_safetensors(path: Path) -> None:
+    """Check a ``.safetensors`` file's header against its size, without reading its tensors.
+
+    The file is an 8-byte little-endian header length, a JSON header giving each tensor's
+    ``data_offsets`` into the data that follows, and that data; a copy cut short (an interrupted
+    download, a full disk) is shorter than the largest end offset.
+
+    Raises:
+        ModelLoadError: naming the file and what is wrong with it.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        prefix = fh.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        header_ok = 0 <= length <= min(size - 8, _MAX_SAFETENSORS_HEADER)
+        try:
+            header = json.loads(fh.read(length)) if header_ok else None
+            ends = [int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            header_ok = False
+    if not header_ok:
+        raise ModelLoadError(
+            f"{path} is not a readable safetensors file (its header is cut short or damaged; the file "
+            f"has {size:,} bytes); copy or download the model again"
+        )
+    need = 8 + length + max(ends, default=0)
+    if size < need:
+        raise ModelLoadError(
+            f"{path} is truncated: its header describes {need:,} bytes but the file has {size:,}; "
+            "copy or download the model again"
+        )
+
+
 def weights_sha256(files: list[Path]) -> str:
     """Content hash of the weight files (names and bytes), for the manifest."""
     digest = hashlib.sha256()
@@ -182,6 +219,9 @@ def _locate(path: str | os.PathLike | None, allow_pickle: bool) -> _Located:
         )
     if not safe and not pickled:
         raise ModelLoadError(f"{folder} has no weight files (*.safetensors)")
+    for weights in safe:
+        if weights.suffix == ".safetensors":
+            check_safetensors(weights)
     return _Located(folder, folder, {"use_safetensors": bool(safe)}, safe or pickled)
 
 

@@ -10,24 +10,26 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import metadata
 from typing import Any, Protocol
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from normxlogit.loading import ModelInfo, inspect_model, resolve_device
+from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsError: cli.py catches it here)
+    OutputExistsError,
+    abandon_output,
+    claim_output,
+    release_output,
+)
 from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.layout import (
     COUNTS,
     MANIFEST_FILE,
-    PART_FOLDERS,
     Counts,
     Manifest,
     OutputFiles,
@@ -35,16 +37,13 @@ from normxlogit.transforms.layout import (
     RunHeader,
 )
 from normxlogit.transforms.model_handler import ModelSpec
-from normxlogit.transforms.sources import FieldSpec, ReadRecords
-from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateText
+from normxlogit.transforms.records import escape_surrogates, has_surrogates
+from normxlogit.transforms.sources import FieldSpec, InputError, ReadRecords
+from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateIds, ValidateText
 from normxlogit.transforms.writers import join, write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
 _LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")
-
-
-class OutputExistsError(RuntimeError):
-    """The output folder holds a finished run and --overwrite was not given."""
 
 
 class CorpusConfig(Protocol):
@@ -73,38 +72,6 @@ def with_absolute_paths(cfg: CorpusConfig) -> Any:
     return replace(cfg, inputs=inputs, output=_absolute(cfg.output), spec=spec)
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse a finished run unless ``overwrite``; clear what an earlier run left behind.
-
-    A run that died leaves no manifest; its leftovers (finalised or temporary part files) are
-    removed so that they cannot mix with the new run's files.
-    """
-    manifest = join(output, MANIFEST_FILE)
-    if FileSystems.exists(manifest):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{output} already holds a finished run ({MANIFEST_FILE}); pass --overwrite to replace "
-                "it, or choose another --output"
-            )
-        FileSystems.delete([manifest])
-    remove_parts(output)
-
-
-def remove_parts(output: str) -> None:
-    """Delete the part-file folders (finalised and Beam temporary files) under ``output``.
-
-    A trailing slash makes object stores (gs://, s3://) delete the whole prefix.
-    """
-    for folder in (join(output, name) for name in PART_FOLDERS):
-        if isinstance(FileSystems.get_filesystem(folder), LocalFileSystem):
-            shutil.rmtree(folder, ignore_errors=True)  # local delete of "dir/" skips subfolders
-            continue
-        try:
-            FileSystems.delete([folder + "/"])
-        except BeamIOError:
-            pass  # nothing there
-
-
 def package_versions() -> dict[str, str]:
     """Python and the versions of the packages that decide the results, for manifests."""
     out = {"python": platform.python_version()}
@@ -114,6 +81,21 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def check_file_names(paths: list[str]) -> None:
+    """Refuse input files whose names are not valid UTF-8 (bytes Python decodes as lone surrogates):
+    no Beam string coder, Parquet ``source`` column or doc_id can hold them.
+
+    Raises:
+        InputError: naming the first such file, its bad bytes escaped.
+    """
+    for path in paths:
+        if has_surrogates(path):
+            raise InputError(
+                f"{escape_surrogates(path)}: the file name is not valid UTF-8 (escaped here); rename the "
+                "file, or leave it out of the inputs"
+            )
 
 
 @dataclass(frozen=True)
@@ -141,14 +123,16 @@ class Preflight:
 def preflight(
     cfg: CorpusConfig, options: PipelineOptions, check_model: Callable[[ModelInfo], None] = lambda _: None
 ) -> Preflight:
-    """Check everything that can be checked before a run starts, then clear the output folder.
+    """Check everything that can be checked before a run starts, then claim and clear the output folder.
 
     Raises:
-        InputError, ModelLoadError, UnsupportedModelError, OutputExistsError, and whatever
-        ``check_model`` raises.
+        InputError, ModelLoadError, UnsupportedModelError, OutputExistsError (and its
+        ``OutputBusyError``, ``OutputNotWritableError``; see ``pipeline/output_folder.py``), and
+        whatever ``check_model`` raises.
     """
     FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
     source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
+    check_file_names(source.paths)
     info = inspect_model(
         cfg.spec.path,
         dtype=cfg.spec.dtype,
@@ -159,23 +143,27 @@ def preflight(
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     if runner in _LOCAL_RUNNERS:
         resolve_device(cfg.spec.device)  # local workers share this machine's devices
-    prepare_output(cfg.output, cfg.overwrite)
+    claim_output(cfg.output, cfg.overwrite)
     return Preflight(source, info, runner)
 
 
 def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam.Pipeline], None]) -> Counts:
     """Run the pipeline that ``build`` composes; return its manifest's counts.
 
-    A failed run removes its part folders, so it leaves no partial results behind.
+    A failed run removes its manifest (if it got that far) and its part folders, so it leaves no
+    partial results behind; success or failure, the run's ``_RUNNING`` marker is removed at the end.
     """
     try:
-        with beam.Pipeline(options=options) as p:
-            build(p)
-    except BaseException:
-        remove_parts(output)
-        raise
-    with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
-        return Manifest.from_json(fh.read()).counts
+        try:
+            with beam.Pipeline(options=options) as p:
+                build(p)
+        except BaseException:
+            abandon_output(output)
+            raise
+        with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
+            return Manifest.from_json(fh.read()).counts
+    finally:
+        release_output(output)
 
 
 def count_as(pcoll, name: str):
@@ -207,9 +195,13 @@ class ValidRecords:
 
 
 def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec) -> ValidRecords:
-    """Read, drop repeated ids (only ids from a field can repeat) and validate texts."""
+    """Read, check ids, drop repeated ids (only ids from a field can repeat) and validate texts.
+
+    Ids are checked before they are grouped: an id that is not valid Unicode cannot be a key.
+    """
     read = p | "Read" >> source
-    records, dead = read.records, [read.dead_letter]
+    ids = read.records | "ValidateIds" >> beam.ParDo(ValidateIds()).with_outputs(DEAD_LETTER, main="valid")
+    records, dead = ids.valid, [read.dead_letter, ids[DEAD_LETTER]]
     if fields.id_field:
         unique = records | "DropDuplicateIds" >> DropDuplicateIds()
         records = unique.unique

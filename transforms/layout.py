@@ -4,7 +4,11 @@
     OUT/documents/part-SSSSS-of-NNNNN.parquet      document rows (annotate)
     OUT/errors/part-SSSSS-of-NNNNN.jsonl           dead letters
     OUT/summaries/groups.jsonl                     corpus summaries (annotate)
-    OUT/manifest.json                              written last: its presence marks a finished run
+    OUT/manifest.json                              written last: a valid one marks a finished run
+    OUT/_RUNNING                                   while a run writes the folder: who claimed it
+
+A folder without a valid manifest (none, empty, unparsable) holds no finished run, whatever part
+files it shows: a killed run can leave ``_RUNNING`` and part files, never a manifest.
 
 Writers (``transforms/writers.py``, ``transforms/summaries.py``, ``pipeline/stages.py``), readers
 (``report``, ``show``) and tests import these names instead of repeating them. This module needs
@@ -20,6 +24,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 MANIFEST_FILE = "manifest.json"
+# The manifest is written under this name, then renamed (local disks); a leftover is never a manifest.
+MANIFEST_TEMP_FILE = ".manifest.json.tmp"
+# A run's claim on its output folder, from before its first write until it ends. The leading "_"
+# keeps it out of the inputs when the folder is read back (``expand_inputs`` skips such names).
+RUNNING_FILE = "_RUNNING"
 
 
 @dataclass(frozen=True)
@@ -293,24 +302,84 @@ class RunDescription:
         return Manifest(self.header, self.sections, counts, files, batching=batching, end_time=end_time)
 
 
+@dataclass(frozen=True)
+class RunningMarker:
+    """``OUT/_RUNNING``: which process claimed the folder, and when.
+
+    Attributes:
+        pid, host: the launcher process that runs the pipeline (and removes the marker at its end).
+        start_time: when the claim was made.
+    """
+
+    pid: int
+    host: str
+    start_time: datetime.datetime
+
+    def to_json(self) -> str:
+        """The text of ``_RUNNING``."""
+        return json.dumps({**asdict(self), "start_time": _iso(self.start_time)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunningMarker | None:
+        """The marker in ``text``; None for one that is not a marker (empty, cut short, foreign)."""
+        try:
+            body = json.loads(text)
+            return cls(int(body["pid"]), str(body["host"]), _time(body["start_time"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        """``pid 123 on host h, started 2025-...``."""
+        return f"pid {self.pid} on host {self.host}, started {_iso(self.start_time)}"
+
+
+def read_running_marker(run: Path) -> tuple[bool, RunningMarker | None]:
+    """Whether a local run folder holds a running marker, and the marker (None if unreadable)."""
+    path = Path(run) / RUNNING_FILE
+    try:
+        return True, RunningMarker.from_json(path.read_bytes())
+    except FileNotFoundError:
+        return False, None
+    except OSError:
+        return True, None
+
+
+def unfinished_reason(run: Path, problem: str) -> str:
+    """One line: why ``run`` holds no finished run (``problem``), what was left, and what to do."""
+    run = Path(run)
+    present, marker = read_running_marker(run)
+    parts = [p for files in (ATTRIBUTIONS, DOCUMENTS, ERRORS) for p in files.paths(run)]
+    if present:
+        who = marker.describe() if marker else "an unreadable marker"
+        left = f"; {run / RUNNING_FILE} names the run that is writing it or was stopped ({who})"
+    elif parts:
+        left = f"; its {len(parts)} part file(s) are left from a run that did not finish"
+    else:
+        left = ""
+    return (
+        f"{run} is not a finished normxlogit run ({problem}){left}; pass the --output folder of a "
+        "completed `normxlogit annotate`, or re-run into it with --overwrite"
+    )
+
+
 def read_manifest(run: Path) -> Manifest:
     """The manifest of a local run folder.
 
+    A folder without a valid manifest holds no finished run, even if part files are there.
+
     Raises:
-        RunNotFoundError: no ``manifest.json``, or one that is not a manifest; the message says
-            what to pass instead.
+        RunNotFoundError: no ``manifest.json``, an empty one, or one that is not a manifest; the
+            message is one line that says what the folder holds and what to pass instead.
     """
     run = Path(run)
     path = run / MANIFEST_FILE
     if not path.is_file():
-        raise RunNotFoundError(
-            f"{run} is not a finished normxlogit run (no {MANIFEST_FILE}); pass the --output "
-            "folder of a completed `normxlogit annotate`"
-        )
+        raise RunNotFoundError(unfinished_reason(run, f"no {MANIFEST_FILE}"))
+    text = path.read_bytes()
+    if not text.strip():
+        raise RunNotFoundError(unfinished_reason(run, f"{MANIFEST_FILE} is empty"))
     try:
-        return Manifest.from_json(path.read_text(encoding="utf-8"))
+        return Manifest.from_json(text)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise RunNotFoundError(
-            f"{path} is not a normxlogit manifest ({type(err).__name__}: {err}); the run may have been "
-            "written by another tool or damaged"
-        ) from err
+        problem = f"{MANIFEST_FILE} is not a normxlogit manifest ({type(err).__name__}: {err})"
+        raise RunNotFoundError(unfinished_reason(run, " ".join(problem.split()))) from err

@@ -1,7 +1,11 @@
-"""Checks on a record's text before it reaches the model; every record leaves by one door.
+"""Checks on a record before it reaches the model; every record leaves by one door.
 
-Main output: records to annotate. ``skipped_empty``: empty or whitespace-only texts (counted, not
-errors). ``dead_letter``: a missing, null or non-string text, or one with NUL bytes.
+``ValidateIds`` runs first, before repeated ids are grouped: a doc_id with a lone surrogate (a JSON
+``"\\ud800"`` escape) cannot be a Beam string key nor a Parquet value, so it is an
+``invalid_unicode`` dead letter. ``ValidateText`` then routes each record: main
+output, records to annotate; ``skipped_empty``, empty or whitespace-only texts (counted, not
+errors); ``dead_letter``, a missing, null or non-string text, one with NUL bytes or lone surrogates,
+or a target with lone surrogates.
 """
 
 from __future__ import annotations
@@ -9,11 +13,29 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord
+from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
 
 SKIPPED_EMPTY = "skipped_empty"
 DEAD_LETTER = "dead_letter"
+INVALID_UNICODE = "invalid_unicode"
+
+
+def _unicode_problem(what: str) -> tuple[str, str]:
+    return (
+        INVALID_UNICODE,
+        f"the {what} holds a lone surrogate (e.g. a JSON \\ud800 escape), which is not a Unicode "
+        "character and cannot be written as UTF-8; it is shown escaped here",
+    )
+
+
+def id_problem(record: SourceRecord) -> tuple[str, str] | None:
+    """(reason, message) if a record's doc_id cannot be written as UTF-8, else None.
+
+    Sources need no check: a file name that is not valid UTF-8 is refused before the run
+    (``pipeline.stages.preflight``), and derived ids are made of the source and a number.
+    """
+    return _unicode_problem("doc id") if has_surrogates(record.doc_id) else None
 
 
 def text_problem(text: object) -> tuple[str, str] | None:
@@ -26,7 +48,35 @@ def text_problem(text: object) -> tuple[str, str] | None:
         return "non_string_text", f"the text field holds a {type(text).__name__}, not a string"
     if "\x00" in text:
         return "nul_bytes", "the text contains NUL (\\x00) bytes"
+    if has_surrogates(text):
+        return _unicode_problem("text")
     return None
+
+
+def target_problem(target: object) -> tuple[str, str] | None:
+    """(reason, message) if a record's own target cannot reach the tokenizer, else None.
+
+    Other bad targets (not a class, not one token) are the model step's ``unknown_target`` /
+    ``multi_token_target``.
+    """
+    if isinstance(target, str) and has_surrogates(target):
+        return _unicode_problem("target")
+    return None
+
+
+class ValidateIds(beam.DoFn):
+    """Records whose doc_id is valid Unicode (main), others to ``dead_letter``."""
+
+    def __init__(self) -> None:
+        self._dead = Metrics.counter("normxlogit", "invalid_id")
+
+    def process(self, record: SourceRecord):
+        problem = id_problem(record)
+        if problem is not None:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
+        else:
+            yield record
 
 
 class ValidateText(beam.DoFn):
@@ -37,11 +87,12 @@ class ValidateText(beam.DoFn):
         self._dead = Metrics.counter("normxlogit", "invalid_text")
 
     def process(self, record: SourceRecord):
-        problem = text_problem(record.text)
+        chat = record.messages is not None  # a chat record (--messages-field) has no text to check
+        problem = (None if chat else text_problem(record.text)) or target_problem(record.target)
         if problem is not None:
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
-        elif not record.text.strip():
+        elif not chat and not record.text.strip():
             self._empty.inc()
             yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, record)
         else:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 
 from normxlogit.schema import token_schema
-from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, Manifest
+from normxlogit.transforms.atomic_files import replace_atomically
+from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, MANIFEST_TEMP_FILE, Manifest
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter
 
 
@@ -72,8 +74,21 @@ class WriteDeadLetters(beam.PTransform):
 
 
 def write_manifest(output: str, manifest: Manifest) -> str:
-    """Write ``OUT/manifest.json`` and return its path."""
+    """Write ``OUT/manifest.json`` whole or not at all, and return its path.
+
+    On a local disk the text goes to ``layout.MANIFEST_TEMP_FILE``, is flushed, and is renamed to
+    ``manifest.json``: a full disk or a kill leaves no manifest, never a short one. Object stores
+    (gs://, s3://) put whole objects: ``FileSystems.create`` commits the object when it is closed,
+    and the text is complete before it is opened, so a failed upload leaves no object.
+
+    Raises:
+        OSError, BeamIOError: the write failed; no manifest is left.
+    """
     path = join(output, MANIFEST_FILE)
-    with FileSystems.create(path, mime_type="application/json") as fh:
-        fh.write(manifest.to_json().encode())
+    body = manifest.to_json().encode()
+    if isinstance(FileSystems.get_filesystem(path), LocalFileSystem):
+        replace_atomically(path, body, tmp=join(output, MANIFEST_TEMP_FILE))
+    else:
+        with FileSystems.create(path, mime_type="application/json") as fh:
+            fh.write(body)
     return path

@@ -13,7 +13,7 @@ from transformers import AutoConfig, BertForTokenClassification, T5ForSequenceCl
 import normxlogit
 from normxlogit.default_model import cache_root
 from normxlogit.heads import UnsupportedModelError
-from normxlogit.loading import ModelLoadError, resolve_device
+from normxlogit.loading import ModelLoadError, check_safetensors, inspect_model, resolve_device
 from normxlogit.result import label_of
 
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
@@ -100,6 +100,34 @@ def test_safetensors_win_over_pickle(tmp_path, bert, bert_tokenizer, bert_folder
     (folder / "pytorch_model.bin").write_bytes(b"not a checkpoint: must never be unpickled")
     sm = normxlogit.load_model(folder)  # no allow_pickle needed, and the .bin is not read
     _same_logits(sm, bert)
+
+
+def _copy(folder: Path, to: Path) -> Path:
+    to.mkdir()
+    for f in folder.iterdir():
+        (to / f.name).write_bytes(f.read_bytes())
+    return to
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda b: b[: len(b) - 1000], "is truncated: its header describes"),  # data cut short
+        (lambda b: b[:20], "is not a readable safetensors file"),  # header cut short
+        (lambda b: b"", "is not a readable safetensors file"),
+        (lambda b: (10**12).to_bytes(8, "little") + b[8:], "is not a readable safetensors file"),
+        (lambda b: b[:8] + b"[" + b[9:], "is not a readable safetensors file"),  # header not an object
+    ],
+)
+def test_damaged_safetensors_fail_before_loading_naming_the_file(tmp_path, bert_folder, damage, says):
+    folder = _copy(bert_folder, tmp_path / "damaged")
+    weights = folder / "model.safetensors"
+    check_safetensors(weights)  # the whole file passes
+    weights.write_bytes(damage(weights.read_bytes()))
+    for check in (normxlogit.load_model, inspect_model):
+        with pytest.raises(ModelLoadError) as err:
+            check(folder)
+        assert str(err.value).startswith(f"{weights} {says}") and "\n" not in str(err.value)
 
 
 def test_missing_path(tmp_path):

@@ -1,7 +1,8 @@
 """Nothing lost: every record is annotated or dead-lettered with its reason, and counts reconcile.
 
-Also: bad whole inputs fail before anything is written, a killed run leaves nothing visible,
-re-runs are identical, and pickle weights are refused by default.
+Also: bad whole inputs fail before anything is written, a running folder is refused and a killed
+run's is cleared only with --overwrite, re-runs are identical, and pickle weights are refused by
+default. Manifest faults and unfinished folders: test_output_folder.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 import transformers
 
 from normxlogit.pipeline.cli import main
+from normxlogit.transforms.layout import RUNNING_FILE
 
 LONG = " ".join(f"word{i}" for i in range(200))
 
@@ -187,7 +189,9 @@ def test_two_runs_give_identical_rows(tmp_path, tiny_causal_lm, run_files):
 
 
 @pytest.mark.slow
-def test_killed_run_leaves_nothing_visible_and_rerun_succeeds(tmp_path, tiny_causal_lm, run_files):
+def test_a_running_folder_is_refused_and_a_killed_run_is_cleared_with_overwrite(
+    tmp_path, tiny_causal_lm, run_files, capsys
+):
     src = tmp_path / "big.txt"
     src.write_text("\n".join(f"document {i}: " + "lorem ipsum dolor " * (5 + i % 40) for i in range(30000)))
     out = tmp_path / "out"
@@ -204,26 +208,41 @@ def test_killed_run_leaves_nothing_visible_and_rerun_succeeds(tmp_path, tiny_cau
         "--docs-per-batch",
         "8",
     ]
+    small = tmp_path / "small.txt"
+    small.write_text("one\ntwo\nthree\n")
+    marker = out / RUNNING_FILE
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(out.glob("attributions/beam-temp-*")):
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.2)
+        assert marker.is_file()
+        # A second run into the folder fails at once, naming the folder, the marker and the run.
+        assert main(["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm)]) == 2
+        err = capsys.readouterr().err.strip()
+        busy = f"{out} is being written by another run ({marker}: pid {proc.pid} on host "
+        assert err.startswith(f"normxlogit annotate: error: {busy}")
+        assert "\n" not in err and proc.poll() is None
         time.sleep(2)  # let it write some temporary Parquet
         assert proc.poll() is None
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-    assert not (out / "manifest.json").exists()
+    # What a killed run leaves: its marker and Beam's temporary files, never a manifest.
+    assert not (out / "manifest.json").exists() and marker.is_file()
     assert not list(out.glob("attributions/part-*.parquet"))
 
-    small = tmp_path / "small.txt"
-    small.write_text("one\ntwo\nthree\n")
-    assert main(["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm)]) == 0
+    assert main(["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm)]) == 2
+    assert (
+        f"holds an unfinished run that is no longer running ({marker}: pid {proc.pid}"
+        in capsys.readouterr().err
+    )
+    args = ["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm), "--overwrite"]
+    assert main(args) == 0
     counts = run_files.manifest(out)["counts"]
     assert counts["records_read"] == counts["docs_annotated"] == 3
-    assert not list(out.glob("attributions/beam-temp-*"))
+    assert not list(out.glob("attributions/beam-temp-*")) and not marker.exists()
     assert set(run_files.rows(out)["source"].to_pylist()) == {str(small)}
 
 
@@ -231,3 +250,81 @@ def test_offline_by_default():
     import normxlogit.loading  # noqa: F401  (sets the variable on import)
 
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def _annotate(*args: str) -> int:
+    return main(["annotate", *map(str, args)])
+
+
+def test_lone_surrogates_are_dead_letters_and_the_batch_is_annotated(
+    tmp_path, tiny_classifier, run_files, capsys
+):
+    src = tmp_path / "records.jsonl"
+    src.write_text(
+        "\n".join(
+            [
+                '{"id": "a", "text": "a good record", "label": "positive"}',
+                '{"id": "b", "text": "lone \\ud800 surrogate", "label": "positive"}',
+                '{"id": "c\\udc00d", "text": "a good text under a bad id", "label": "negative"}',
+                '{"id": "c\\udc00d", "text": "the same bad id again", "label": "negative"}',
+                '{"id": "e", "text": "a good text with a bad target", "label": "neg\\ud83dative"}',
+                '{"id": "f", "text": "another good record", "label": "negative"}',
+            ]
+        )
+        + "\n"
+    )
+    out = tmp_path / "out"
+    assert (
+        _annotate(
+            src, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--target-field", "label"
+        )
+        == 0
+    )
+    letters = {d["locator"]: d for d in run_files.dead_letters(out)}
+    assert {loc: d["reason"] for loc, d in letters.items()} == {
+        f"line {n}": "invalid_unicode" for n in (2, 3, 4, 5)
+    }
+    # Written as UTF-8 with the surrogate shown as its escape, never dropped or replaced.
+    assert letters["line 3"]["doc_id"] == letters["line 4"]["doc_id"] == "c\\udc00d"
+    assert "lone \\ud800 surrogate" in letters["line 2"]["excerpt"]
+    assert "doc id holds a lone surrogate" in letters["line 3"]["message"]
+    assert "target holds a lone surrogate" in letters["line 5"]["message"]
+    rows = run_files.rows(out)
+    assert sorted(set(rows["doc_id"].to_pylist())) == ["a", "f"]
+    counts = run_files.manifest(out)["counts"]
+    assert counts["records_read"] == 6 and counts["docs_annotated"] == 2 and counts["errors"] == 4
+    assert not (out / RUNNING_FILE).exists()
+
+    # A file whose name is not UTF-8 is refused before the run, in one line naming it.
+    bad = tmp_path / os.fsdecode(b"bad\xff.txt")
+    bad.write_text("some text\n")
+    capsys.readouterr()
+    assert _annotate(bad, "--output", tmp_path / "o2", "--model", tiny_classifier) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"normxlogit annotate: error: {tmp_path}/bad\\udcff.txt: the file name is not valid UTF-8 "
+        "(escaped here); rename the file, or leave it out of the inputs"
+    )
+    assert not (tmp_path / "o2").exists()
+
+
+def test_a_text_longer_than_the_character_cut_is_cut_and_flagged(
+    tmp_path, tiny_classifier, run_files, monkeypatch
+):
+    from normxlogit import encoding
+
+    seen = []
+    real = encoding._first_windows
+    monkeypatch.setattr(
+        encoding, "_first_windows", lambda texts, *a: seen.extend(map(len, texts)) or real(texts, *a)
+    )
+    long = "a record that goes on " * 5000  # 110,000 characters
+    src = tmp_path / "texts.txt"
+    src.write_text(f"short text\n{long}\n")
+    out = tmp_path / "out"
+    assert _annotate(src, "--output", out, "--model", tiny_classifier, "--max-length", "32") == 0
+    assert sorted(seen) == [len("short text"), encoding.max_chars(32)]  # the DirectRunner runs in-process
+    rows = run_files.rows(out)
+    cut = rows.filter(pa.compute.equal(rows["doc_id"], f"{src}#L2"))
+    assert cut.num_rows == 32 and all(cut["truncated"].to_pylist())
+    assert "".join(cut["token"].to_pylist()[1:5]) == "arecordthatgoes"
