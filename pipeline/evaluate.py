@@ -5,6 +5,10 @@ inputs -> ReadRecords -> [DropDuplicateIds] -> ValidateText
        -> CombineGlobally(SumCurves) -> curves.parquet, summary.json, results.md, curves.png
 every dead letter (read, validation, label, model) -> errors/part-*.jsonl
 counts + written files -> manifest.json (last)
+
+Response mode (``--response-field``, ``--messages-field``, ``--generate``): no label; the handler
+measures each prompt/response pair (``normxlogit.response_evaluation``). Chat records need no text
+field, so they are validated by ``ValidateResponseRecord`` instead of ``ValidateText``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from normxlogit.evaluation import check_evaluable, check_methods
+from normxlogit.chat import ChatTemplateError, check_chat_template
+from normxlogit.evaluation import EvaluationError, check_evaluable, check_methods
 from normxlogit.faithfulness import PERCENTS, replacement_token
 from normxlogit.loading import ModelInfo, load_model
 from normxlogit.pipeline.stages import (
     Preflight,
+    ValidRecords,
     count_as,
     package_versions,
     preflight,
@@ -28,16 +34,20 @@ from normxlogit.pipeline.stages import (
     with_absolute_paths,
     write_manifest_last,
 )
+from normxlogit.response_evaluation import RESPONSE_METHODS, ResponseEvaluationOptions
+from normxlogit.responses import require_causal_lm
+from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.evaluate_handler import (
     EvaluatedDoc,
     EvaluateHandlerOptions,
     FaithfulnessModelHandler,
 )
-from normxlogit.transforms.evaluate_results import SumCurves, write_results
+from normxlogit.transforms.evaluate_results import SumCurves, response_section, write_results
 from normxlogit.transforms.layout import EvaluateCounts, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
-from normxlogit.transforms.validate import DEAD_LETTER
+from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY
+from normxlogit.transforms.validate_response import ValidateResponseRecord
 from normxlogit.transforms.writers import WriteDeadLetters
 
 EVALUATED = "evaluated"
@@ -67,9 +77,25 @@ class SplitEvaluated(beam.DoFn):
 
 def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -> RunDescription:
     """The manifest, less what only the finished run knows (counts, files, end time)."""
-    ev = cfg.options.evaluation
+    ev, resp = cfg.options.evaluation, cfg.options.responses
+    faithfulness = (
+        {
+            "mode": "response",
+            "methods": list(resp.methods),
+            "seed": resp.seed,
+            "k_percents": list(PERCENTS),
+            "replacement_token": replacement,
+            "response_source": resp.source,
+            "response_field": cfg.fields.response_field,
+            "messages_field": cfg.fields.messages_field,
+            "generate": resp.generate or None,
+        }
+        if resp is not None
+        else None
+    )
     sections = {
-        "faithfulness": {
+        "faithfulness": faithfulness
+        or {
             "methods": list(ev.methods),
             "seed": ev.seed,
             "ig_steps": ev.ig_steps,
@@ -92,24 +118,84 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -
     return RunDescription(pre.manifest_header("evaluate", cfg), sections)
 
 
+def read_valid_pairs(p: beam.Pipeline, source: ReadRecords, cfg: EvaluateConfig) -> ValidRecords:
+    """``read_valid_records`` for response mode: the prompt (or chat) and response checked."""
+    kind = cfg.options.responses.source
+    if kind != "messages":
+        front = read_valid_records(p, source, cfg.fields)
+        checked = front.valid | "ValidatePair" >> beam.ParDo(ValidateResponseRecord(kind)).with_outputs(
+            SKIPPED_EMPTY, DEAD_LETTER, main="valid"
+        )
+        return ValidRecords(checked.valid, [*front.dead, checked[DEAD_LETTER]], front.counts)
+    read = p | "Read" >> source
+    records, dead = read.records, [read.dead_letter]
+    if cfg.fields.id_field:
+        unique = records | "DropDuplicateIds" >> DropDuplicateIds()
+        records = unique.unique
+        dead.append(unique[DUPLICATES])
+    checked = records | "ValidatePair" >> beam.ParDo(ValidateResponseRecord(kind)).with_outputs(
+        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
+    )
+    dead.append(checked[DEAD_LETTER])
+    counts = [count_as(read.records, "records_ok"), count_as(read.dead_letter, "read_errors")]
+    return ValidRecords(checked.valid, dead, counts)
+
+
 def build_evaluate(
     p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: RunDescription
 ) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
-    methods = cfg.options.evaluation.methods
-    front = read_valid_records(p, source, cfg.fields)
+    resp = cfg.options.responses
+    methods = cfg.options.evaluation.methods if resp is None else resp.methods
+    if resp is None:
+        front = read_valid_records(p, source, cfg.fields)
+        section = None
+    else:
+        front = read_valid_pairs(p, source, cfg)
+        section = response_section(
+            resp.source, resp.generate, manifest.sections["faithfulness"]["replacement_token"]
+        )
     evaluated = front.valid | "Evaluate" >> RunInference(FaithfulnessModelHandler(cfg.spec, cfg.options))
     split = evaluated | "Split" >> beam.ParDo(SplitEvaluated()).with_outputs(DEAD_LETTER, main=EVALUATED)
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
     results = (
         split[EVALUATED]
         | "SumCurves" >> beam.CombineGlobally(SumCurves(len(methods)))
-        | "WriteResults" >> beam.FlatMap(write_results, cfg.output, methods)
+        | "WriteResults" >> beam.FlatMap(write_results, cfg.output, methods, section)
     )
     done = EvaluateCounts.DONE
     counts = [*front.counts, count_as(dead, "errors"), count_as(split[EVALUATED], done)]
     files = {"results": results, "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output)}
     write_manifest_last(p, cfg.output, manifest, counts, done, files)
+
+
+def check_response_methods(opts: ResponseEvaluationOptions) -> None:
+    """Response-mode method names must be distinct names from ``RESPONSE_METHODS``.
+
+    Raises:
+        EvaluationError: naming the methods response mode has.
+    """
+    methods = opts.methods
+    if not methods or len(set(methods)) != len(methods) or any(m not in RESPONSE_METHODS for m in methods):
+        raise EvaluationError(
+            f"--methods {','.join(methods)!r}: in response mode give distinct names from "
+            f"{', '.join(RESPONSE_METHODS)}"
+        )
+
+
+def check_response_model(sm, opts: ResponseEvaluationOptions) -> None:
+    """Run-wide problems of response mode, before the run: a model without a causal-LM head, chat
+    records for a tokenizer without a chat template.
+
+    Raises:
+        UnsupportedModelError, EvaluationError.
+    """
+    require_causal_lm(sm.adapter, sm.info.architecture)
+    if opts.source == "messages":
+        try:
+            check_chat_template(sm.tokenizer)
+        except ChatTemplateError as err:
+            raise EvaluationError(str(err)) from err
 
 
 def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCounts:
@@ -123,7 +209,11 @@ def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCount
         MissingExtraError: before starting.
     """
     cfg = with_absolute_paths(cfg)
-    check_methods(cfg.options.evaluation.methods)
+    resp = cfg.options.responses
+    if resp is None:
+        check_methods(cfg.options.evaluation.methods)
+    else:
+        check_response_methods(resp)
     replacement = []
 
     def check_model(info: ModelInfo) -> None:
@@ -137,6 +227,8 @@ def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCount
             hash_weights=False,
         )
         check_evaluable(sm)
+        if resp is not None:
+            check_response_model(sm, resp)
         replacement.append(replacement_token(sm.tokenizer)[1])
 
     pre = preflight(cfg, options, check_model)

@@ -3,7 +3,9 @@
 Thin, like the annotate handler: the batch engine tokenizes each RunInference batch, gold labels
 are resolved (per-record problems become dead letters), and ``normxlogit.evaluation.evaluate_encoded``
 runs ``evaluate_batch`` (every method, every masked variant) over length buckets with the engine's
-split-and-retry, so a text the model fails on alone becomes a ``model_error`` dead letter.
+split-and-retry, so a text the model fails on alone becomes a ``model_error`` dead letter. In
+response mode ``normxlogit.response_evaluation`` encodes (or generates) each record's response and
+measures it the same way, with the core's reasons for records it cannot take.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions
 from normxlogit.evaluation import EvaluationOptions, evaluate_encoded
 from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.loading import ScoringModel
+from normxlogit.response_evaluation import ResponseEvaluationOptions, encode_pairs, evaluate_response_items
 from normxlogit.transforms.model_handler import NAMESPACE, EngineHandler, ModelSpec
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
@@ -35,11 +38,14 @@ class EvaluateHandlerOptions:
         evaluation: methods, seed, Integrated Gradients steps, token budget.
         max_length: truncate longer texts to this many tokens (None: the model's limit).
         docs_per_batch: records per RunInference batch.
+        responses: response mode (a prompt and its response per record, no label); None: the
+            paper's metrics on a labelled corpus.
     """
 
     evaluation: EvaluationOptions
     max_length: int | None = None
     docs_per_batch: int = 32
+    responses: ResponseEvaluationOptions | None = None
 
 
 @dataclass
@@ -87,15 +93,11 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[EvaluatedDoc]:
         """Evaluate one RunInference batch; returns one ``EvaluatedDoc`` per record, in order."""
-        items = model.encode([r.text for r in batch])
-        golds: list[int | None] = [None] * len(batch)
-        for i, record in enumerate(batch):
-            if not isinstance(items[i], RecordError):
-                try:
-                    golds[i] = gold_label(record, model.model)
-                except RecordError as err:
-                    items[i] = err
-        results = evaluate_encoded(model, items, golds, [r.doc_id for r in batch], self._options.evaluation)
+        results = (
+            self._evaluate_labelled(batch, model)
+            if self._options.responses is None
+            else self._evaluate_responses(batch, model, self._options.responses)
+        )
         out = []
         for record, result in zip(batch, results):
             if isinstance(result, RecordError):
@@ -105,3 +107,22 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
         self._docs.inc(sum(1 for d in out if d.result is not None))
         self._failed.inc(sum(1 for d in out if d.error is not None and d.error.reason == MODEL_ERROR))
         return out
+
+    def _evaluate_labelled(self, batch: Sequence[SourceRecord], model: BatchEngine) -> list:
+        items = model.encode([r.text for r in batch])
+        golds: list[int | None] = [None] * len(batch)
+        for i, record in enumerate(batch):
+            if not isinstance(items[i], RecordError):
+                try:
+                    golds[i] = gold_label(record, model.model)
+                except RecordError as err:
+                    items[i] = err
+        return evaluate_encoded(model, items, golds, [r.doc_id for r in batch], self._options.evaluation)
+
+    @staticmethod
+    def _evaluate_responses(
+        batch: Sequence[SourceRecord], model: BatchEngine, opts: ResponseEvaluationOptions
+    ) -> list:
+        responses = [r.messages if opts.source == "messages" else r.response for r in batch]
+        items = encode_pairs(model, [r.text for r in batch], responses, opts)
+        return evaluate_response_items(model, items, [r.doc_id for r in batch], opts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
@@ -18,6 +18,10 @@ from normxlogit.pipeline.options import pipeline_options
 
 NAME = "evaluate"
 DEFAULT_METHODS = "normxlogit,logat,norm,random,gradient_norm,gradient_x_input,integrated_gradients"
+DEFAULT_RESPONSE_METHODS = (
+    "normxlogit,logat,norm,random,gradient_x_input,gradient_x_input_l2_steps,"
+    "normxlogit_logprob,normxlogit_abs,normxlogit_stepnorm"
+)
 
 
 def method_list(value: str) -> tuple[str, ...]:
@@ -36,7 +40,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
             "measure the confidence drop of the original prediction and the accuracy against the gold "
             "label. Writes OUT/summary.json, OUT/results.md, OUT/curves.parquet, OUT/curves.png, "
             "OUT/errors/part-*.jsonl and OUT/manifest.json. Classifiers and causal LMs (the label is "
-            "the gold next token)."
+            "the gold next token). Response mode (--response-field, --messages-field or --generate; "
+            "causal LMs, no label): rank the context tokens before each response (chat-template and "
+            "special tokens left out and never replaced), replace the top or all but the top k%, and "
+            "measure the drop of the response's mean per-token log-probability (teacher forced) and "
+            "the share of response tokens still the argmax."
         ),
         epilog=BEAM_EPILOG,
     )
@@ -44,15 +52,37 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_model_options(e)
     e.add_argument(
         "--label-field",
-        required=True,
-        help="record field holding the gold label: a class name or id, or one token for a causal LM",
+        default=None,
+        help="record field holding the gold label: a class name or id, or one token for a causal LM "
+        "(required unless in response mode)",
+    )
+    mode = e.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--response-field",
+        default=None,
+        help="response mode: record field holding the response to the prompt in --text-field",
+    )
+    mode.add_argument(
+        "--messages-field",
+        default=None,
+        help="response mode: record field holding an OpenAI-style chat ([{role, content}, ...]) whose "
+        "last assistant message is the response; the rest is rendered with the tokenizer's chat template",
+    )
+    mode.add_argument(
+        "--generate",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="response mode: the model answers each prompt in --text-field greedily (at most N new "
+        "tokens) and that answer is measured",
     )
     e.add_argument(
         "--methods",
         type=method_list,
-        default=method_list(DEFAULT_METHODS),
-        help=f"comma-separated attribution methods to compare (default: {DEFAULT_METHODS}); the gradient "
-        'baselines need Captum: pip install "normxlogit[eval]"',
+        default=None,
+        help=f"comma-separated attribution methods to compare (default: {DEFAULT_METHODS}; in response "
+        f"mode: {DEFAULT_RESPONSE_METHODS}); the classifier gradient baselines need Captum: "
+        'pip install "normxlogit[eval]"',
     )
     e.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default: 0)")
     e.add_argument(
@@ -69,25 +99,61 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.baselines import MissingExtraError
     from normxlogit.evaluation import EvaluationError, EvaluationOptions
     from normxlogit.pipeline.evaluate import EvaluateConfig, run_evaluate
+    from normxlogit.response_evaluation import ResponseEvaluationOptions
     from normxlogit.transforms.evaluate_handler import EvaluateHandlerOptions
     from normxlogit.transforms.evaluate_results import TABLE
     from normxlogit.transforms.writers import join
 
+    source = (
+        "response"
+        if args.response_field
+        else "messages"
+        if args.messages_field
+        else "generate"
+        if args.generate
+        else None
+    )
+    responses = None
+    if source is not None:
+        responses = ResponseEvaluationOptions(
+            methods=args.methods or method_list(DEFAULT_RESPONSE_METHODS),
+            source=source,
+            generate=args.generate or 0,
+            seed=args.seed,
+            batch_tokens=args.batch_tokens,
+        )
+    fields = replace(
+        field_spec(args, target_field=args.label_field),
+        response_field=args.response_field,
+        messages_field=args.messages_field,
+    )
     cfg = EvaluateConfig(
         inputs=tuple(args.inputs),
         output=args.output,
         spec=model_spec(args),
         options=EvaluateHandlerOptions(
             evaluation=EvaluationOptions(
-                methods=args.methods, seed=args.seed, ig_steps=args.ig_steps, batch_tokens=args.batch_tokens
+                methods=args.methods or method_list(DEFAULT_METHODS),
+                seed=args.seed,
+                ig_steps=args.ig_steps,
+                batch_tokens=args.batch_tokens,
             ),
             max_length=args.max_length,
             docs_per_batch=args.docs_per_batch,
+            responses=responses,
         ),
-        fields=field_spec(args, target_field=args.label_field),
+        fields=fields,
         overwrite=args.overwrite,
     )
     try:
+        if (source is None) == (args.label_field is None):
+            raise EvaluationError(
+                "give --label-field (the paper's metrics on a labelled corpus) or one of --response-field, "
+                "--messages-field, --generate (response mode, no label), not both"
+                if source
+                else "--label-field is required (or a response mode: --response-field, --messages-field, "
+                "--generate)"
+            )
         if args.large_model or args.model_copies:
             # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
             raise EvaluationError("--large-model and --model-copies are not supported by evaluate")

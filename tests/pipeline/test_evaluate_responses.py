@@ -1,0 +1,167 @@
+"""``normxlogit evaluate`` in response mode, end to end through the console entry point (DirectRunner):
+prompt/response records, chat records, the model's own greedy answers; counts reconcile, the
+summary's shape, dead letters with the core's reasons, and run-wide refusals before the run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+from transformers import AutoTokenizer
+
+from normxlogit.pipeline.cli import main
+from normxlogit.response_evaluation import DEFAULT_RESPONSE_METHODS
+
+TEMPLATE = (
+    "{% for m in messages %}[CLS] {{ m['role'] }} : {{ m['content'] }} [SEP]\n{% endfor %}"
+    "{% if add_generation_prompt %}[CLS] assistant : {% endif %}"
+)
+
+
+def evaluate(*args) -> int:
+    return main(["evaluate", *map(str, args)])
+
+
+def write_jsonl(path, rows: list, extra_lines: tuple[str, ...] = ()) -> None:
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + "".join(line + "\n" for line in extra_lines)
+    )
+
+
+@pytest.fixture(scope="module")
+def chat_lm(tiny_causal_lm, tmp_path_factory):
+    """The tiny causal LM with a small chat template on its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-chat-lm")
+    shutil.copytree(tiny_causal_lm, folder, dirs_exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = TEMPLATE
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
+    good = [
+        {"id": "a", "text": "The capital of France is", "answer": " Paris, a large city."},
+        {"id": "b", "text": "Two plus two equals", "answer": " four, of course."},
+        {"id": "c", "text": "Write a word about the sea:", "answer": " waves"},
+    ]
+    bad = [
+        ({"id": "d", "text": "No answer field"}, "missing_response"),
+        ({"id": "e", "text": "A number as answer", "answer": 4}, "missing_response"),
+        ({"id": "f", "text": "An empty answer", "answer": ""}, "empty_response"),
+        ({"id": "a", "text": "A repeated id", "answer": " x"}, "duplicate_id"),
+        ({"id": "g", "text": None, "answer": " x"}, "null_text"),
+    ]
+    src = tmp_path / "pairs.jsonl"
+    write_jsonl(src, good + [r for r, _ in bad] + [{"id": "h", "text": " ", "answer": " x"}], ("{not json",))
+    out = tmp_path / "out"
+    assert (
+        evaluate(
+            src, "--model", tiny_causal_lm, "--response-field", "answer", "--id-field", "id", "--output", out
+        )
+        == 0
+    )
+
+    manifest = run_files.manifest(out)
+    assert manifest["counts"] == {"records_read": 10, "docs_evaluated": 3, "skipped_empty": 1, "errors": 6}
+    reasons = Counter(d["reason"] for d in run_files.dead_letters(out))
+    assert reasons == Counter([r for _, r in bad] + ["malformed_json"])
+    faith = manifest["faithfulness"]
+    assert faith["mode"] == "response" and faith["response_source"] == "response"
+    assert faith["methods"] == list(DEFAULT_RESPONSE_METHODS) and faith["replacement_token"] == "mask"
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "response" and summary["samples"] == 3 and summary["response"]["pairs"] == 3
+    assert list(summary["methods"]) == list(DEFAULT_RESPONSE_METHODS)
+    for figures in summary["methods"].values():
+        assert figures["pairs"] == 3
+        for metric in ("comprehensiveness", "sufficiency"):
+            assert set(figures[metric]) == {"drop", "accuracy"} and 0 <= figures[metric]["accuracy"] <= 1
+    curves = pq.read_table(out / "curves.parquet").to_pylist()
+    assert len(curves) == len(DEFAULT_RESPONSE_METHODS) * 2 * 9 and {c["samples"] for c in curves} == {3}
+    table = (out / "results.md").read_text()
+    assert (
+        "3 prompt/response pairs" in table and "| normxlogit_logprob |" in table and "log-prob drop" in table
+    )
+
+    again = tmp_path / "again"
+    args = ("--response-field", "answer", "--id-field", "id", "--methods", "random,normxlogit")
+    assert evaluate(src, "--model", tiny_causal_lm, *args, "--output", again) == 0
+    second = json.loads((again / "summary.json").read_text())["methods"]
+    assert second["random"] == summary["methods"]["random"]  # seeded per document
+    assert second["normxlogit"]["comprehensiveness"] == pytest.approx(
+        summary["methods"]["normxlogit"]["comprehensiveness"]
+    )
+
+
+def test_chat_records_end_to_end(tmp_path, chat_lm, run_files):
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "Name a colour."},
+                {"role": "assistant", "content": "Blue."},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Capital of Italy?"},
+                {"role": "assistant", "content": "Rome"},
+            ]
+        },
+        {"messages": [{"role": "user", "content": "No answer yet."}]},
+        {"messages": "not a list"},
+        {"text": "no messages field at all"},
+    ]
+    src = tmp_path / "chats.jsonl"
+    write_jsonl(src, rows)
+    out = tmp_path / "out"
+    args = ("--messages-field", "messages", "--methods", "normxlogit,random,gradient_x_input")
+    assert evaluate(src, "--model", chat_lm, *args, "--output", out) == 0
+    counts = run_files.manifest(out)["counts"]
+    assert counts == {"records_read": 5, "docs_evaluated": 2, "skipped_empty": 0, "errors": 3}
+    assert Counter(d["reason"] for d in run_files.dead_letters(out)) == Counter(
+        ["no_assistant_response", "malformed_messages", "malformed_messages"]
+    )
+    assert json.loads((out / "summary.json").read_text())["response"]["source"] == "messages"
+
+
+def test_generated_answers_end_to_end(tmp_path, tiny_causal_lm, run_files):
+    src = tmp_path / "prompts.jsonl"
+    write_jsonl(src, [{"text": "The capital of France is"}, {"text": "Once upon a time"}])
+    out = tmp_path / "out"
+    args = ("--generate", 3, "--methods", "normxlogit,random")
+    assert evaluate(src, "--model", tiny_causal_lm, *args, "--output", out) == 0
+    assert run_files.manifest(out)["counts"]["docs_evaluated"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["response"]["generate"] == 3
+    # The model's own greedy answer: before any replacement every response token is the argmax.
+    curves = pq.read_table(out / "curves.parquet").to_pylist()
+    first = [c for c in curves if c["metric"] == "comprehensiveness" and c["k"] == pytest.approx(0.1)]
+    assert all(c["accuracy"] == 1.0 for c in first)  # floor(10% of a few tokens) = 0 replaced
+
+
+def test_run_wide_problems_fail_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, capsys):
+    src = tmp_path / "p.jsonl"
+    write_jsonl(src, [{"text": "a prompt", "answer": " a response", "label": "positive"}])
+    out = tmp_path / "out"
+    assert evaluate(src, "--model", tiny_classifier, "--response-field", "answer", "--output", out) == 2
+    assert "needs a causal language model" in capsys.readouterr().err
+    assert evaluate(src, "--model", tiny_causal_lm, "--messages-field", "m", "--output", out) == 2
+    assert "no chat template" in capsys.readouterr().err
+    assert (
+        evaluate(
+            src, "--model", tiny_causal_lm, "--response-field", "answer", "--methods", "lime", "--output", out
+        )
+        == 2
+    )
+    assert "in response mode give distinct names from normxlogit" in capsys.readouterr().err
+    both = ("--response-field", "answer", "--label-field", "label")
+    assert evaluate(src, "--model", tiny_causal_lm, *both, "--output", out) == 2
+    assert "not both" in capsys.readouterr().err
+    assert evaluate(src, "--model", tiny_causal_lm, "--output", out) == 2
+    assert "--label-field is required" in capsys.readouterr().err
+    assert not (out / "manifest.json").exists()

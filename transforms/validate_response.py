@@ -1,0 +1,75 @@
+"""Checks on a prompt/response record before it reaches the model (``evaluate`` in response mode).
+
+Like ``ValidateText``, every record leaves by one door: main output, records to evaluate;
+``skipped_empty``, an empty or whitespace-only prompt; ``dead_letter``, a prompt that cannot be
+tokenized (``text_problem``'s reasons) or a response or chat message text with lone surrogates
+(``invalid_unicode``). Chat records (``messages``) need no prompt field. What only the model side
+can judge (a response that is not text, a malformed chat, no assistant turn) is the core's
+``RecordError`` (``missing_response``, ``malformed_messages``, ...), dead-lettered by the handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
+from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, text_problem
+
+INVALID_UNICODE = "invalid_unicode"
+
+_SURROGATE_MESSAGE = (
+    "the {} holds a lone surrogate (e.g. a JSON \\ud800 escape), which is not a Unicode character "
+    "and cannot be written as UTF-8"
+)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string inside a JSON-like value (a chat's roles and contents)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def response_problem(record: SourceRecord, source: str) -> tuple[str, str] | None:
+    """(reason, message) if a record's prompt, response or chat cannot reach the tokenizer, else None."""
+    if source == "messages":
+        if any(has_surrogates(s) for s in _strings(record.messages)):
+            return INVALID_UNICODE, _SURROGATE_MESSAGE.format("chat")
+        return None
+    problem = text_problem(record.text)
+    if problem is None and source == "response" and isinstance(record.response, str):
+        if has_surrogates(record.response):
+            return INVALID_UNICODE, _SURROGATE_MESSAGE.format("response")
+    return problem
+
+
+class ValidateResponseRecord(beam.DoFn):
+    """Route each record to evaluation, ``skipped_empty`` or ``dead_letter``.
+
+    Args:
+        source: ``response``, ``messages`` or ``generate`` (``ResponseEvaluationOptions.source``).
+    """
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._empty = Metrics.counter("normxlogit", "skipped_empty")
+        self._dead = Metrics.counter("normxlogit", "invalid_text")
+
+    def process(self, record: SourceRecord):
+        problem = response_problem(record, self._source)
+        if problem is not None:
+            self._dead.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
+        elif self._source != "messages" and not record.text.strip():
+            self._empty.inc()
+            yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, record)
+        else:
+            yield record
