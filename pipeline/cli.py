@@ -10,7 +10,9 @@ neither is refused with the nearest known one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
 import sys
 
@@ -26,13 +28,35 @@ BEAM_NOISE = ("apitools not found", "No shards found to finalize")
 
 
 class QuietBeamNoise(logging.Filter):
-    """Drops the ``BEAM_NOISE`` warnings; every other record passes."""
+    """Drops the ``BEAM_NOISE`` warnings and workers' tracebacks of user errors; the rest passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            return True
         message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            # A worker's traceback of an error the command reports in one line (a corrupt input
+            # file): the line is the user's message, the traceback is noise; others are bugs.
+            raised = record.exc_info[1] if record.exc_info else None
+            text = f"{message}\n{raised!r}" if raised is not None else message
+            return not any(marker in text for marker in _worker_error_markers()) and not _is_user_error(
+                raised
+            )
         return not any(noise in message for noise in BEAM_NOISE)
+
+
+def _is_user_error(raised: BaseException | None) -> bool:
+    from normxlogit.pipeline.stages import WORKER_USER_ERRORS
+
+    while raised is not None:
+        if isinstance(raised, WORKER_USER_ERRORS):
+            return True
+        raised = raised.__cause__ or raised.__context__
+    return False
+
+
+def _worker_error_markers() -> tuple[str, ...]:
+    from normxlogit.pipeline.stages import WORKER_USER_ERRORS, worker_error_marker
+
+    return tuple(worker_error_marker(cls) for cls in WORKER_USER_ERRORS)
 
 
 _QUIET = QuietBeamNoise()
@@ -78,16 +102,46 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0]
     # --verbose takes no value, so the token is the flag wherever it stands; read it before
     # splitting, which imports Beam.
-    configure_logging(verbose=VERBOSE in argv[1 : argv.index("--") if "--" in argv else None])
+    verbose = VERBOSE in argv[1 : argv.index("--") if "--" in argv else None]
+    configure_logging(verbose=verbose)
     try:
         mine, beam_args = split_beam_args(argv[1:], subs[command])
     except UnknownOptionError as err:
         return _fail(command, err)
     args = parser.parse_args([command, *mine])
     try:
-        return _module(command).run(args, beam_args)
+        with contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
+            return _module(command).run(args, beam_args)
     except user_errors() as err:
         return _fail(command, err)
+
+
+class _WorkerTracebackFilter(io.TextIOBase):
+    """stderr, less the tracebacks that Beam's worker threads print (not log) for the user errors
+    the command reports in one line; everything else is written through."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if "Traceback (most recent call last)" in text and any(m in text for m in _worker_error_markers()):
+            return len(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+@contextlib.contextmanager
+def quiet_worker_tracebacks():
+    """Filter stderr with ``_WorkerTracebackFilter`` while a command runs."""
+    stream = sys.stderr
+    sys.stderr = _WorkerTracebackFilter(stream)
+    try:
+        yield
+    finally:
+        sys.stderr = stream
 
 
 def _fail(command: str, err: BaseException) -> int:

@@ -95,27 +95,35 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
     return mine, theirs
 
 
-# The local DirectRunner's default when the user sets neither flag: two threads in one process,
-# sharing the model (RunInference's shared handle), so that one thread tokenizes, converts and
-# writes while the other's forward pass runs. Forward passes take turns on the model
-# (``normxlogit.engine``), so this overlaps host and device work without doubling device memory.
+# Without --runner, pipelines run on Beam's FnApiRunner, the local runner the DirectRunner uses
+# here: Beam's DirectRunner first tries its Prism runner, which it downloads from GitHub on each
+# run (a network request, and a different runner than the one tested). ``--runner DirectRunner``
+# still lets Beam choose.
+LOCAL_RUNNER = "FnApiRunner"
+# Its default when the user sets neither flag below: two threads in one process, sharing the model
+# (RunInference's shared handle), so that one thread tokenizes, converts and writes while the
+# other's forward pass runs. Forward passes take turns on the model (``normxlogit.engine``), so
+# this overlaps host and device work without doubling device memory.
 LOCAL_THREADS = 2
 _DIRECT_FLAGS = ("--direct_num_workers", "--direct_running_mode")
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam's PipelineOptions from the pass-through flags, with the local runner's threads.
+    """Beam's PipelineOptions from the pass-through flags, with the local runner's defaults.
 
-    With the DirectRunner (the default runner) and neither ``--direct_num_workers`` nor
-    ``--direct_running_mode`` given, bundles run in ``LOCAL_THREADS`` threads
-    (``multi_threading``); other runners and explicit flags are left as they are.
+    Without ``--runner``, the runner is ``LOCAL_RUNNER``; on it or on the DirectRunner, with
+    neither ``--direct_num_workers`` nor ``--direct_running_mode`` given, bundles run in
+    ``LOCAL_THREADS`` threads (``multi_threading``). Other runners and explicit flags are left as
+    they are.
     """
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     options = PipelineOptions(beam_args)
-    runner = options.view_as(StandardOptions).runner
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = LOCAL_RUNNER
     chose = any(arg.split("=", 1)[0] in _DIRECT_FLAGS for arg in beam_args)
-    if runner in (None, "DirectRunner", "direct") and not chose:
+    if standard.runner in (LOCAL_RUNNER, "DirectRunner", "direct") and not chose:
         direct = options.view_as(DirectOptions)
         direct.direct_running_mode = "multi_threading"
         direct.direct_num_workers = LOCAL_THREADS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from importlib import metadata
@@ -38,12 +39,12 @@ from normxlogit.transforms.layout import (
 )
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.records import escape_surrogates, has_surrogates
-from normxlogit.transforms.sources import FieldSpec, InputError, ReadRecords
+from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
 from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateIds, ValidateText
 from normxlogit.transforms.writers import join, write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
-_LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner")
+_LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner")
 
 
 class CorpusConfig(Protocol):
@@ -140,7 +141,7 @@ def preflight(
         allow_pickle=cfg.spec.allow_pickle,
     )
     check_model(info)
-    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")  # Beam's own default
     if runner in _LOCAL_RUNNERS:
         resolve_device(cfg.spec.device)  # local workers share this machine's devices
     claim_output(cfg.output, cfg.overwrite)
@@ -157,13 +158,39 @@ def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam
         try:
             with beam.Pipeline(options=options) as p:
                 build(p)
-        except BaseException:
+        except BaseException as err:
             abandon_output(output)
+            user_error = user_error_from_worker(err)
+            if user_error is not None:
+                raise user_error from err
             raise
         with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
             return Manifest.from_json(fh.read()).counts
     finally:
         release_output(output)
+
+
+# Errors a user can fix that workers raise while the pipeline runs (a whole input file that cannot
+# be read). Runners whose workers are not this thread (Beam's threads and processes, a portable
+# runner) report them as traceback text, with the original type and message on one line.
+WORKER_USER_ERRORS: tuple[type[Exception], ...] = (InputFileError,)
+
+
+def worker_error_marker(cls: type[Exception]) -> str:
+    """How a traceback line starts that names an exception of ``cls``."""
+    return f"{cls.__module__}.{cls.__qualname__}: "
+
+
+def user_error_from_worker(err: BaseException) -> Exception | None:
+    """The user error ``err`` carries from a worker, as its own type and message, else None."""
+    if isinstance(err, WORKER_USER_ERRORS):
+        return None  # raised in this thread: it already is the user's error
+    for line in str(err).splitlines():
+        for cls in WORKER_USER_ERRORS:
+            marker = worker_error_marker(cls)
+            if line.startswith(marker):
+                return cls(re.sub(r" \[while running '.*'\]$", "", line[len(marker) :]))
+    return None
 
 
 def count_as(pcoll, name: str):

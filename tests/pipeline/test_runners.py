@@ -266,7 +266,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(workdir, tiny_classifier) -> Run:
-    """(a) The DirectRunner in this process."""
+    """(a) The default local runner (Beam's FnApiRunner, two threads) in this process."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(workdir)
         assert main(["annotate", *job_args(workdir, tiny_classifier, "out-direct")]) == 0
@@ -281,7 +281,7 @@ def annotate_in(workdir: Path, model: Path, out_name: str, *beam_args: str) -> R
 
 
 def test_direct_runner_in_process(baseline):
-    assert baseline.manifest["runner"] == "DirectRunner"
+    assert baseline.manifest["runner"] == "FnApiRunner"  # the local default: no Prism download
     assert {d["reason"] for d in baseline.dead_letters} == {"malformed_json"}
     ids = set(baseline.rows["doc_id"].to_pylist())
     assert {f"review-{i}" for i in range(len(REVIEWS))} | {f"q-{i}" for i in range(len(QUESTIONS))} <= ids
