@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.normxlogit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint format bench bench-host classifier clean system-deps
+.PHONY: setup demo test lint format bench bench-host bench-responses classifier clean system-deps
 
 setup: $(STAMP)
 
@@ -53,13 +53,19 @@ test: lint system-deps
 # stdout and benchmarks/out/bench.json. About 15 min on 2 CPU cores; BENCH_ARGS=--quick for ~2 min.
 # bench-host first: issue 12's host-path figures with a negligible model (tokenize-and-write floor,
 # API, pipeline with 1 and 2 workers, overlap with a sleeping model), benchmarks/out/bench_host.json.
+# bench-responses: issue 15's response attribution cost, ours against inseq and Captum on SmolLM2's
+# own answers, benchmarks/out/bench_responses.json (a few minutes; --quick: 2 pairs).
 BENCH_ARGS ?=
 BENCH_HOST_ARGS ?= $(filter --quick,$(BENCH_ARGS))
-bench: setup bench-host
+BENCH_RESPONSES_ARGS ?= $(filter --quick,$(BENCH_ARGS))
+bench: setup bench-host bench-responses
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 bench-host: setup
 	$(BIN)/python benchmarks/bench_host.py $(BENCH_HOST_ARGS)
+
+bench-responses: setup
+	$(BIN)/python benchmarks/bench_responses.py $(BENCH_RESPONSES_ARGS)
 
 classifier: setup
 	$(BIN)/python benchmarks/finetune_classifier.py
