@@ -5,7 +5,7 @@
 ``invalid_unicode`` dead letter. ``ValidateText`` then routes each record: main
 output, records to annotate; ``skipped_empty``, empty or whitespace-only texts (counted, not
 errors); ``dead_letter``, a missing, null or non-string text, one with NUL bytes or lone surrogates,
-or a target with lone surrogates.
+or a target, response, chat or kept field with lone surrogates.
 """
 
 from __future__ import annotations
@@ -53,15 +53,29 @@ def text_problem(text: object) -> tuple[str, str] | None:
     return None
 
 
-def target_problem(target: object) -> tuple[str, str] | None:
-    """(reason, message) if a record's own target cannot reach the tokenizer, else None.
+def fields_problem(record: SourceRecord) -> tuple[str, str] | None:
+    """(reason, message) if a field the run reads besides the text (its target, response, chat
+    messages or a kept field) holds a lone surrogate, which neither the tokenizer nor a Parquet
+    writer can take; else None.
 
-    Other bad targets (not a class, not one token) are the model step's ``unknown_target`` /
-    ``multi_token_target``.
+    Other bad values (a target that is not a class, a malformed chat) are the model step's.
     """
-    if isinstance(target, str) and has_surrogates(target):
-        return _unicode_problem("target")
+    named = (("target", record.target), ("response", record.response), ("messages", record.messages))
+    for what, value in (*named, *(("kept field", v) for v in record.kept)):
+        if _holds_surrogates(value):
+            return _unicode_problem(what)
     return None
+
+
+def _holds_surrogates(value: object) -> bool:
+    """A string with a lone surrogate, or a list or mapping (a JSON value) that holds one."""
+    if isinstance(value, str):
+        return has_surrogates(value)
+    if isinstance(value, dict):
+        return any(_holds_surrogates(k) or _holds_surrogates(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_surrogates(v) for v in value)
+    return False
 
 
 class ValidateIds(beam.DoFn):
@@ -88,7 +102,7 @@ class ValidateText(beam.DoFn):
 
     def process(self, record: SourceRecord):
         chat = record.messages is not None  # a chat record (--messages-field) has no text to check
-        problem = (None if chat else text_problem(record.text)) or target_problem(record.target)
+        problem = (None if chat else text_problem(record.text)) or fields_problem(record)
         if problem is not None:
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))

@@ -190,3 +190,23 @@ def test_kept_fields_cannot_shadow_the_tables_columns(tmp_path, reviews, tiny_cl
         "--keep-fields: kept fields must be distinct and differ from the documents table's own columns"
         in (capsys.readouterr().err)
     )
+
+
+def test_a_kept_field_with_a_lone_surrogate_is_a_dead_letter(tmp_path, tiny_classifier, run_files):
+    src = tmp_path / "r.jsonl"
+    src.write_text(
+        '{"id": "ok", "text": "fine", "lang": "en"}\n'
+        '{"id": "bad", "text": "fine too", "lang": "e\\ud800n"}\n'
+        '{"id": "nested", "text": "also fine", "lang": ["x", {"k": "\\udfff"}]}\n'
+    )
+    out = tmp_path / "out"
+    assert (
+        annotate(
+            src, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--keep-fields", "lang"
+        )
+        == 0
+    )
+    dead = {d["doc_id"]: d for d in run_files.dead_letters(out)}
+    assert sorted(dead) == ["bad", "nested"] and {d["reason"] for d in dead.values()} == {"invalid_unicode"}
+    assert "kept field" in dead["bad"]["message"] and "\\ud800" in dead["bad"]["excerpt"]
+    assert documents(out).column("doc_id").to_pylist() == ["ok"]

@@ -129,6 +129,24 @@ def test_parquet_rows_across_row_groups_read_only_named_columns(tmp_path: Path) 
     assert [(r.doc_id, r.text) for r in derived] == [(f"{path}#R{n}", MISSING) for n in (1, 2, 3)]
 
 
+def test_parquet_cells_that_are_not_utf8_are_dead_letters_not_a_failed_file(tmp_path: Path) -> None:
+    """Arrow does not check UTF-8 when reading: one bad cell must not stop the file's other rows."""
+    path = str(tmp_path / "bad.parquet")
+    texts = pa.array([b"good text", b"bad \xff text", b"fine too"], type=pa.binary()).cast(
+        pa.string(), safe=False
+    )
+    keys = pa.array([b"a", b"b", b"\xfe"], type=pa.binary()).cast(pa.string(), safe=False)
+    pq.write_table(pa.table({"id": keys, "text": texts, "lang": ["en", "en", "fr"]}), path, row_group_size=2)
+    records, dead = read_all(path, FieldSpec(id_field="id", keep_fields=("lang",)))
+    assert [(r.doc_id, r.text, r.kept) for r in records] == [("a", "good text", ("en",))]
+    assert [(d.locator, d.doc_id, d.reason) for d in dead] == [
+        ("row 2", "b", "invalid_utf8"),
+        ("row 3", None, "invalid_utf8"),
+    ]
+    assert "'text' is not valid UTF-8" in dead[0].message and "bad \ufffd text" in dead[0].excerpt
+    assert "'id' is not valid UTF-8" in dead[1].message
+
+
 def test_datasets_folder_reads_the_arrow_files_state_json_lists(tmp_path: Path) -> None:
     folder = tmp_path / "ds"
     ds = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "id": [1, 2, 3], "label": [0, 1, 0]})

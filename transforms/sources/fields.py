@@ -122,9 +122,49 @@ def records_from_batches(
     number = 0
     for batch in batches:
         present = [name for name in fields.names if name in batch.schema.names]
-        columns = {name: batch.column(name).to_pylist() for name in present}
+        columns = {name: _column_values(batch.column(name)) for name in present}
         for index in range(batch.num_rows):
             number += 1
             row = {name: values[index] for name, values in columns.items()}
+            locator, derived_id = f"row {number}", row_doc_id(source, number)
+            bad = [name for name, value in row.items() if isinstance(value, _NotUtf8)]
+            if bad:
+                raw = json.dumps({k: str(v) for k, v in row.items()}, ensure_ascii=False)
+                message = (
+                    f"the field {bad[0]!r} is not valid UTF-8 (shown decoded with replacement characters)"
+                )
+                doc_id = fields.unparsed_doc_id(derived_id)
+                if fields.id_field and fields.id_field not in bad and row.get(fields.id_field) is not None:
+                    doc_id = str(row[fields.id_field])
+                yield DeadLetter(source, locator, doc_id, "invalid_utf8", message, excerpt(raw))
+                continue
             raw = json.dumps(row, ensure_ascii=False, default=str)
-            yield record_from_mapping(source, f"row {number}", row_doc_id(source, number), row, raw, fields)
+            yield record_from_mapping(source, locator, derived_id, row, raw, fields)
+
+
+class _NotUtf8(str):
+    """A value that Arrow holds as a string but that is not valid UTF-8, decoded with replacements."""
+
+
+def _column_values(column: pa.Array) -> list:
+    """A column's Python values; a value whose string bytes are not UTF-8 becomes a ``_NotUtf8``.
+
+    Arrow does not check UTF-8 when it reads a file, so one bad cell fails the whole column's
+    conversion; only then is the column converted cell by cell, to find the bad ones.
+    """
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        return [_cell_value(column, i) for i in range(len(column))]
+
+
+def _cell_value(column: pa.Array, index: int) -> Any:
+    try:
+        return column[index].as_py()
+    except UnicodeDecodeError:
+        import pyarrow as pa
+
+        cell = column[index]
+        text = pa.types.is_string(cell.type) or pa.types.is_large_string(cell.type)
+        data = cell.cast(pa.large_binary()).as_py() if text else repr(cell).encode()
+        return _NotUtf8(data.decode("utf-8", errors="replace"))
