@@ -1,21 +1,22 @@
-"""Writers: token rows to Parquet (Arrow batches), dead letters to JSON Lines, manifest last.
+"""Writers: token and document rows to Parquet (Arrow batches), dead letters to JSON Lines, manifest last.
 
 All files go through Beam's file sinks, which write to a temporary folder and rename into place
 when the write finalises, so a run that dies leaves no half-written part files. The manifest is
-written by a step that waits (as side inputs) on the finalised file names of both writes, so its
-presence marks a finished run.
+written by a step that waits (as side inputs) on the finalised file names of every write, and
+atomically, so a valid manifest marks a finished run.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
-from normxlogit.schema import token_schema
 from normxlogit.transforms.atomic_files import replace_atomically
-from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, MANIFEST_TEMP_FILE, Manifest
+from normxlogit.transforms.layout import ERRORS, MANIFEST_FILE, MANIFEST_TEMP_FILE, Manifest, PartFiles
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter
 
 
@@ -24,31 +25,42 @@ def join(root: str, *parts: str) -> str:
     return FileSystems.join(root, *parts)
 
 
-def _rows_table(batch: AnnotatedBatch) -> pa.Table:
-    return pa.Table.from_batches([batch.rows])
+class WriteBatchParquet(beam.PTransform):
+    """One Arrow record batch per annotated batch -> ``OUT/{folder}/part-SSSSS-of-NNNNN.parquet``.
 
+    Each batch is written as it is, one Parquet row group (zstd); empty batches write nothing.
+    Returns the finalised file names.
 
-class WriteAttributions(beam.PTransform):
-    """Annotated batches -> ``OUT/attributions/part-SSSSS-of-NNNNN.parquet``.
-
-    Each batch's token rows (one Arrow record batch per RunInference batch) are written as they
-    are, one Parquet row group each; batches without rows write nothing. Returns the finalised
-    file names.
+    Args:
+        output: the run folder.
+        files: where the parts go (``layout.ATTRIBUTIONS``, ``layout.DOCUMENTS``).
+        schema: the batches' schema.
+        pick: the record batch to write from an ``AnnotatedBatch`` (its ``rows`` or ``documents``).
     """
 
-    def __init__(self, output: str, with_layers: bool):
+    def __init__(
+        self,
+        output: str,
+        files: PartFiles,
+        schema: pa.Schema,
+        pick: Callable[[AnnotatedBatch], pa.RecordBatch],
+    ):
         super().__init__()
-        self._prefix = join(output, ATTRIBUTIONS.folder, ATTRIBUTIONS.prefix)
-        self._schema = token_schema(with_layers)
+        self._prefix = join(output, files.folder, files.prefix)
+        self._suffix = files.suffix
+        self._schema = schema
+        self._pick = pick
 
     def expand(self, batches):
+        pick = self._pick
         return (
             batches
-            | "WithRows" >> beam.Filter(lambda b: b.rows.num_rows > 0)
-            | "ToTable" >> beam.Map(_rows_table)
+            | "Pick" >> beam.Map(pick)
+            | "NotEmpty" >> beam.Filter(lambda rb: rb.num_rows > 0)
+            | "ToTable" >> beam.Map(lambda rb: pa.Table.from_batches([rb]))
             | "WriteParquet"
             >> beam.io.WriteToParquetBatched(
-                self._prefix, schema=self._schema, file_name_suffix=".parquet", codec="zstd"
+                self._prefix, schema=self._schema, file_name_suffix=self._suffix, codec="zstd"
             )
         )
 
