@@ -274,6 +274,11 @@ def overlap(cfg: Settings, sources, model_args, host_s: float, host_padded: int)
 
 def measure(cfg: Settings, log) -> dict:
     """Every figure: ``cfg.repeats`` repeats of floor, API and pipeline runs, then the overlap."""
+    # The negligible model's forward pass runs on one thread, here and in every annotate run: with
+    # torch's default (a thread per core) each of its tiny operations waits for threads that the
+    # host work holds on a 2-core machine, and the model stops being negligible.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
     folder = cfg.work_dir
     model_dir = tiny_model_dir(folder, cfg.seed)
     texts = sample_tweets(cfg.docs, cfg.seed)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from normxlogit.transforms.layout import read_manifest
+
 # The console script's entry point, plus one thing at exit: the peak resident set size of this
 # process image (VmHWM). The kernel's ru_maxrss would not do: across fork + exec it keeps the
 # launcher's peak, so every child would report at least the benchmark process's own memory.
@@ -148,16 +150,16 @@ def run_annotate(
     if code != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise PipelineRunError(f"normxlogit annotate exited with {code}:\n{tail}")
-    manifest = json.loads((output / "manifest.json").read_text())
+    manifest = read_manifest(output)
     docs = sum(1 for _ in open(source, encoding="utf-8"))
     slept = json.loads(sleep_file.read_text()) if sleep_per_padded_token is not None else {}
     return PipelineRun(
         docs=docs,
         seconds=seconds,
         peak_rss_mb=int(rss_file.read_text()) / 1024,  # VmHWM is in KiB
-        tokens=manifest["counts"]["tokens"],
-        padded_tokens=manifest["batching"]["padded_tokens"],
-        docs_annotated=manifest["counts"]["docs_annotated"],
+        tokens=manifest.counts.tokens,
+        padded_tokens=manifest.batching.padded_tokens,
+        docs_annotated=manifest.counts.docs_annotated,
         slept_s=slept.get("seconds"),
         sleep_calls=slept.get("calls"),
         slept_padded_tokens=slept.get("padded_tokens"),
