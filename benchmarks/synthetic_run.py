@@ -120,6 +120,10 @@ def synthetic_table(
         "prediction_id": per_doc(prediction, pa.int32()),
         "prediction_prob": per_doc(rng.uniform(0.34, 1.0, n_docs).astype(np.float32), pa.float32()),
         "truncated": per_doc(lengths > 56, pa.bool_()),
+        **{  # a plain run: the response columns are null
+            name: pa.nulls(len(rows_doc), normxlogit.token_schema().field(name).type)
+            for name in ("segment", "response_step", "n_steps", "target_logprob")
+        },
     }
     if layers:  # layer l's scores: the final scores scaled by l / L (a stand-in with structure)
         share = np.asarray(layers, dtype=np.float32) / max(layers)

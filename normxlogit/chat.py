@@ -25,8 +25,15 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from normxlogit.encoding import RecordError, _SpecialNames
-from normxlogit.heads import HeadAdapter
-from normxlogit.responses import SEGMENT_CODE, EncodedResponse, assemble, require_causal_lm, tokenize_rows
+from normxlogit.heads import HeadAdapter, UnsupportedModelError
+from normxlogit.responses import (
+    SEGMENT_CODE,
+    EncodedResponse,
+    assemble,
+    require_causal_lm,
+    single,
+    tokenize_rows,
+)
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -35,8 +42,9 @@ _MARK = "\ue000{}\ue001"
 _MARK_RE = re.compile("\ue000(\\d+)\ue001")
 
 
-class ChatTemplateError(ValueError):
-    """The tokenizer cannot render chats: a problem of the whole run, not of one record."""
+class ChatTemplateError(UnsupportedModelError):
+    """The tokenizer cannot render chats: a problem of the whole run (the model does not support
+    chats), not of one record."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +251,4 @@ def encode_chat(
     messages: object, tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter, *, max_length: int
 ) -> EncodedResponse:
     """``encode_chat_batch`` for one conversation; raises its ``RecordError``."""
-    (encoded,) = encode_chat_batch([messages], tokenizer, adapter, max_length=max_length)
-    if isinstance(encoded, RecordError):
-        raise encoded
-    return encoded
+    return single(encode_chat_batch([messages], tokenizer, adapter, max_length=max_length))

@@ -7,6 +7,10 @@ memory, say) is split in half and retried, down to a single text, whose error is
 of its result (``run_planned``). Results come back columnar (``ScoredBatch``): flat per-token arrays
 for the whole batch, per-document arrays beside them, in input order.
 
+Responses of causal LMs (METHOD.md, "Responses of causal LMs") go the same way: ``encode_responses``,
+``encode_chats`` or ``generate`` make ``EncodedResponse`` values, and ``score_responses`` runs them
+through the same ``run_planned`` loop (``ScoredResponses``).
+
 Forward passes on one model are serialised (``ScoringModel.lock``): a pipeline worker that runs
 several bundles in threads overlaps one thread's tokenizing and writing with another's forward
 pass, and the device never holds two batches' activations at once.
@@ -20,8 +24,12 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from normxlogit.chat import encode_chat_batch
 from normxlogit.encoding import EncodedText, RecordError, encode_batch
+from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
 from normxlogit.loading import ScoringModel
+from normxlogit.response_scoring import ResponseScores, score_responses
+from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, describe, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, score_padded
 
@@ -29,6 +37,7 @@ DEFAULT_BATCH_TOKENS = 8192
 MODEL_ERROR = "model_error"
 
 R = TypeVar("R")
+E = TypeVar("E", bound=EncodedText)
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,48 @@ class ScoredBatch:
         ]
 
 
+@dataclass
+class ScoredResponses:
+    """Response-level NormXLogit of a batch of prompt/response pairs, columnar, in input order.
+
+    Attributes:
+        size: how many pairs the batch had.
+        index: (D,) input position of each scored pair (increasing).
+        encoded: the D scored pairs' encodings (prompt + response, segments).
+        scores: their ``ResponseScores`` (per-token arrays hold the pairs one after another).
+        target: (D,) the response's first token y_1, as text.
+        prediction: (D,) the model's own greedy token at y_1's place, as text.
+        errors: input position -> why that pair was not scored (``RecordError``).
+        padded_tokens: positions the forward passes ran.
+    """
+
+    size: int
+    index: np.ndarray
+    encoded: list[EncodedResponse]
+    scores: ResponseScores
+    target: list[str]
+    prediction: list[str]
+    errors: dict[int, RecordError]
+    padded_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        """Token rows of the scored pairs."""
+        return self.scores.tokens
+
+
+@dataclass
+class _Run(Generic[E, R]):
+    """What ``BatchEngine._run`` gives back: the scored items in input order and the rest."""
+
+    index: np.ndarray
+    encoded: list[E]
+    parts: list[R]
+    perm: np.ndarray  # the concatenated parts reordered by ``perm`` follow ``encoded``
+    errors: dict[int, RecordError]
+    padded_tokens: int
+
+
 class BatchEngine:
     """A loaded model and the batch logic around it: encode, plan, score, split on failure.
 
@@ -187,29 +238,118 @@ class BatchEngine:
     def score_encoded(self, items: Sequence[EncodedText | RecordError]) -> ScoredBatch:
         """Score already encoded texts (``RecordError`` entries are carried into ``errors``)."""
         sm, layers = self.model, self.options.layers
+        run = self._run(items, len, lambda batch: score_padded(sm, batch, layers))
+        scores = BatchScores.concat(run.parts, layers=bool(layers)).reorder(run.perm)
+        return ScoredBatch(
+            size=len(items),
+            index=run.index,
+            encoded=run.encoded,
+            scores=scores,
+            padded_tokens=run.padded_tokens,
+            layers=tuple(layers),
+            errors=run.errors,
+            **self._labels(scores),
+        )
+
+    def _run(
+        self, items: Sequence[E | RecordError], cost: Callable[[E], int], score: Callable[[list[E]], R]
+    ) -> _Run[E, R]:
+        """The one batch loop: plan the encoded items by ``cost`` under the token budget, ``score``
+        each bucket (``run_planned``: halved and retried on failure), keep errors in place."""
         errors = {i: e for i, e in enumerate(items) if isinstance(e, RecordError)}
         keys = [i for i in range(len(items)) if i not in errors]
-        encoded = [items[i] for i in keys]
+        encoded: list[E] = [items[i] for i in keys]  # type: ignore[misc]
         planned = run_planned(
-            [len(e) for e in encoded],
+            [cost(e) for e in encoded],
             self.options.batch_tokens,
-            lambda idx: score_padded(sm, [encoded[i] for i in idx], layers),
+            lambda idx: score([encoded[i] for i in idx]),
         )
         for i, err in planned.failed.items():
             errors[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
         order = [i for idx, _ in planned.groups for i in idx]  # scored items, in the order they ran
-        parts = [part for _, part in planned.groups]
-        scores = BatchScores.concat(parts, layers=bool(layers)).reorder(np.argsort(order, kind="stable"))
         done = sorted(order)
-        return ScoredBatch(
-            size=len(items),
+        return _Run(
             index=np.asarray([keys[i] for i in done], dtype=np.int64),
             encoded=[encoded[i] for i in done],
-            scores=scores,
-            padded_tokens=planned.padded_tokens,
-            layers=tuple(layers),
+            parts=[part for _, part in planned.groups],
+            perm=np.argsort(order, kind="stable"),
             errors=errors,
-            **self._labels(scores),
+            # positions the forward passes ran, whatever the planning cost counted
+            padded_tokens=sum(len(idx) * max(len(encoded[i]) for i in idx) for idx, _ in planned.groups),
+        )
+
+    def encode_responses(
+        self, prompts: Sequence[str], responses: Sequence[object]
+    ) -> list[EncodedResponse | RecordError]:
+        """Prompt/response pairs as the model reads them (``responses.encode_response_batch``)."""
+        sm = self.model
+        return encode_response_batch(prompts, responses, sm.tokenizer, sm.adapter, max_length=self.max_length)
+
+    def encode_chats(self, conversations: Sequence[object]) -> list[EncodedResponse | RecordError]:
+        """Chats through the tokenizer's template, the last assistant turn as the response
+        (``chat.encode_chat_batch``)."""
+        sm = self.model
+        return encode_chat_batch(conversations, sm.tokenizer, sm.adapter, max_length=self.max_length)
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[EncodedResponse | RecordError]:
+        """The model's greedy answers (at most ``max_new_tokens``) to prompts, each on its prompt as
+        the model read it, ready for ``score_responses``.
+
+        Prompts are cut from their start to leave room for the answer; generation runs in length
+        buckets through ``run_planned`` (a bucket that fails is halved, a prompt that fails alone
+        is a ``model_error``).
+        """
+        sm = self.model
+        room = max(self.max_length - max_new_tokens, 1)
+        encoded = encode_prompt_batch(prompts, sm.tokenizer, sm.adapter, max_length=room)
+        run = self._run(
+            encoded,
+            lambda e: len(e) + max_new_tokens,
+            lambda batch: generate_responses(sm, batch, max_new_tokens),
+        )
+        answers = [ids for part in run.parts for ids in part]
+        out: list[EncodedResponse | RecordError] = list(encoded)
+        for i, err in run.errors.items():
+            out[i] = err
+        for i, j in zip(run.index.tolist(), run.perm.tolist()):
+            try:
+                out[i] = append_generated(encoded[i], answers[j], sm.tokenizer)
+            except RecordError as err:
+                out[i] = err
+        return out
+
+    def score_responses(
+        self, items: Sequence[EncodedResponse | RecordError], step_scores: bool = False
+    ) -> ScoredResponses:
+        """Response-level NormXLogit of encoded pairs (``RecordError`` entries carried into ``errors``).
+
+        The budget counts each pair's (n x T) step logits besides its n positions: a pair costs
+        ``n * (1 + T / hidden_size)`` tokens, so long answers make smaller forward passes.
+        """
+        sm = self.model
+        width = sm.model.get_input_embeddings().embedding_dim
+
+        def cost(e: EncodedResponse) -> int:
+            return len(e) + -(-len(e) * e.n_response // width)
+
+        run = self._run(items, cost, lambda batch: score_responses(sm, batch, step_scores))
+        scores = ResponseScores.concat(run.parts, steps=step_scores).reorder(run.perm)
+        names: dict[int, str] = {}
+
+        def name(i: int) -> str:
+            if i not in names:
+                names[i] = label_of(sm, i)
+            return names[i]
+
+        return ScoredResponses(
+            size=len(items),
+            index=run.index,
+            encoded=run.encoded,
+            scores=scores,
+            target=[name(int(e.response_ids[0])) for e in run.encoded],
+            prediction=[name(i) for i in scores.prediction_id.tolist()],
+            errors=run.errors,
+            padded_tokens=run.padded_tokens,
         )
 
     def _labels(self, scores: BatchScores) -> dict:

@@ -22,8 +22,9 @@ from normxlogit.responses import (
     SEGMENT_CODE,
     EncodedResponse,
     TokenRow,
-    assemble,
+    assemble_plain,
     require_causal_lm,
+    single,
     tokenize_rows,
 )
 from normxlogit.scoring import pad_batch
@@ -47,23 +48,18 @@ def encode_prompt_batch(
     names = _SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for prompt, row in zip(prompts, tokenize_rows(prompts, tokenizer, special_tokens=True)):
-        segment = np.full(len(row.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
-        try:
-            out.append(
-                assemble(
-                    prompt,
-                    row,
-                    segment,
-                    "",
-                    nothing,
-                    max_length=max_length,
-                    tokenizer=tokenizer,
-                    names=names,
-                    min_response=0,
-                )
+        out.append(
+            assemble_plain(
+                prompt,
+                row,
+                "",
+                nothing,
+                max_length=max_length,
+                tokenizer=tokenizer,
+                names=names,
+                min_response=0,
             )
-        except RecordError as err:
-            out.append(err)
+        )
     return out
 
 
@@ -165,22 +161,11 @@ def encode_response_ids_batch(
             continue
         text, offsets = decoded_offsets(ids, tokenizer)
         response = TokenRow(ids, offsets, np.isin(ids, specials), np.zeros(len(ids), dtype=bool))
-        segment = np.full(len(row.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
-        try:
-            out.append(
-                assemble(
-                    prompt,
-                    row,
-                    segment,
-                    text,
-                    response,
-                    max_length=max_length,
-                    tokenizer=tokenizer,
-                    names=names,
-                )
+        out.append(
+            assemble_plain(
+                prompt, row, text, response, max_length=max_length, tokenizer=tokenizer, names=names
             )
-        except RecordError as err:
-            out.append(err)
+        )
     return out
 
 
@@ -193,12 +178,9 @@ def encode_response_ids(
     max_length: int,
 ) -> EncodedResponse:
     """``encode_response_ids_batch`` for one pair; raises its ``RecordError``."""
-    (encoded,) = encode_response_ids_batch(
-        [prompt], [response_ids], tokenizer, adapter, max_length=max_length
+    return single(
+        encode_response_ids_batch([prompt], [response_ids], tokenizer, adapter, max_length=max_length)
     )
-    if isinstance(encoded, RecordError):
-        raise encoded
-    return encoded
 
 
 def eos_ids(sm: ScoringModel) -> list[int]:

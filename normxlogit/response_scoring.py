@@ -10,7 +10,8 @@ causal LMs"):
     score_i   = ||x_i^0||_2 * logat_i
     n_steps_i = how many such steps (T for prompt tokens, T - s for y_s, 0 for y_T)
 
-The full vocabulary is read only at the T positions p_t, for ``target_logprob``.
+The full vocabulary is read only at the T positions p_t, for ``target_logprob`` and, at p_1, the
+model's own greedy first token (``prediction_id``, ``prediction_prob``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ResponseScores:
     Attributes:
         lengths: (D,) int64 tokens per document (prompt + response).
         response_length: (D,) int64 T, response tokens per document.
+        prediction_id: (D,) int64 the model's greedy token at p_1 (what it would answer first).
+        prediction_prob: (D,) float32 its softmax probability there.
         norm: (N,) float32 ||x_i^0||, N = lengths.sum().
         logat: (N,) float32 LogAt summed over the steps the token is context for (0 if none).
         score: (N,) float32 norm * logat.
@@ -50,6 +53,8 @@ class ResponseScores:
 
     lengths: np.ndarray
     response_length: np.ndarray
+    prediction_id: np.ndarray
+    prediction_prob: np.ndarray
     norm: np.ndarray
     logat: np.ndarray
     score: np.ndarray
@@ -57,26 +62,32 @@ class ResponseScores:
     target_logprob: np.ndarray
     step_score: np.ndarray | None = None
 
+    _DOC_FIELDS = ("lengths", "response_length", "prediction_id", "prediction_prob")
     _TOKEN_FIELDS = ("norm", "logat", "score", "n_steps", "target_logprob")
 
     @classmethod
     def concat(cls, parts: Sequence[ResponseScores], steps: bool) -> ResponseScores:
         """The documents of ``parts`` one after another (an empty result when there are none)."""
         if not parts:
-            f32 = np.zeros(0, np.float32)
-            i64 = np.zeros(0, np.int64)
-            return cls(i64, i64, f32, f32, f32, np.zeros(0, np.int32), f32, f32 if steps else None)
-        names = ("lengths", "response_length", *cls._TOKEN_FIELDS) + (("step_score",) if steps else ())
+            f32, i64 = np.zeros(0, np.float32), np.zeros(0, np.int64)
+            return cls(i64, i64, i64, f32, f32, f32, f32, np.zeros(0, np.int32), f32, f32 if steps else None)
+        names = (*cls._DOC_FIELDS, *cls._TOKEN_FIELDS) + (("step_score",) if steps else ())
         return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in names})
 
     def reorder(self, perm: np.ndarray) -> ResponseScores:
         """The documents in the order ``perm`` (new document j is old document ``perm[j]``)."""
         perm = np.asarray(perm, dtype=np.int64)
         tokens = _block_gather(self.lengths, perm)
-        out = {name: getattr(self, name)[tokens] for name in self._TOKEN_FIELDS}
+        out = {name: getattr(self, name)[perm] for name in self._DOC_FIELDS}
+        out.update({name: getattr(self, name)[tokens] for name in self._TOKEN_FIELDS})
         if self.step_score is not None:
             out["step_score"] = self.step_score[_block_gather(self.lengths * self.response_length, perm)]
-        return ResponseScores(lengths=self.lengths[perm], response_length=self.response_length[perm], **out)
+        return ResponseScores(**out)
+
+    @property
+    def tokens(self) -> int:
+        """N, the token rows."""
+        return int(self.lengths.sum())
 
     def step_offsets(self) -> np.ndarray:
         """(N + 1,) int64: token row k's per-step scores are ``step_score[o[k]:o[k+1]]``."""
@@ -150,15 +161,20 @@ def score_responses(
     n_steps = applies.sum(-1)
 
     rows, steps = live.nonzero(as_tuple=True)
-    logprob = _target_logprobs(sm, final[rows, y_pos[rows, steps] - 1], targets[rows, steps])
+    logprob, best, best_logprob = _step_logprobs(
+        sm, final[rows, y_pos[rows, steps] - 1], targets[rows, steps]
+    )
     target_logprob = torch.full_like(norm, float("nan"))
     target_logprob[rows, y_pos[rows, steps]] = logprob
+    first = steps == 0  # every document has T >= 1 steps: one first step per row, in row order
 
     real = mask.bool()
     score = norm * logat
     result = ResponseScores(
         lengths=np.array([len(e) for e in batch], dtype=np.int64),
         response_length=n_resp.cpu().numpy().astype(np.int64),
+        prediction_id=best[first].cpu().numpy().astype(np.int64),
+        prediction_prob=best_logprob[first].exp().cpu().numpy().astype(np.float32),
         norm=norm[real].cpu().numpy(),
         logat=logat[real].cpu().numpy(),
         score=score[real].cpu().numpy(),
@@ -172,11 +188,20 @@ def score_responses(
     return result
 
 
-def _target_logprobs(sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log_softmax(LM head(hidden))[target] for hidden: (M, D), targets: (M,), in chunks of positions."""
-    parts = []
+def _step_logprobs(
+    sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For hidden: (M, D) and targets: (M,), in chunks of positions: log_softmax(LM head(hidden))
+    at the target, the argmax token and its log-probability, each (M,)."""
+    chosen, best, best_lp = [], [], []
     for lo in range(0, hidden.shape[0], _LOGPROB_CHUNK):
         logits = sm.adapter.class_logits(sm.model, hidden[lo : lo + _LOGPROB_CHUNK]).float()  # (m, V)
-        chosen = logits.gather(1, targets[lo : lo + _LOGPROB_CHUNK, None])[:, 0]
-        parts.append(chosen - logits.logsumexp(-1))
-    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+        total = logits.logsumexp(-1)
+        top, arg = logits.max(-1)
+        chosen.append(logits.gather(1, targets[lo : lo + _LOGPROB_CHUNK, None])[:, 0] - total)
+        best.append(arg)
+        best_lp.append(top - total)
+    if not chosen:
+        empty = hidden.new_zeros(0, dtype=torch.float32)
+        return empty, torch.zeros(0, dtype=torch.long, device=hidden.device), empty
+    return torch.cat(chosen), torch.cat(best), torch.cat(best_lp)

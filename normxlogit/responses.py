@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from transformers import PreTrainedTokenizerBase
@@ -237,30 +238,43 @@ def encode_response_batch(
                 RecordError("missing_response", f"the response is {type(response).__name__}, not text")
             )
             continue
-        segment = np.full(len(row.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
-        try:
-            out.append(
-                assemble(
-                    prompt,
-                    row,
-                    segment,
-                    response,
-                    next(response_rows),
-                    max_length=max_length,
-                    tokenizer=tokenizer,
-                    names=names,
-                )
+        out.append(
+            assemble_plain(
+                prompt,
+                row,
+                response,
+                next(response_rows),
+                max_length=max_length,
+                tokenizer=tokenizer,
+                names=names,
             )
-        except RecordError as err:
-            out.append(err)
+        )
     return out
+
+
+def assemble_plain(
+    prompt_text: str, prompt: TokenRow, response_text: str, response: TokenRow, **options: Any
+) -> EncodedResponse | RecordError:
+    """``assemble`` (``options``: its keyword arguments) for a plain, not chat, prompt: every prompt
+    token in segment ``prompt``. The ``RecordError`` is returned, not raised: batch encoders keep
+    it in place."""
+    segment = np.full(len(prompt.ids), SEGMENT_CODE["prompt"], dtype=np.int8)
+    try:
+        return assemble(prompt_text, prompt, segment, response_text, response, **options)
+    except RecordError as err:
+        return err
+
+
+def single(encoded: Sequence[EncodedResponse | RecordError]) -> EncodedResponse:
+    """The one entry of a one-record batch encoding; raises its ``RecordError``."""
+    (one,) = encoded
+    if isinstance(one, RecordError):
+        raise one
+    return one
 
 
 def encode_response(
     prompt: str, response: str, tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter, *, max_length: int
 ) -> EncodedResponse:
     """``encode_response_batch`` for one pair; raises its ``RecordError``."""
-    (encoded,) = encode_response_batch([prompt], [response], tokenizer, adapter, max_length=max_length)
-    if isinstance(encoded, RecordError):
-        raise encoded
-    return encoded
+    return single(encode_response_batch([prompt], [response], tokenizer, adapter, max_length=max_length))

@@ -2,6 +2,10 @@
 
 One row per token. Document-level fields (target, prediction, ...) repeat on each row so that
 any single row is self-describing and a Parquet reader can filter without joins.
+
+Every run has the response columns (``segment``, ``response_step``, ``n_steps``,
+``target_logprob``): filled by response runs (``response_token_rows``), null in plain runs
+(``token_rows``), so that one schema reads both.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normxlogit.engine import ScoredBatch
+from normxlogit.encoding import EncodedText
+from normxlogit.engine import ScoredBatch, ScoredResponses
+from normxlogit.responses import SEGMENTS
 from normxlogit.result import TextAttribution
 from normxlogit.scoring import BatchScores
 
@@ -39,16 +45,27 @@ _BASE_FIELDS = [
     pa.field("prediction_id", pa.int32()),
     pa.field("prediction_prob", pa.float32()),
     pa.field("truncated", pa.bool_(), nullable=False),
+    # Response runs (null in plain runs): the token's part of the conversation, its step t, how many
+    # steps it is context for, and log p(y_t | context) on response tokens.
+    pa.field("segment", pa.string()),
+    pa.field("response_step", pa.int32()),
+    pa.field("n_steps", pa.int32()),
+    pa.field("target_logprob", pa.float32()),
 ]
 _LAYER_FIELDS = [
     pa.field("logat_layers", pa.list_(pa.float32())),
     pa.field("score_layers", pa.list_(pa.float32())),
 ]
+_STEP_FIELD = pa.field("step_scores", pa.list_(pa.float32()))
+RESPONSE_COLUMNS: tuple[str, ...] = ("segment", "response_step", "n_steps", "target_logprob")
 
 
-def token_schema(with_layers: bool = False) -> pa.Schema:
-    """The Arrow schema of token rows; layer-wise list columns only when layers were asked for."""
-    return pa.schema(_BASE_FIELDS + (_LAYER_FIELDS if with_layers else []))
+def token_schema(with_layers: bool = False, step_scores: bool = False) -> pa.Schema:
+    """The Arrow schema of token rows; layer-wise list columns only when layers were asked for, the
+    per-step list column only when a response run asked for it (``--step-scores``)."""
+    return pa.schema(
+        _BASE_FIELDS + (_LAYER_FIELDS if with_layers else []) + ([_STEP_FIELD] if step_scores else [])
+    )
 
 
 _DOCUMENT_FIELDS = [
@@ -63,26 +80,38 @@ _DOCUMENT_FIELDS = [
 ]
 
 
+_RESPONSE_DOCUMENT_FIELDS = [
+    pa.field("response", pa.string(), nullable=False),
+    pa.field("n_response_tokens", pa.int32(), nullable=False),
+    pa.field("response_logprob", pa.float32(), nullable=False),
+]
+
 DOCUMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in _DOCUMENT_FIELDS)
+RESPONSE_DOCUMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in _RESPONSE_DOCUMENT_FIELDS)
 
 
-def document_schema(keep_fields: Sequence[str] = ()) -> pa.Schema:
+def document_schema(keep_fields: Sequence[str] = (), responses: bool = False) -> pa.Schema:
     """The Arrow schema of document rows: one row per annotated document.
 
     Args:
         keep_fields: record fields copied into the table after its own columns, as strings
             (``kept_text``), null where a record lacks the field.
+        responses: a response run: ``response`` (the response as the model read it),
+            ``n_response_tokens`` and ``response_logprob`` (the mean of its tokens'
+            ``target_logprob``) follow the table's own columns.
 
     Raises:
         ValueError: a kept field repeats or is named like one of the table's own columns.
     """
-    clash = sorted(set(keep_fields) & set(DOCUMENT_COLUMNS))
+    own = DOCUMENT_COLUMNS + (RESPONSE_DOCUMENT_COLUMNS if responses else ())
+    clash = sorted(set(keep_fields) & set(own))
     if clash or len(set(keep_fields)) != len(keep_fields):
         raise ValueError(
             f"kept fields must be distinct and differ from the documents table's own columns "
-            f"({', '.join(DOCUMENT_COLUMNS)}): {', '.join(clash) or 'repeated names'}"
+            f"({', '.join(own)}): {', '.join(clash) or 'repeated names'}"
         )
-    return pa.schema(_DOCUMENT_FIELDS + [pa.field(name, pa.string()) for name in keep_fields])
+    fields = _DOCUMENT_FIELDS + (_RESPONSE_DOCUMENT_FIELDS if responses else [])
+    return pa.schema(fields + [pa.field(name, pa.string()) for name in keep_fields])
 
 
 def kept_text(value: Any) -> str | None:
@@ -117,53 +146,77 @@ def _doc_columns(scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[
     }
 
 
+def _text_columns(encoded: Sequence[EncodedText], lengths: np.ndarray) -> list[pa.Array]:
+    """position .. special: what the encodings say about each token, documents one after another."""
+    if encoded:
+        offsets = np.concatenate([e.offsets for e in encoded])
+        word = np.concatenate([e.word_index for e in encoded])
+        ids = np.concatenate([e.input_ids for e in encoded]).astype(np.int32)
+        special = np.concatenate([e.special for e in encoded])
+    else:
+        offsets, word = np.zeros((0, 2), np.int32), np.zeros(0, np.int32)
+        ids, special = np.zeros(0, np.int32), np.zeros(0, bool)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return [
+        pa.array((np.arange(int(lengths.sum())) - starts).astype(np.int32)),
+        pa.array(ids),
+        pa.array(list(itertools.chain.from_iterable(e.tokens for e in encoded)), type=pa.string()),
+        pa.array(offsets[:, 0].astype(np.int32)),
+        pa.array(offsets[:, 1].astype(np.int32)),
+        pa.array(word.astype(np.int32), mask=word < 0),
+        pa.array(special, type=pa.bool_()),
+    ]
+
+
+_PER_DOC = (
+    "target",
+    "target_id",
+    "foil",
+    "foil_id",
+    "prediction",
+    "prediction_id",
+    "prediction_prob",
+    "truncated",
+)
+
+
+def _per_token(docs: dict[str, pa.Array], lengths: np.ndarray) -> dict[str, pa.Array]:
+    """Each per-document column repeated on its document's token rows."""
+    owner = pa.array(np.repeat(np.arange(len(lengths), dtype=np.int32), lengths))
+    return {name: docs[name].take(owner) for name in docs}
+
+
+def _lists(values: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
+    """A list<float32> column from flat values and (N + 1,) offsets; NaN values become nulls."""
+    values = np.asarray(values, dtype=np.float32)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets.astype(np.int32)), pa.array(values, mask=np.isnan(values))
+    )
+
+
 def token_rows(
     scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[str], with_layers: bool = False
 ) -> pa.RecordBatch:
     """All token rows of a scored batch as one Arrow record batch (``token_schema``).
+
+    The response columns are null.
 
     Args:
         scored: the engine's results; rows follow its scored texts in order.
         doc_ids, sources: one per scored text (``scored.index`` order).
         with_layers: add the layer-wise list columns.
     """
-    enc = scored.encoded
-    n = scored.tokens
-    docs = _doc_columns(scored, doc_ids, sources)
-    owner = pa.array(np.repeat(np.arange(len(enc), dtype=np.int32), scored.scores.lengths))
-    per_token = {name: docs[name].take(owner) for name in docs}
-    if enc:
-        offsets = np.concatenate([e.offsets for e in enc])
-        word = np.concatenate([e.word_index for e in enc])
-        ids = np.concatenate([e.input_ids for e in enc]).astype(np.int32)
-        special = np.concatenate([e.special for e in enc])
-    else:
-        offsets, word, ids, special = (
-            np.zeros((0, 2), np.int32),
-            np.zeros(0, np.int32),
-            np.zeros(0, np.int32),
-            np.zeros(0, bool),
-        )
-    starts = np.repeat(np.cumsum(scored.scores.lengths) - scored.scores.lengths, scored.scores.lengths)
+    n, lengths = scored.tokens, scored.scores.lengths
+    per_token = _per_token(_doc_columns(scored, doc_ids, sources), lengths)
     columns = [
         per_token["doc_id"],
         per_token["source"],
-        pa.array((np.arange(n) - starts).astype(np.int32)),
-        pa.array(ids),
-        pa.array(list(itertools.chain.from_iterable(e.tokens for e in enc)), type=pa.string()),
-        pa.array(offsets[:, 0].astype(np.int32)),
-        pa.array(offsets[:, 1].astype(np.int32)),
-        pa.array(word.astype(np.int32), mask=word < 0),
-        pa.array(special, type=pa.bool_()),
+        *_text_columns(scored.encoded, lengths),
         pa.array(scored.scores.norm),
         pa.array(scored.scores.logat),
         pa.array(scored.scores.score),
-        *(
-            per_token[name]
-            for name in ("target", "target_id", "foil", "foil_id", "prediction", "prediction_id")
-        ),
-        per_token["prediction_prob"],
-        per_token["truncated"],
+        *(per_token[name] for name in _PER_DOC),
+        *(pa.nulls(n, type=_FIELD_TYPES[name]) for name in RESPONSE_COLUMNS),
     ]
     if with_layers:
         layer_logat = scored.scores.layer_logat
@@ -173,6 +226,103 @@ def token_rows(
         columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_logat.ravel())))
         columns.append(pa.ListArray.from_arrays(list_offsets, pa.array(layer_scores.ravel())))
     return pa.RecordBatch.from_arrays(columns, schema=token_schema(with_layers))
+
+
+_FIELD_TYPES = {f.name: f.type for f in _BASE_FIELDS}
+
+
+def _response_doc_columns(
+    scored: ScoredResponses, doc_ids: Sequence[str], sources: Sequence[str]
+) -> dict[str, pa.Array]:
+    """Per-document values of scored responses: target = y_1, prediction = the model's own token there."""
+    s, enc = scored.scores, scored.encoded
+    first = np.array([int(e.response_ids[0]) for e in enc], dtype=np.int32)
+    return {
+        "doc_id": pa.array(doc_ids, type=pa.string()),
+        "source": pa.array(sources, type=pa.string()),
+        "target": pa.array(scored.target, type=pa.string()),
+        "target_id": pa.array(first, type=pa.int32()),
+        "foil": pa.nulls(len(enc), type=pa.string()),
+        "foil_id": pa.nulls(len(enc), type=pa.int32()),
+        "prediction": pa.array(scored.prediction, type=pa.string()),
+        "prediction_id": pa.array(s.prediction_id.astype(np.int32)),
+        "prediction_prob": pa.array(s.prediction_prob.astype(np.float32)),
+        "truncated": pa.array([e.truncated for e in enc], type=pa.bool_()),
+    }
+
+
+def response_token_rows(
+    scored: ScoredResponses, doc_ids: Sequence[str], sources: Sequence[str], step_scores: bool = False
+) -> pa.RecordBatch:
+    """All token rows of scored responses as one Arrow record batch (``token_schema``).
+
+    ``score`` and ``logat`` are summed over the steps a token is context for (0 where ``n_steps`` is
+    0); ``response_step`` and ``target_logprob`` are null on context tokens.
+
+    Args:
+        scored: the engine's response results; rows follow its scored pairs in order.
+        doc_ids, sources: one per scored pair (``scored.index`` order).
+        step_scores: add ``step_scores``: each token's NormXLogit at steps 1..T (null where the
+            step does not apply, i.e. the token comes after the position that predicts y_t).
+    """
+    s, enc = scored.scores, scored.encoded
+    per_token = _per_token(_response_doc_columns(scored, doc_ids, sources), s.lengths)
+    step = np.concatenate([e.response_step for e in enc]) if enc else np.zeros(0, np.int32)
+    segment = np.concatenate([e.segment for e in enc]) if enc else np.zeros(0, np.int8)
+    names = pa.array(SEGMENTS, type=pa.string())
+    columns = [
+        per_token["doc_id"],
+        per_token["source"],
+        *_text_columns(enc, s.lengths),
+        pa.array(s.norm),
+        pa.array(s.logat),
+        pa.array(s.score),
+        *(per_token[name] for name in _PER_DOC),
+        names.take(pa.array(segment.astype(np.int32))),
+        pa.array(step, mask=step < 0),
+        pa.array(s.n_steps.astype(np.int32)),
+        pa.array(s.target_logprob, mask=np.isnan(s.target_logprob)),
+    ]
+    if step_scores:
+        columns.append(_lists(s.step_score, s.step_offsets()))
+    return pa.RecordBatch.from_arrays(columns, schema=token_schema(step_scores=step_scores))
+
+
+def response_document_rows(
+    scored: ScoredResponses,
+    doc_ids: Sequence[str],
+    sources: Sequence[str],
+    kept: Mapping[str, Sequence[Any]] | None = None,
+) -> pa.RecordBatch:
+    """One row per scored pair (``document_schema(responses=True)``).
+
+    ``text`` is the prompt (or rendered conversation) followed by the response, the text the
+    token spans point into; ``response`` is the response part of it as the model read it.
+    """
+    kept = kept or {}
+    s, enc = scored.scores, scored.encoded
+    docs = _response_doc_columns(scored, doc_ids, sources)
+    starts = np.cumsum(s.lengths) - s.lengths
+    logprob = np.nan_to_num(s.target_logprob, nan=0.0).astype(np.float64)
+    sums = np.add.reduceat(logprob, starts) if len(enc) else np.zeros(0)
+    response = [e.text[int(e.offsets[e.response_start, 0]) : int(e.offsets[-1, 1])] for e in enc]
+    columns = {
+        "doc_id": docs["doc_id"],
+        "source": docs["source"],
+        "text": pa.array([e.text for e in enc], type=pa.string()),
+        "n_tokens": pa.array(s.lengths.astype(np.int32)),
+        "truncated": docs["truncated"],
+        "target": docs["target"],
+        "prediction": docs["prediction"],
+        "prediction_prob": docs["prediction_prob"],
+        "response": pa.array(response, type=pa.string()),
+        "n_response_tokens": pa.array(s.response_length.astype(np.int32)),
+        "response_logprob": pa.array((sums / s.response_length).astype(np.float32)),
+        **{name: pa.array([kept_text(v) for v in values], type=pa.string()) for name, values in kept.items()},
+    }
+    return pa.RecordBatch.from_arrays(
+        list(columns.values()), schema=document_schema(list(kept), responses=True)
+    )
 
 
 def document_rows(

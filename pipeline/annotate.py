@@ -19,7 +19,9 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from normxlogit.api import validate_layers
-from normxlogit.encoding import check_run_targets
+from normxlogit.chat import check_chat_template
+from normxlogit.encoding import TargetError, check_run_targets
+from normxlogit.heads import UnsupportedModelError, list_supported
 from normxlogit.loading import ModelInfo, load_skeleton
 from normxlogit.pipeline.stages import (
     Preflight,
@@ -35,6 +37,7 @@ from normxlogit.pipeline.stages import (
 from normxlogit.schema import document_schema, token_schema
 from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, Batching, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
+from normxlogit.transforms.response_records import CHAT, GENERATE, RESPONSE
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.summaries import WriteSummaries
 from normxlogit.transforms.writers import WriteBatchParquet, WriteDeadLetters
@@ -57,7 +60,9 @@ class AnnotateConfig:
 def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
     """The manifest, less what only the finished run knows (counts, files, batching, end time)."""
     s = cfg.scoring
-    if s.target is None and cfg.fields.target_field is None:
+    if s.responses:
+        mode = s.responses
+    elif s.target is None and cfg.fields.target_field is None:
         mode = "prediction"
     else:
         mode = "field" if cfg.fields.target_field else "fixed"
@@ -68,6 +73,10 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
             "target_field": cfg.fields.target_field,
             "foil": s.foil,
             "contrastive": s.foil is not None,
+            "response_field": cfg.fields.response_field,
+            "messages_field": cfg.fields.messages_field,
+            "max_new_tokens": s.max_new_tokens,
+            "step_scores": s.step_scores,
         },
         "options": {
             "text_field": cfg.fields.text_field,
@@ -114,8 +123,8 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         sum_as(annotated, "tokens", lambda b: b.rows.num_rows),
         sum_as(annotated, "padded_tokens", lambda b: b.padded_tokens),
     ]
-    tokens = token_schema(with_layers=bool(cfg.scoring.layers))
-    documents = document_schema(cfg.scoring.keep_fields)
+    tokens = token_schema(with_layers=bool(cfg.scoring.layers), step_scores=cfg.scoring.step_scores)
+    documents = document_schema(cfg.scoring.keep_fields, responses=cfg.scoring.responses is not None)
     files = {
         "attributions": annotated
         | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, attrgetter("rows")),
@@ -135,21 +144,61 @@ def batching_section(raw: dict[str, int]) -> dict[str, Batching]:
 
 
 def check_scoring(cfg: AnnotateConfig, info: ModelInfo) -> None:
-    """What the scoring options ask of the model, checked before a run: layers, target and foil.
+    """What the scoring options ask of the model, checked before a run: layers, target and foil, and
+    for a response run a causal LM (with a chat template for chats) and room for the answers.
 
     A run-wide ``--target``/``--foil`` the model cannot have would dead-letter every record; it is
     resolved here against the model's config and tokenizer (no weights loaded).
 
     Raises:
-        LayerError, TargetError.
+        LayerError, TargetError, UnsupportedModelError, ChatTemplateError, ResponseOptionError.
     """
     s, spec = cfg.scoring, cfg.spec
     validate_layers(info, s.layers)
+    if s.responses:
+        check_response_model(cfg, info)
     if s.target is not None or s.foil is not None:
         skeleton = load_skeleton(
             spec.path, trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle
         )
         check_run_targets(skeleton, s.target, s.foil)
+
+
+class ResponseOptionError(TargetError):
+    """A response run's options do not fit the model (no room for the answers it is to generate):
+    a run-wide target problem, caught before the run."""
+
+
+def check_response_model(cfg: AnnotateConfig, info: ModelInfo) -> None:
+    """A response run needs a causal LM, a chat template for chats, and room for generated answers.
+
+    Raises:
+        UnsupportedModelError: the model is not a causal LM (message names its task and the
+            supported causal-LM families).
+        ChatTemplateError: ``--messages-field`` with a tokenizer that has no chat template.
+        ResponseOptionError: ``--generate N`` leaves no room for a prompt within the length limit.
+    """
+    s, spec = cfg.scoring, cfg.spec
+    if info.task != "causal_lm":
+        families = ", ".join(name for name in list_supported() if name.endswith("/causal_lm"))
+        raise UnsupportedModelError(
+            f"{_RESPONSE_FLAG[s.responses]} needs a causal language model; {info.architecture} is a "
+            f"{info.task} model. Use a model with a causal-LM head: {families}."
+        )
+    skeleton = load_skeleton(
+        spec.path, trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle
+    )
+    if s.responses == CHAT:
+        check_chat_template(skeleton.tokenizer)
+    limit = min(s.max_length or skeleton.max_length, skeleton.max_length)
+    if s.responses == GENERATE and s.max_new_tokens >= limit:
+        raise ResponseOptionError(
+            f"--generate {s.max_new_tokens} leaves no room for a prompt in {limit} tokens (--max-length or "
+            "the model's limit); generate fewer tokens"
+        )
+
+
+_RESPONSE_FLAG = {RESPONSE: "--response-field", CHAT: "--messages-field", GENERATE: "--generate"}
 
 
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
@@ -160,7 +209,7 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
 
     Raises:
         InputError, ModelLoadError, UnsupportedModelError, LayerError, TargetError,
-        OutputExistsError: before starting.
+        ChatTemplateError, ResponseOptionError, OutputExistsError: before starting.
     """
     cfg = with_absolute_paths(cfg)
     pre = preflight(cfg, options, check_model=lambda info: check_scoring(cfg, info))

@@ -2,10 +2,11 @@
 
 The handler is thin: ``load_model`` returns a ``normxlogit.engine.BatchEngine`` (encode, plan length
 buckets, one forward pass per bucket, split and retry on failure), ``run_inference`` hands it the
-batch's texts and targets and turns its columnar results into one ``AnnotatedBatch``: an Arrow
-record batch of token rows, one of document rows, and the dead letters of the records that could
-not be scored. With ``large_model`` / ``model_copies`` the engine lives in one shared process per
-copy on each worker machine and the handler holds a proxy to it.
+batch's texts and targets (or, in a response run, prompts and responses, chats, or prompts to
+answer) and turns its columnar results into one ``AnnotatedBatch``: an Arrow record batch of token
+rows, one of document rows, and the dead letters of the records that could not be scored. With
+``large_model`` / ``model_copies`` the engine lives in one shared process per copy on each worker
+machine and the handler holds a proxy to it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Any, TypeVar
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions
+from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, ScoredResponses
 from normxlogit.loading import load_model
-from normxlogit.schema import document_rows, token_rows
+from normxlogit.schema import document_rows, response_document_rows, response_token_rows, token_rows
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceRecord
+from normxlogit.transforms.response_records import CHAT, GENERATE, response_problem
 from normxlogit.transforms.sources import MISSING
 
 NAMESPACE = "normxlogit"
@@ -69,6 +71,12 @@ class ScoringOptions:
         keep_fields: record fields copied into the documents table.
         input_bytes: total size of the input files, when every one is uncompressed text or JSON
             Lines (progress lines then give the share scored); None otherwise.
+        responses: a response run (causal LMs): ``response`` (the record's text is the prompt,
+            ``SourceRecord.response`` its answer), ``chat`` (``SourceRecord.messages``, the last
+            assistant message is the answer) or ``generate`` (the model answers the text); None:
+            one next-token or class target per record.
+        max_new_tokens: with ``generate``, the most tokens an answer may have.
+        step_scores: response runs keep each token's score at every step (``step_scores`` column).
     """
 
     max_length: int | None = None
@@ -80,6 +88,9 @@ class ScoringOptions:
     targets_from_records: bool = False
     keep_fields: tuple[str, ...] = ()
     input_bytes: int | None = None
+    responses: str | None = None
+    max_new_tokens: int | None = None
+    step_scores: bool = False
 
     def engine_options(self) -> EngineOptions:
         """The batch engine's options (everything but the RunInference batch size)."""
@@ -198,7 +209,7 @@ class EngineHandler(ModelHandler[SourceRecord, OutT, BatchEngine]):
 
     def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
         """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
-        return sum(len(r.text) for r in batch)
+        return sum(len(r.text) if isinstance(r.text, str) else len(r.raw) for r in batch)  # chats: raw
 
 
 class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
@@ -233,6 +244,8 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
     ) -> Iterable[AnnotatedBatch]:
         """Score one batch of records; returns a one-element list: its ``AnnotatedBatch``."""
         self._progress.start()
+        if self._options.responses:
+            return [self._responses(batch, model)]
         opts = self._options
         untargeted = [opts.targets_from_records and _no_target(r.target) for r in batch]
         ready = [r for r, skip in zip(batch, untargeted) if not skip]
@@ -247,26 +260,68 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
             if skip
         ]
         dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
+        annotated = self._annotated(
+            batch,
+            done,
+            dead,
+            token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
+            document_rows(scored, ids, sources, [r.text for r in done], self._kept(done)),
+            scored.padded_tokens,
+        )
+        return [annotated]
+
+    def _responses(self, batch: Sequence[SourceRecord], model: BatchEngine) -> AnnotatedBatch:
+        """A response run's batch: check each record's response (or chat), encode (or generate),
+        score every answer in one teacher-forced pass per bucket."""
+        opts = self._options
+        problems = [response_problem(r, opts.responses) for r in batch]
+        ready = [r for r, p in zip(batch, problems) if p is None]
+        if opts.responses == CHAT:
+            items = model.encode_chats([r.messages for r in ready])
+        elif opts.responses == GENERATE:
+            items = model.generate([r.text for r in ready], opts.max_new_tokens)
+        else:
+            items = model.encode_responses([r.text for r in ready], [r.response for r in ready])
+        scored: ScoredResponses = model.score_responses(items, opts.step_scores)
+        done = [ready[i] for i in scored.index.tolist()]
+        ids, sources = [r.doc_id for r in done], [r.source for r in done]
+        dead = [DeadLetter.of(r, p.reason, str(p)) for r, p in zip(batch, problems) if p is not None]
+        dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
+        return self._annotated(
+            batch,
+            done,
+            dead,
+            response_token_rows(scored, ids, sources, opts.step_scores),
+            response_document_rows(scored, ids, sources, self._kept(done)),
+            scored.padded_tokens,
+        )
+
+    def _kept(self, done: Sequence[SourceRecord]) -> dict[str, list]:
+        """The ``--keep-fields`` values of the annotated records, by field."""
+        return {
+            name: [r.kept[j] if j < len(r.kept) else None for r in done]
+            for j, name in enumerate(self._options.keep_fields)
+        }
+
+    def _annotated(
+        self,
+        batch: Sequence[SourceRecord],
+        done: Sequence[SourceRecord],
+        dead: list[DeadLetter],
+        rows,
+        documents,
+        padded_tokens: int,
+    ) -> AnnotatedBatch:
+        """Count the batch (metrics, progress) and wrap its outputs."""
         failed = sum(1 for d in dead if d.reason == MODEL_ERROR)
         if failed:
             _log.warning("the model failed on %d record(s) of a batch: %s", failed, dead[0].message)
-        kept = {
-            name: [r.kept[j] if j < len(r.kept) else None for r in done]
-            for j, name in enumerate(opts.keep_fields)
-        }
         self._docs.inc(len(done))
-        self._tokens.inc(scored.tokens)
-        self._padded.inc(scored.padded_tokens)
+        self._tokens.inc(rows.num_rows)
+        self._padded.inc(padded_tokens)
         self._failed.inc(failed)
-        self._progress.add(len(done), scored.tokens, batch)
-        return [
-            AnnotatedBatch(
-                rows=token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
-                documents=document_rows(scored, ids, sources, [r.text for r in done], kept),
-                dead=dead,
-                padded_tokens=scored.padded_tokens,
-            )
-        ]
+        self._progress.add(len(done), rows.num_rows, batch)
+        return AnnotatedBatch(rows=rows, documents=documents, dead=dead, padded_tokens=padded_tokens)
 
 
 def _no_target(value: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict, replace
 
 from normxlogit.pipeline.commands.common import (
@@ -12,6 +13,7 @@ from normxlogit.pipeline.commands.common import (
     field_spec,
     line_input_bytes,
     model_spec,
+    positive_int,
 )
 from normxlogit.pipeline.options import pipeline_options
 
@@ -54,6 +56,39 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=(),
         help="comma-separated layers (1..L) for layer-wise scores, e.g. 6,12",
     )
+    r = a.add_argument_group(
+        "LLM responses (causal LMs)",
+        "Attribute a whole answer: each token's score sums its NormXLogit over the answer's tokens, from "
+        "one teacher-forced forward pass. --target, --target-field, --foil and --layers do not apply.",
+    )
+    r.add_argument(
+        "--response-field",
+        default=None,
+        metavar="FIELD",
+        help="the record's text field is the prompt and FIELD its response (a string)",
+    )
+    r.add_argument(
+        "--messages-field",
+        default=None,
+        metavar="FIELD",
+        help="FIELD holds an OpenAI-style chat (a list of {role, content}); the last message, the "
+        "assistant's, is the response; the conversation before it is rendered with the tokenizer's chat "
+        "template; the text field is not read",
+    )
+    r.add_argument(
+        "--generate",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="the model answers each record's text itself (greedy, at most N new tokens, batched) and that "
+        "answer is attributed",
+    )
+    r.add_argument(
+        "--step-scores",
+        action="store_true",
+        help="also write each token's score at every response step (a list column `step_scores`; large: "
+        "prompt+response tokens x response tokens values per document)",
+    )
     a.add_argument(
         "--keep-fields",
         type=field_names,
@@ -64,16 +99,74 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return a
 
 
-def field_names(value: str) -> tuple[str, ...]:
-    """argparse type: comma-separated record field names for ``--keep-fields``."""
+def field_names(value: str, responses: bool = False) -> tuple[str, ...]:
+    """argparse type: comma-separated record field names for ``--keep-fields`` (``responses``: also
+    distinct from a response run's own document columns)."""
     from normxlogit.schema import document_schema
 
     names = tuple(v.strip() for v in value.split(",") if v.strip())
     try:
-        document_schema(names)
+        document_schema(names, responses=responses)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"--keep-fields: {err}") from err
     return names
+
+
+class ResponseFlagError(ValueError):
+    """Flags that do not go together in a response run (or a response flag without one)."""
+
+
+def response_mode(args: argparse.Namespace) -> str | None:
+    """Which response run the flags ask for (``response``, ``chat``, ``generate``), or None.
+
+    Raises:
+        ResponseFlagError: naming the flags that clash.
+    """
+    asked = [
+        flag
+        for flag, value in (
+            ("--response-field", args.response_field),
+            ("--messages-field", args.messages_field),
+            ("--generate", args.generate),
+        )
+        if value is not None
+    ]
+    if len(asked) > 1:
+        raise ResponseFlagError(
+            f"{' and '.join(asked)} cannot be combined: --response-field reads the response from a field, "
+            "--messages-field from a chat, --generate has the model write it; choose one"
+        )
+    if not asked:
+        if args.step_scores:
+            raise ResponseFlagError(
+                "--step-scores needs a response run: add --response-field, --messages-field or --generate"
+            )
+        return None
+    other = [
+        flag
+        for flag, value in (
+            ("--target", args.target),
+            ("--target-field", args.target_field),
+            ("--foil", args.foil),
+            ("--layers", args.layers),
+        )
+        if value
+    ]
+    if other:
+        raise ResponseFlagError(
+            f"{', '.join(other)} cannot be used with {asked[0]}: a response run attributes the response's "
+            "own tokens (each token's score sums the steps of the answer), with no other target, foil or "
+            "layers"
+        )
+    try:
+        field_names(",".join(args.keep_fields), responses=True)
+    except argparse.ArgumentTypeError as err:
+        raise ResponseFlagError(str(err)) from err
+    if args.generate is not None and args.max_length is not None and args.generate >= args.max_length:
+        raise ResponseFlagError(
+            f"--generate {args.generate} leaves no room for a prompt in --max-length {args.max_length}"
+        )
+    return {"--response-field": "response", "--messages-field": "chat", "--generate": "generate"}[asked[0]]
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -81,6 +174,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.pipeline.annotate import AnnotateConfig, run_annotate
     from normxlogit.transforms.model_handler import ScoringOptions
 
+    try:
+        responses = response_mode(args)
+    except ResponseFlagError as err:
+        print(f"normxlogit annotate: error: {err}", file=sys.stderr)
+        return 2
     options = pipeline_options(beam_args)
     cfg = AnnotateConfig(
         inputs=tuple(args.inputs),
@@ -96,8 +194,16 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             targets_from_records=args.target_field is not None,
             keep_fields=args.keep_fields,
             input_bytes=line_input_bytes(args.inputs, options),
+            responses=responses,
+            max_new_tokens=args.generate,
+            step_scores=args.step_scores,
         ),
-        fields=replace(field_spec(args, target_field=args.target_field), keep_fields=args.keep_fields),
+        fields=replace(
+            field_spec(args, target_field=args.target_field),
+            keep_fields=args.keep_fields,
+            response_field=args.response_field,
+            messages_field=args.messages_field,
+        ),
         overwrite=args.overwrite,
         model_copies=args.model_copies,
         large_model=args.large_model,

@@ -23,6 +23,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument("--doc", required=True, metavar="ID", help="the document's doc_id")
     s.add_argument("--top", type=positive_int, default=5, help="top tokens to list (default: 5)")
     s.add_argument("--no-color", action="store_true", help="plain text, no ANSI colours")
+    s.add_argument(
+        "--step",
+        type=positive_int,
+        default=None,
+        metavar="T",
+        help="response runs annotated with --step-scores: colour the tokens by step T's scores, the "
+        "attribution of the T-th response token",
+    )
     return s
 
 
@@ -30,6 +38,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Print the document, or a one-line error naming near ids."""
     from normxlogit.pipeline.report.run_reader import RunNotFoundError, read_annotate_manifest
     from normxlogit.pipeline.report.terminal import (
+        StepError,
         UnknownDocError,
         read_document,
         read_document_text,
@@ -42,10 +51,11 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     output = Path(args.output)
     try:
         read_annotate_manifest(output)
-        rows = read_document(output, args.doc)
-    except (RunNotFoundError, UnknownDocError) as err:
+        rows = read_document(output, args.doc, steps=args.step is not None)
+        text = read_document_text(output, args.doc)
+        page = render_document(rows, color=not args.no_color, top=args.top, text=text, step=args.step)
+    except (RunNotFoundError, UnknownDocError, StepError) as err:
         print(f"normxlogit show: error: {err}", file=sys.stderr)
         return 2
-    text = read_document_text(output, args.doc)
-    print(render_document(rows, color=not args.no_color, top=args.top, text=text))
+    print(page)
     return 0

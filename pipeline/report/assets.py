@@ -7,7 +7,7 @@ builds every document with ``createElement`` / ``textContent``; user text never 
 
 from __future__ import annotations
 
-from normxlogit.display import PALETTE, REVEALED, hex_color, text_color
+from normxlogit.display import LEVELS, PALETTE, REVEALED, hex_color, text_color
 
 BASE_CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
@@ -46,6 +46,13 @@ border:1px solid #d9b8d4;border-radius:3px;padding:0 2px}
 .tok{border-radius:3px;padding:1px 0}
 .legend span{display:inline-block;width:14px;height:12px;vertical-align:middle}
 .warn{color:#8a4b00}
+.tok.resp{text-decoration:underline;text-decoration-thickness:2px;text-underline-offset:4px}
+.tok.tmpl{background:none;color:#9a9a9a}
+.tok.na{background:none;color:#9a9a9a}
+.tok.pick{cursor:pointer}
+.tok.sel{outline:2px solid #111;outline-offset:1px}
+#docs.hide-template .tok.tmpl{display:none}
+.step-note{font-size:12px;color:#333;margin:2px 0}
 """
 
 _SCRIPT_TEMPLATE = r"""
@@ -113,7 +120,9 @@ _SCRIPT_TEMPLATE = r"""
   }
   function tokenOf(d, i) { return d.k[i] === undefined ? d.t[i] : d.k[i]; }
   function topTokens(d, k, line) {
-    var idx = d.s.map(function (_, i) { return i; });
+    var idx = d.s.map(function (_, i) { return i; }).filter(function (i) {
+      return !d.seg || d.seg[i] !== "template";
+    });
     idx.sort(function (a, b) { return d.s[b] - d.s[a] || a - b; });
     idx.slice(0, k).forEach(function (i, rank) {
       if (rank) { line.appendChild(document.createTextNode(", ")); }
@@ -121,35 +130,101 @@ _SCRIPT_TEMPLATE = r"""
       line.appendChild(document.createTextNode(" " + fmt(d.s[i])));
     });
   }
+  // Palette level of a score on a scale (as normxlogit.display.color_levels).
+  function level(v, scale) {
+    var L = __LEVELS__;
+    return Math.max(-L, Math.min(L, Math.round(v / scale * L))) + L;
+  }
+  function tokenClass(d, i, lvl) {
+    if (d.seg && d.seg[i] === "template") { return "tok tmpl"; }
+    var cls = lvl === null ? "tok na" : "tok c" + lvl;
+    if (d.rs && d.rs[i] !== null) { cls += " resp" + (d.st ? " pick" : ""); }
+    return cls;
+  }
+  // Colour a response document by one step's scores (the attribution of response token t), or by
+  // the summed scores again (t = 0).
+  function showStep(card, t) {
+    var d = card.doc, spans = card.spans, note = card.stepNote;
+    card.step = t;
+    var values = t ? d.st[t - 1] : null, scale = 0;
+    if (values) {
+      values.forEach(function (v, i) {
+        if (v !== null && d.seg[i] !== "template") { scale = Math.max(scale, Math.abs(v)); }
+      });
+    }
+    scale = scale || 1;
+    spans.forEach(function (s, i) {
+      if (!s) { return; }
+      var lvl = values ? (values[i] === null ? null : level(values[i], scale)) : d.c[i];
+      s.className = tokenClass(d, i, lvl) + (t && d.rs[i] === t ? " sel" : "");
+    });
+    note.textContent = "";
+    if (t) {
+      var at = d.rs.indexOf(t);
+      note.appendChild(document.createTextNode("step " + t + ": the attribution of response token "));
+      note.appendChild(lit(tokenOf(d, at)));
+      note.appendChild(document.createTextNode(" (log p " + fmt(d.lp[at]) + "; colour scale \u00b1" +
+        fmt(scale) + "; grey: after it, no part of its context). Click it again for the summed scores."));
+    }
+  }
   function renderDoc(d) {
     var card = el("article", "doc");
     var head = el("header");
+    var resp = d.seg !== undefined;
     head.appendChild(iso("doc-id", d.id));
     head.appendChild(labelled("source: ", iso(null, d.source)));
     var prob = d.prob === null ? "" : " (p=" + fmt(d.prob) + ")";
-    head.appendChild(labelled("prediction: ", lit(d.prediction), prob));
-    head.appendChild(labelled("target: ", lit(d.target)));
-    if (d.target !== d.prediction) { head.appendChild(el("span", "warn", "misclassified")); }
+    if (resp) {
+      head.appendChild(labelled("response: ", el("b", null, d.rn + " tokens"), ", mean log p " + fmt(d.rlp)));
+      head.appendChild(labelled("first response token: ", lit(d.target)));
+      head.appendChild(labelled("model's own first token: ", lit(d.prediction), prob));
+      if (d.target !== d.prediction) {
+        head.appendChild(el("span", "warn", "the model would begin otherwise"));
+      }
+    } else {
+      head.appendChild(labelled("prediction: ", lit(d.prediction), prob));
+      head.appendChild(labelled("target: ", lit(d.target)));
+      if (d.target !== d.prediction) { head.appendChild(el("span", "warn", "misclassified")); }
+    }
     if (d.truncated) { head.appendChild(el("span", "warn", "truncated at max length")); }
     card.appendChild(head);
-    var text = el("div", "text"), last = null, all = [];
+    var text = el("div", "text"), last = null, all = [], spans = [];
     text.dir = "auto";
     for (var i = 0; i < d.t.length; i++) {
       var title = "norm " + fmt(d.n[i]) + " | logat " + fmt(d.l[i]) + " | score " + fmt(d.s[i]);
+      if (resp && d.rs[i] !== null) {
+        title = "response token " + d.rs[i] + " | log p " + fmt(d.lp[i]) + " | " + title +
+          (d.st ? "\nclick: its own attribution" : "");
+      } else if (resp) {
+        title = d.seg[i] + " | " + title;
+      }
       if (d.g[i]) { put(text, d.g[i]); all.push(d.g[i]); }
       if (d.t[i] === "" && last) {
         // Its characters are already shown (a character split across tokens): it adds its numbers
         // to the hover text of the token that shows them.
         last.title += "\nand " + JSON.stringify(tokenOf(d, i)) + ": " + title;
+        spans.push(null);
         continue;
       }
-      var tok = put(el("span", "tok c" + d.c[i]), d.t[i]);
+      var tok = put(el("span", resp ? tokenClass(d, i, d.c[i]) : "tok c" + d.c[i]), d.t[i]);
       tok.title = title;
+      if (resp && d.st && d.rs[i] !== null) {
+        tok.addEventListener("click", (function (t) {
+          return function () { showStep(card, card.step === t ? 0 : t); };
+        })(d.rs[i]));
+      }
       text.appendChild(tok);
+      spans.push(tok);
       all.push(d.t[i]);
       last = tok;
     }
+    card.spans = spans;
     card.appendChild(text);
+    if (resp) {
+      card.stepNote = card.appendChild(el("div", "step-note"));
+      card.step = 0;
+      if (d.st_cut) { card.stepNote.textContent = "per-step scores of this document are too many to embed"; }
+    }
     var more = d.cut ? " (first " + d.t.length + " tokens shown)" : "";
     var top = el("div", "muted top-tokens", "top tokens: ");
     topTokens(d, 5, top);
@@ -191,6 +266,12 @@ _SCRIPT_TEMPLATE = r"""
     e.addEventListener("change", applyFilter);
   });
   order.addEventListener("change", applyOrder);
+  var hideTemplate = document.getElementById("hide-template");
+  if (hideTemplate) {
+    hideTemplate.addEventListener("change", function () {
+      list.classList.toggle("hide-template", hideTemplate.checked);
+    });
+  }
   applyOrder();
   applyFilter();
 })();
@@ -203,8 +284,10 @@ def js_char_class(ranges: tuple[tuple[int, int], ...], flags: str = "gu") -> str
     return f"/[{parts}]/{flags}"
 
 
-SCRIPT = _SCRIPT_TEMPLATE.replace("__REVEAL__", js_char_class(REVEALED)).replace(
-    "__REVEAL_LINE__", js_char_class(((0x09, 0x0A), *REVEALED))
+SCRIPT = (
+    _SCRIPT_TEMPLATE.replace("__REVEAL__", js_char_class(REVEALED))
+    .replace("__REVEAL_LINE__", js_char_class(((0x09, 0x0A), *REVEALED)))
+    .replace("__LEVELS__", str(LEVELS))
 )
 
 

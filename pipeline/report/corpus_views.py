@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from normxlogit.pipeline.report.escaping import esc, lit
-from normxlogit.pipeline.report.run_reader import RunScan
+from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, RunScan
 from normxlogit.transforms.summary_stats import CORPUS, PREDICTION, SOURCE, TARGET
 
 MAX_BARS = 30
@@ -106,7 +106,9 @@ def corpus_section(summaries: list[dict], scan: RunScan, target_mode: str | None
     overall = "" if corpus is None else group_tables(corpus)
     histogram = histogram_bars(corpus["histogram"] if corpus else [])
     kinds = [(PREDICTION, "Top words per prediction"), (SOURCE, "Top words per source")]
-    if target_mode != "prediction":  # otherwise the target groups repeat the prediction groups
+    # With the prediction as target the target groups repeat the prediction groups; in response runs
+    # they group by the response's first token, which says little.
+    if target_mode != "prediction" and target_mode not in RESPONSE_MODES:
         kinds.insert(1, (TARGET, "Top words per target"))
     per_group = "".join(groups_of_kind(summaries, kind, title) for kind, title in kinds)
     return f"""<section id="corpus"><h2>Corpus</h2>

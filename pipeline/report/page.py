@@ -18,7 +18,7 @@ from normxlogit.display import LEVELS, PALETTE, hex_color
 from normxlogit.pipeline.report.assets import BASE_CSS, SCRIPT, palette_css
 from normxlogit.pipeline.report.corpus_views import corpus_section
 from normxlogit.pipeline.report.escaping import embed_json, esc, iso, lit
-from normxlogit.pipeline.report.run_reader import DeadLetters, RunScan
+from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, DeadLetters, RunScan
 from normxlogit.transforms.layout import Manifest
 
 
@@ -47,8 +47,29 @@ def content_security_policy() -> str:
     )
 
 
+def _response_in_words(target: dict) -> str:
+    mode = target.get("mode")
+    if mode == "chat":
+        source = f"the last assistant message of the chat in field {lit(target.get('messages_field'))}"
+    elif mode == "generate":
+        source = f"the model's own greedy answer (at most {esc(target.get('max_new_tokens'))} new tokens)"
+    else:
+        source = f"the response in field {lit(target.get('response_field'))}"
+    steps = (
+        " Per-step scores were kept: click a response token to see its own attribution."
+        if target.get("step_scores")
+        else ""
+    )
+    return (
+        f"each document is a prompt and {source}; a token's score sums its NormXLogit over every response "
+        f"token it is context for (response tokens are underlined){steps}"
+    )
+
+
 def _target_in_words(target: dict) -> str:
     mode = target.get("mode")
+    if mode in RESPONSE_MODES:
+        return _response_in_words(target)
     if mode == "prediction":
         words = "each document's tokens are scored for the model's own prediction"
     elif mode == "field":
@@ -131,20 +152,37 @@ def documents_section(data: ReportInput) -> str:
     )
     legend = "".join(f'<span style="background:{hex_color(c)}"></span>' for c in PALETTE)
     wrong = sum(d["target"] != d["prediction"] for d in data.scan.sample)
+    responses = data.manifest.sections.get("target", {}).get("mode") in RESPONSE_MODES
+    wrong_words = (
+        "the model would begin otherwise only (its own first token &ne; the response's"
+        if responses
+        else "misclassified only\n(target &ne; prediction"
+    )
+    template = (
+        '<label><input id="hide-template" type="checkbox"> hide chat-template tokens</label>'
+        if any("template" in (d.get("seg") or ()) for d in data.scan.sample)
+        else ""
+    )
+    about = (
+        " In response runs, response tokens are underlined (hover for their log-probability) and tokens "
+        "the chat template wrote are grey, left out of the colour scale."
+        if responses
+        else ""
+    )
     return f"""<section id="documents"><h2>Documents</h2>
 <p class="muted">Showing {note}. Each token is coloured by its score, scaled per document by its largest
 absolute score; hover a token for its norm, logat and score. Special tokens are left out. The text is
 the document's own characters by span: a character split across tokens (byte-level BPE) shows once, in
 the colour of the first token that covers it, and its hover text lists every token that covers it.
 Invisible and direction-changing characters (zero-width, bidi controls) show as escapes such as
-<span class="esc">\\u202e</span>.</p>
+<span class="esc">\\u202e</span>.{about}</p>
 <p class="legend">against the target {legend} supports the target
 (middle colour: 0; {LEVELS} steps each side)</p>
 <div class="controls"><input id="search" type="search" placeholder="search id or text" aria-label="search">
 <label>prediction <select id="filter-prediction"><option value="">all</option></select></label>
 <label>source <select id="filter-source"><option value="">all</option></select></label>
-<label><input id="filter-misclassified" type="checkbox"{"" if wrong else " disabled"}> misclassified only
-(target &ne; prediction: <b id="misclassified-count">{wrong:,}</b>)</label>
+<label><input id="filter-misclassified" type="checkbox"{"" if wrong else " disabled"}> {wrong_words}:
+<b id="misclassified-count">{wrong:,}</b>)</label>{template}
 <label>order <select id="sort-order"><option value="sample">sample (hash of doc_id)</option>
 <option value="prob-asc">confidence, lowest first</option>
 <option value="prob-desc">confidence, highest first</option></select></label>

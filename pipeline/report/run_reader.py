@@ -45,8 +45,14 @@ from normxlogit.transforms.summary_stats import (
 
 DOC_COLUMNS = ["doc_id", "source", "prediction", "target", "prediction_prob", "truncated"]
 TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "norm", "logat", "score"]
+# Response runs (LLM answers) fill these; plain runs hold nulls, older runs lack them.
+RESPONSE_COLUMNS = ["segment", "response_step", "target_logprob"]
+STEP_COLUMN = "step_scores"
+RESPONSE_MODES = ("response", "chat", "generate")  # the manifest's target modes of response runs
+TEMPLATE = "template"
 MAX_ERROR_EXAMPLES = 50
 MAX_PAGE_TOKENS = 400  # tokens per document embedded in the page; longer ones are cut (and say so)
+MAX_STEP_VALUES = 20_000  # per-step scores embedded per document (tokens x steps); more are left out
 
 
 @dataclass
@@ -136,8 +142,10 @@ def iter_doc_chunks(output: Path) -> Iterator[DocChunk]:
     carry: pa.Table | None = None
     for path in ATTRIBUTIONS.paths(output):
         reader = pq.ParquetFile(path)
+        present = set(reader.schema_arrow.names)
+        columns = DOC_COLUMNS + TOKEN_COLUMNS + [c for c in RESPONSE_COLUMNS if c in present]
         for group in range(reader.num_row_groups):
-            table = reader.read_row_group(group, columns=DOC_COLUMNS + TOKEN_COLUMNS)
+            table = reader.read_row_group(group, columns=columns)
             table = table if carry is None else pa.concat_tables([carry, table])
             ids = table["doc_id"].combine_chunks()
             if len(ids) == 0:
@@ -156,6 +164,10 @@ def _chunk(table: pa.Table, starts: np.ndarray) -> DocChunk:
     columns = {name: table[name].to_numpy() for name in ("char_start", "char_end", "norm", "logat", "score")}
     columns["special"] = table["special"].to_numpy(zero_copy_only=False).astype(bool)
     columns["word_index"] = table["word_index"].fill_null(-1).to_numpy()
+    if "segment" in table.column_names and table["segment"].null_count < table.num_rows:
+        columns["segment"] = table["segment"].fill_null("").to_numpy(zero_copy_only=False)
+        columns["response_step"] = table["response_step"].fill_null(0).to_numpy()
+        columns["target_logprob"] = table["target_logprob"].to_numpy(zero_copy_only=False).astype(np.float64)
     return DocChunk(
         bounds=np.r_[starts, table.num_rows],
         docs={name: firsts[name].to_pylist() for name in DOC_COLUMNS},
@@ -172,6 +184,7 @@ class SampledDoc:
     tokens: list[str]
     starts: np.ndarray
     ends: np.ndarray
+    keep: np.ndarray  # positions (within the document) of the tokens on the page
 
 
 def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
@@ -187,7 +200,9 @@ def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
     visible = np.flatnonzero(~cols["special"])
     keep = visible[:MAX_PAGE_TOKENS]
     score = cols["score"][keep].astype(np.float64)
-    scale = color_scale(score)
+    segment = cols["segment"][keep] if "segment" in cols else None
+    # In a response run the colour scale leaves out the tokens the chat template wrote.
+    scale = color_scale(score if segment is None else score[segment != TEMPLATE])
     rows = chunk.tokens["token"].slice(a, b - a).to_pylist()
     tokens = [rows[k] for k in keep]
     starts, ends = cols["char_start"][keep].astype(np.int64), cols["char_end"][keep].astype(np.int64)
@@ -210,7 +225,64 @@ def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
         "n": np.round(cols["norm"][keep].astype(np.float64), 4).tolist(),
         "l": np.round(cols["logat"][keep].astype(np.float64), 4).tolist(),
     }
-    return SampledDoc(payload, tokens, starts, ends)
+    if segment is not None:
+        payload.update(response_payload(cols, keep))
+    return SampledDoc(payload, tokens, starts, ends, keep)
+
+
+def response_payload(cols: dict[str, np.ndarray], keep: np.ndarray) -> dict:
+    """A response document's extra page fields: each shown token's segment (``seg``), response step
+    (``rs``, null for context) and log-probability (``lp``); the response's length (``rn``) and mean
+    log-probability over all its tokens (``rlp``)."""
+    step = cols["response_step"].astype(np.int64)
+    logprob = cols["target_logprob"]
+    answer = step > 0
+    kept_step, kept_lp = step[keep], logprob[keep]
+    return {
+        "seg": cols["segment"][keep].tolist(),
+        "rs": [int(t) if t > 0 else None for t in kept_step.tolist()],
+        "lp": [round(float(v), 4) if t > 0 else None for t, v in zip(kept_step.tolist(), kept_lp.tolist())],
+        "rn": int(answer.sum()),
+        "rlp": round(float(logprob[answer].mean()), 4) if answer.any() else None,
+    }
+
+
+def read_step_scores(output: Path, doc_ids: list[str]) -> dict[str, list[list[float | None]]]:
+    """Per-step scores (``--step-scores`` runs) of ``doc_ids``: doc_id -> one list per token, in
+    position order; ``{}`` for runs without them."""
+    paths = ATTRIBUTIONS.paths(output)
+    if not paths or not doc_ids:
+        return {}
+    dataset = ds.dataset([str(p) for p in paths], format="parquet")
+    if STEP_COLUMN not in dataset.schema.names:
+        return {}
+    table = dataset.to_table(
+        columns=["doc_id", "position", STEP_COLUMN], filter=pc.field("doc_id").isin(doc_ids)
+    ).sort_by([("doc_id", "ascending"), ("position", "ascending")])
+    out: dict[str, list] = {}
+    for doc_id, steps in zip(table["doc_id"].to_pylist(), table[STEP_COLUMN].to_pylist()):
+        out.setdefault(doc_id, []).append(steps)
+    return out
+
+
+def with_steps(output: Path, sampled: list[SampledDoc]) -> None:
+    """Add each response document's per-step scores for its shown tokens (``st``: one list per step
+    t = 1..T), when the run kept them; ``st_cut`` when there are more than ``MAX_STEP_VALUES``."""
+    wanted = [d for d in sampled if "rs" in d.payload]
+    paths = ATTRIBUTIONS.paths(output)
+    if not wanted or STEP_COLUMN not in pq.read_schema(paths[0]).names:
+        return
+    fit = [d for d in wanted if len(d.keep) * d.payload["rn"] <= MAX_STEP_VALUES]
+    steps = read_step_scores(output, [d.payload["id"] for d in fit])
+    for doc in wanted:
+        rows = steps.get(doc.payload["id"])
+        if rows is None:
+            doc.payload["st_cut"] = True
+            continue
+        matrix = np.array([rows[k] for k in doc.keep.tolist()], dtype=np.float64).reshape(len(doc.keep), -1)
+        doc.payload["st"] = [
+            [None if np.isnan(v) else round(float(v), 4) for v in column] for column in matrix.T.tolist()
+        ]
 
 
 def read_document_texts(output: Path, doc_ids: list[str]) -> dict[str, str]:
@@ -272,7 +344,9 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
                 heapq.heapreplace(heap, (-h, doc_id, doc_payload(chunk, i)))
         if with_summaries:
             stats = merge_stats([stats, _chunk_stats(chunk)])
-    scan.sample = with_texts(output, [doc for _, _, doc in sorted(heap, key=lambda e: (-e[0], e[1]))])
+    sampled = [doc for _, _, doc in sorted(heap, key=lambda e: (-e[0], e[1]))]
+    with_steps(output, sampled)
+    scan.sample = with_texts(output, sampled)
     scan.summaries = summarize_groups(stats)
     return scan
 

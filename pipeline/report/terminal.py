@@ -12,7 +12,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale, reveal, span_text
-from normxlogit.pipeline.report.run_reader import read_document_texts, spans_match
+from normxlogit.pipeline.report.run_reader import (
+    RESPONSE_COLUMNS,
+    STEP_COLUMN,
+    TEMPLATE,
+    read_document_texts,
+    spans_match,
+)
 from normxlogit.transforms.layout import ATTRIBUTIONS
 
 SHOW_COLUMNS = [
@@ -20,6 +26,13 @@ SHOW_COLUMNS = [
     "norm", "logat", "score", "target", "prediction", "prediction_prob", "truncated",
 ]  # fmt: skip
 RESET = "\x1b[0m"
+DIM = "\x1b[2m"
+UNDERLINE = "\x1b[4m"
+BOX = "\x1b[7m"  # reverse video: the response token whose attribution ``--step`` shows
+
+
+class StepError(ValueError):
+    """``--step`` asked of a run or document that has no such per-step scores."""
 
 
 class UnknownDocError(KeyError):
@@ -39,14 +52,20 @@ def terminal_safe(text: str, one_line: bool = False) -> str:
     return reveal(text, one_line=one_line)
 
 
-def read_document(output: Path, doc_id: str) -> pa.Table:
-    """The token rows of one document, in position order.
+def read_document(output: Path, doc_id: str, steps: bool = False) -> pa.Table:
+    """The token rows of one document, in position order (with the response columns where the run
+    has them, and ``step_scores`` if ``steps``).
 
     Raises:
         UnknownDocError: no such id; the message names up to five near ids.
+        StepError: ``steps`` and the run kept no per-step scores.
     """
     dataset = ds.dataset(output / ATTRIBUTIONS.folder, format="parquet")
-    rows = dataset.to_table(columns=SHOW_COLUMNS, filter=pc.field("doc_id") == doc_id)
+    present = set(dataset.schema.names)
+    if steps and STEP_COLUMN not in present:
+        raise StepError(f"{output} has no per-step scores; annotate with --step-scores to use --step")
+    wanted = SHOW_COLUMNS + RESPONSE_COLUMNS + ([STEP_COLUMN] if steps else [])
+    rows = dataset.to_table(columns=[c for c in wanted if c in present], filter=pc.field("doc_id") == doc_id)
     if rows.num_rows == 0:
         near = near_ids(output, doc_id)
         hint = ("; near ids: " + ", ".join(repr(n) for n in near)) if near else ""
@@ -79,13 +98,29 @@ def read_document_text(output: Path, doc_id: str) -> str | None:
     return read_document_texts(output, [doc_id]).get(doc_id)
 
 
-def render_document(rows: pa.Table, color: bool = True, top: int = 5, text: str | None = None) -> str:
+def _segments(rows: pa.Table) -> np.ndarray | None:
+    """Each token's segment in a response run, or None (plain and older runs)."""
+    if "segment" not in rows.column_names or rows["segment"].null_count == rows.num_rows:
+        return None
+    return rows["segment"].fill_null("").to_numpy(zero_copy_only=False)
+
+
+def render_document(
+    rows: pa.Table, color: bool = True, top: int = 5, text: str | None = None, step: int | None = None
+) -> str:
     """The document as terminal text: header, coloured (or plain) text, legend and top tokens.
 
     The text is the document's own characters by span (``display.span_text``): a character split
     across tokens prints once, in the colour of the first token that covers it; the top tokens
     still list each token with its own string. ``text`` (from the documents table) fills the gaps
     between spans with the document's own characters; without it a gap prints as up to 3 spaces.
+
+    Response runs: response tokens are underlined, tokens the chat template wrote are dim and left
+    out of the colour scale and the top tokens. ``step`` t (rows with ``step_scores``) colours the
+    tokens by step t's scores, the attribution of response token y_t (reverse video).
+
+    Raises:
+        StepError: ``step`` is not a response step of this document.
     """
     first = {name: rows[name][0].as_py() for name in ("doc_id", "source", "target", "prediction")}
     prob, truncated = rows["prediction_prob"][0].as_py(), rows["truncated"][0].as_py()
@@ -94,33 +129,95 @@ def render_document(rows: pa.Table, color: bool = True, top: int = 5, text: str 
     score = rows["score"].to_numpy()[keep].astype(np.float64)
     norm, logat = rows["norm"].to_numpy()[keep], rows["logat"].to_numpy()[keep]
     starts, ends = rows["char_start"].to_numpy()[keep], rows["char_end"].to_numpy()[keep]
-    scale = color_scale(score)
-    levels = color_levels(score, scale)
+    segment = _segments(rows)
+    seg = segment[keep] if segment is not None else np.full(len(keep), "", dtype=object)
+    answer = (
+        rows["response_step"].fill_null(0).to_numpy()[keep] if segment is not None else np.zeros(len(keep))
+    )
+    shown_score = score
+    if step is not None:
+        shown_score = _step_column(rows, keep, answer, step)
+    content = (seg != TEMPLATE) & np.isfinite(shown_score)
+    scale = color_scale(shown_score[content])
+    levels = color_levels(shown_score, scale)
     if text is not None and not spans_match(text, tokens, starts, ends):
         text = None  # not the text these spans were cut from: fall back to the token strings
     gaps, shown = span_text(tokens, starts, ends, text)
     pieces = []
-    for gap, piece, level in zip(gaps, shown, levels):
+    for k, (gap, piece, level) in enumerate(zip(gaps, shown, levels)):
         pieces.append(terminal_safe(gap))
-        if piece:
-            pieces.append(ansi(terminal_safe(piece), int(level)) if color else terminal_safe(piece))
+        if not piece:
+            continue
+        piece = terminal_safe(piece)
+        if not color:
+            pieces.append(piece)
+        elif step is not None and answer[k] == step:  # y_t itself is not in its own context
+            pieces.append(f"{BOX}{UNDERLINE}{piece}{RESET}")
+        elif seg[k] == TEMPLATE or not np.isfinite(shown_score[k]):
+            pieces.append(f"{DIM}{piece}{RESET}")
+        else:
+            mark = (BOX if step is not None and answer[k] == step else "") + (
+                UNDERLINE if answer[k] > 0 else ""
+            )
+            pieces.append(mark + ansi(piece, int(level)))
     p_txt = "" if prob is None else f" (p={prob:.3f})"
     lines = [
         f"doc_id: {terminal_safe(first['doc_id'], one_line=True)}",
         f"source: {terminal_safe(first['source'], one_line=True)}",
-        f"prediction: {terminal_safe(repr(first['prediction']))}{p_txt}   "
-        f"target: {terminal_safe(repr(first['target']))}" + ("   [truncated]" if truncated else ""),
-        "",
-        "".join(pieces),
-        "",
     ]
+    if segment is None:
+        lines.append(
+            f"prediction: {terminal_safe(repr(first['prediction']))}{p_txt}   "
+            f"target: {terminal_safe(repr(first['target']))}" + ("   [truncated]" if truncated else "")
+        )
+    else:
+        lines.append(_response_header(rows, first, p_txt, truncated))
+        if step is not None:
+            at = int(np.flatnonzero(answer == step)[0]) if (answer == step).any() else None
+            y = repr(tokens[at]) if at is not None else "(a special token)"
+            lines.append(f"step {step}: the attribution of response token {terminal_safe(y)}")
+    lines += ["", "".join(pieces), ""]
     if color:
         bar = "".join(ansi(" ", i) for i in range(len(PALETTE)))
-        lines.append(f"legend: {-scale:.4g} {bar} {scale:.4g}  (blue: against the target, red: supports it)")
+        what = "the target" if segment is None else "the response" if step is None else "that token"
+        lines.append(f"legend: {-scale:.4g} {bar} {scale:.4g}  (blue: against {what}, red: supports it)")
+        if segment is not None:
+            lines.append(
+                f"        {UNDERLINE}underlined{RESET}: response tokens; {DIM}dim{RESET}: chat-template "
+                "tokens (left out of the scale and the top tokens)"
+                + ("" if step is None else ", tokens after the step")
+            )
+    ranked = np.flatnonzero(content)
     lines.append(f"top {top} tokens:")
-    for rank, i in enumerate(np.argsort(-score, kind="stable")[:top], 1):
+    for rank, i in enumerate(ranked[np.argsort(-shown_score[ranked], kind="stable")][:top], 1):
         lines.append(
-            f"  {rank:>2}. {terminal_safe(repr(tokens[i])):<24} score {score[i]:>10.4g}   "
-            f"norm {norm[i]:.4g}   logat {logat[i]:.4g}"
+            f"  {rank:>2}. {terminal_safe(repr(tokens[i])):<24} score {shown_score[i]:>10.4g}   "
+            f"norm {norm[i]:.4g}   logat {logat[i] if step is None else shown_score[i] / norm[i]:.4g}"
         )
     return "\n".join(lines)
+
+
+def _response_header(rows: pa.Table, first: dict, p_txt: str, truncated: bool) -> str:
+    """The header line of a response document: its length, mean log-probability and first tokens."""
+    logprob = rows["target_logprob"].to_numpy(zero_copy_only=False).astype(np.float64)
+    answer = np.isfinite(logprob)
+    mean = f"{logprob[answer].mean():.4g}" if answer.any() else "n/a"
+    return (
+        f"response: {int(answer.sum())} tokens, mean log p {mean}   first response token: "
+        f"{terminal_safe(repr(first['target']))}   the model's own first token: "
+        f"{terminal_safe(repr(first['prediction']))}{p_txt}" + ("   [truncated]" if truncated else "")
+    )
+
+
+def _step_column(rows: pa.Table, keep: np.ndarray, answer: np.ndarray, step: int) -> np.ndarray:
+    """(kept tokens,) step ``step``'s scores, NaN where the step does not apply.
+
+    Raises:
+        StepError: the document has no step ``step``.
+    """
+    n_steps = int(answer.max()) if len(answer) else 0
+    values = rows[STEP_COLUMN].to_pylist()
+    width = len(values[0] or []) if values else 0
+    if not 1 <= step <= width:
+        raise StepError(f"--step {step}: this document's response has steps 1..{max(width, n_steps)}")
+    return np.array([values[int(i)][step - 1] for i in keep], dtype=np.float64)

@@ -1,0 +1,165 @@
+"""``normxlogit report`` and ``show`` of LLM response runs: response tokens marked, template tokens
+greyed, and one response token's own attribution from ``--step-scores`` (page data, terminal, and the
+page in headless Chromium)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from normxlogit.pipeline.cli import main
+from normxlogit.pipeline.report.build import write_report
+
+REPO = Path(__file__).resolve().parents[1 + 1]
+CHATS = [
+    {
+        "id": "c1",
+        "messages": [
+            {"role": "system", "content": "Answer in one word."},
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": "Paris, of course."},
+        ],
+    },
+    {
+        "id": "c2",
+        "messages": [
+            {"role": "user", "content": "Two plus two?"},
+            {"role": "assistant", "content": "Four."},
+        ],
+    },
+]
+ANSI = re.compile("\x1b\\[[0-9;]*m")
+
+
+def _browser_module():
+    spec = importlib.util.spec_from_file_location(
+        "report_browser", REPO / "tests/pipeline/test_report_browser.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_BROWSER = _browser_module()
+browser = _BROWSER.browser  # the headless-Chromium fixture of test_report_browser.py
+
+
+@pytest.fixture(scope="module")
+def chat_run(chat_lm, tmp_path_factory) -> Path:
+    """A chat response run with per-step scores on the tiny chat model."""
+    folder = tmp_path_factory.mktemp("chat-run")
+    src = folder / "chats.jsonl"
+    src.write_text("".join(json.dumps(c) + "\n" for c in CHATS))
+    out = folder / "out"
+    args = [src, "--output", out, "--model", chat_lm, "--id-field", "id", "--messages-field", "messages"]
+    assert main(["annotate", *map(str, args), "--step-scores"]) == 0
+    return out
+
+
+def embedded_docs(page: Path) -> dict[str, dict]:
+    text = page.read_text(encoding="utf-8")
+    tag = '<script type="application/json" id="report-data">'
+    start = text.index(tag) + len(tag)
+    return {d["id"]: d for d in json.loads(text[start : text.index("</script>", start)])["docs"]}
+
+
+def test_report_embeds_segments_log_probabilities_and_steps(chat_run, run_files, tmp_path):
+    page = write_report(chat_run, tmp_path / "r.html")
+    html = page.read_text(encoding="utf-8")
+    assert "last assistant message of the chat" in html and 'id="hide-template"' in html
+    docs = embedded_docs(page)
+    rows = run_files.rows(chat_run)
+    for doc_id, d in docs.items():
+        doc = rows.filter(pc.equal(rows["doc_id"], doc_id)).sort_by("position")
+        keep = np.flatnonzero(~doc["special"].to_numpy(zero_copy_only=False))
+        assert d["seg"] == [doc["segment"][int(i)].as_py() for i in keep]
+        assert "template" in d["seg"] and "response" in d["seg"]
+        steps = doc["response_step"].to_pylist()
+        assert d["rs"] == [steps[int(i)] for i in keep]
+        assert d["rn"] == sum(s is not None for s in steps)
+        # st[t-1][k]: step t's score of shown token k, as in the step_scores column (null: not context)
+        matrix = doc["step_scores"].to_pylist()
+        assert len(d["st"]) == d["rn"]
+        for t, column in enumerate(d["st"]):
+            expected = [matrix[int(i)][t] for i in keep]
+            assert [v is None for v in column] == [v is None for v in expected]
+            np.testing.assert_allclose(
+                [v for v in column if v is not None], [v for v in expected if v is not None], atol=1e-4
+            )
+        # the colour scale leaves the template's tokens out
+        content = [s for s, g in zip(d["s"], d["seg"]) if g != "template"]
+        assert d["scale"] == pytest.approx(max(abs(v) for v in content), abs=1e-4)
+
+
+def test_show_marks_the_response_and_shows_one_step(chat_run, capsys):
+    assert main(["show", str(chat_run), "--doc", "c1", "--no-color"]) == 0
+    plain = capsys.readouterr().out
+    assert "response: " in plain and "first response token:" in plain
+    assert "What is the capital of France?" in plain and "Paris, of course." in plain
+    assert main(["show", str(chat_run), "--doc", "c1", "--step", "2"]) == 0
+    coloured = capsys.readouterr().out
+    assert "step 2: the attribution of response token" in coloured
+    assert "\x1b[7m\x1b[4m" in coloured  # y_2 boxed, underlined
+    assert "\x1b[2m" in coloured  # template tokens dim
+    assert main(["show", str(chat_run), "--doc", "c1", "--step", "99"]) == 2
+    assert "--step 99: this document's response has steps 1.." in capsys.readouterr().err
+
+
+def test_show_step_needs_step_scores(tiny_causal_lm, tmp_path, capsys):
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps({"text": "The capital of France is", "answer": " Paris"}) + "\n")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "annotate",
+                str(src),
+                "--output",
+                str(out),
+                "--model",
+                str(tiny_causal_lm),
+                "--response-field",
+                "answer",
+            ]
+        )
+        == 0
+    )
+    doc = f"{src}#L1"
+    assert main(["show", str(out), "--doc", doc, "--step", "1"]) == 2
+    assert "has no per-step scores; annotate with --step-scores" in capsys.readouterr().err
+    assert main(["show", str(out), "--doc", doc, "--no-color"]) == 0
+    assert ANSI.search(capsys.readouterr().out) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path(_BROWSER.CHROMIUM).exists(), reason="chromium is not installed (make system-deps)"
+)
+def test_report_page_of_a_response_run_in_chromium(chat_run, tmp_path, browser):
+    page = write_report(chat_run, tmp_path / "responses.html")
+    tools = browser(page)
+    card = "[...document.querySelectorAll('article.doc')].find(a => a.doc.id === 'c1')"
+    assert tools.evaluate(f"{card}.querySelectorAll('.tok.resp').length") > 0
+    assert tools.evaluate(f"{card}.querySelectorAll('.tok.tmpl').length") > 0
+    title = tools.evaluate(f"{card}.querySelector('.tok.resp').title")
+    assert title.startswith("response token 1 | log p ")
+    grey = tools.evaluate(f"getComputedStyle({card}.querySelector('.tok.tmpl')).color")
+    assert grey == "rgb(154, 154, 154)"
+    classes = f"[...{card}.querySelectorAll('.tok')].map(t => t.className)"
+    before = tools.evaluate(classes)
+    tools.evaluate(f"{card}.querySelectorAll('.tok.resp')[1].click()")
+    after = tools.evaluate(classes)
+    assert after != before and sum(" sel" in c for c in after) == 1
+    assert tools.evaluate(f"{card}.querySelector('.step-note').textContent").startswith("step 2: ")
+    _BROWSER.save_documents_screenshot(tools, "report-responses-step.png")
+    tools.evaluate(f"{card}.querySelector('.tok.sel').click()")  # back to the summed scores
+    assert tools.evaluate(classes) == before
+    tools.evaluate("document.getElementById('hide-template').click()")
+    assert tools.evaluate(f"getComputedStyle({card}.querySelector('.tok.tmpl')).display") == "none"
+    assert _BROWSER.script_errors(tools) == []
