@@ -24,7 +24,7 @@ import jinja2
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import RecordError, _SpecialNames
+from normxlogit.encoding import RecordError, SpecialNames
 from normxlogit.heads import HeadAdapter, UnsupportedModelError
 from normxlogit.responses import (
     SEGMENT_CODE,
@@ -222,7 +222,7 @@ def encode_chat_batch(
     chats = [c for c in rendered if isinstance(c, RenderedChat)]
     prompts = iter(tokenize_rows([c.prompt for c in chats], tokenizer, special_tokens=False))
     responses = iter(tokenize_rows([c.response for c in chats], tokenizer, special_tokens=False))
-    names = _SpecialNames(tokenizer)
+    names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for chat in rendered:
         if isinstance(chat, RecordError):

@@ -226,7 +226,7 @@ def encode_batch(
             # of characters one token covers): tokenize the whole text, as if it were not cut.
             windows[i] = _first_windows([text], tokenizer, max_length)[0]
     resolve = _TargetResolver(model, tokenizer, adapter)
-    names = _SpecialNames(tokenizer)
+    names = SpecialNames(tokenizer)
     out: list[EncodedText | RecordError] = []
     for window, target in zip(windows, targets):
         try:
@@ -240,7 +240,7 @@ def encode_batch(
     return out
 
 
-class _SpecialNames(dict):
+class SpecialNames(dict):
     """Special token id -> token string ("[CLS]", "<s>"), looked up once per id and batch."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase):
@@ -317,7 +317,7 @@ def _encode_window(
     *,
     adapter: HeadAdapter,
     tokenizer: PreTrainedTokenizerBase,
-    names: _SpecialNames,
+    names: SpecialNames,
 ) -> EncodedText:
     """An ``EncodedText`` (targets unresolved) from the tokenizer's first window of a text."""
     text, ids, offsets, special = window.text, window.ids, window.offsets, window.special

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import EncodedText, RecordError, _SpecialNames, word_indices
+from normxlogit.encoding import EncodedText, RecordError, SpecialNames, word_indices
 from normxlogit.heads import HeadAdapter
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import (
@@ -45,7 +45,7 @@ def encode_prompt_batch(
     nothing = TokenRow(
         np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool)
     )
-    names = _SpecialNames(tokenizer)
+    names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for prompt, row in zip(prompts, tokenize_rows(prompts, tokenizer, special_tokens=True)):
         out.append(
@@ -149,7 +149,7 @@ def encode_response_ids_batch(
     if len(prompts) != len(response_ids):
         raise ValueError(f"{len(response_ids)} responses for {len(prompts)} prompts")
     specials = np.asarray(tokenizer.all_special_ids, dtype=np.int64)
-    names = _SpecialNames(tokenizer)
+    names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for prompt, row, ids in zip(
         prompts, tokenize_rows(prompts, tokenizer, special_tokens=True), response_ids

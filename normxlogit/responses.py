@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import EncodedText, RecordError, _SpecialNames, word_indices
+from normxlogit.encoding import EncodedText, RecordError, SpecialNames, word_indices
 from normxlogit.heads import HeadAdapter, UnsupportedModelError, list_supported
 
 # Segment labels of response tokens, stored as int8 codes into this tuple (an Arrow dictionary).
@@ -149,7 +149,7 @@ def assemble(
     *,
     max_length: int,
     tokenizer: PreTrainedTokenizerBase,
-    names: _SpecialNames,
+    names: SpecialNames,
     min_response: int = 1,
 ) -> EncodedResponse:
     """Concatenate a tokenized prompt and response into an ``EncodedResponse``, cut to ``max_length``.
@@ -230,7 +230,7 @@ def encode_response_batch(
     response_rows = iter(
         tokenize_rows([r for r in responses if isinstance(r, str)], tokenizer, special_tokens=False)
     )
-    names = _SpecialNames(tokenizer)
+    names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for prompt, row, response, ok in zip(prompts, prompt_rows, responses, is_text):
         if not ok:
