@@ -1,8 +1,10 @@
 """Response attribution cost (issue 15): ours against inseq and Captum on the same model and pairs.
 
-The model (default: SmolLM2-135M-Instruct) answers the prompts of ``benchmarks/data/llm_prompts.jsonl``
-greedily (at most ``--new-tokens`` tokens, batched); each prompt + answer pair is then attributed
-by every method, and seconds per pair are printed side by side with their ratio to ours:
+The model (default: SmolLM2-135M-Instruct) answers the first ``--pairs`` prompts of
+``benchmarks/data/llm_prompts.jsonl`` greedily (at most ``--new-tokens`` tokens, batched), through its
+chat template when it has one (SmolLM2 often ends a plain prompt at once); each prompt + answer pair
+is then attributed by every method, and seconds per pair are printed side by side with their ratio
+to ours, timed on the same pairs (a peer run on its first n pairs is compared with ours on them):
 
 - ``floor``: a plain forward pass with full-vocabulary logits on the same padded batches;
 - ``normxlogit``: ``score_responses`` (one teacher-forced pass, T head rows per position), batched;
@@ -20,7 +22,7 @@ Each timed method runs once untimed on one pair first (warm-up). The pairs are a
 ``OUT/llm_chats.jsonl`` (the same prompts answered through the template, as chat records) for
 ``normxlogit evaluate``.
 
-    python benchmarks/bench_responses.py             # 60 pairs, 24 new tokens: a few minutes on 2 cores
+    python benchmarks/bench_responses.py             # 16 chat pairs, 24 new tokens: minutes on 2 cores
     python benchmarks/bench_responses.py --quick     # 2 pairs, 4 new tokens, 1 pair per peer
 """
 
@@ -53,36 +55,29 @@ def read_prompts(path: Path, limit: int) -> list[dict]:
     return rows[:limit]
 
 
-def answer_plain(sm, prompts: Sequence[str], new_tokens: int) -> list[EncodedResponse]:
-    """Each prompt with the model's greedy answer appended as generated (nothing re-tokenized)."""
-    encoded = encode_prompt_batch(prompts, sm.tokenizer, sm.adapter, max_length=sm.max_length - new_tokens)
+def answer(sm, prompts: Sequence[str], new_tokens: int, chat: bool) -> list[EncodedResponse]:
+    """Each prompt with the model's greedy answer appended as generated (nothing re-tokenized).
+
+    With ``chat``, each prompt is the user turn of a conversation rendered with the chat template and
+    its generation prompt; the rendered text holds the template's markers, so the tokenizer adds
+    nothing the template did not write (SmolLM2 adds no BOS of its own).
+    """
+    tok = sm.tokenizer
+    if chat:
+        prompts = [
+            tok.apply_chat_template(
+                [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+            )
+            for p in prompts
+        ]
+    encoded = encode_prompt_batch(prompts, tok, sm.adapter, max_length=sm.max_length - new_tokens)
     out = []
     for lo in range(0, len(encoded), BATCH):
         chunk = encoded[lo : lo + BATCH]
         out += [
-            append_generated(e, ids, sm.tokenizer)
-            for e, ids in zip(chunk, generate_responses(sm, chunk, new_tokens))
+            append_generated(e, ids, tok) for e, ids in zip(chunk, generate_responses(sm, chunk, new_tokens))
         ]
     return out
-
-
-def answer_chat(sm, prompts: Sequence[str], new_tokens: int) -> list[str]:
-    """The model's greedy answers to the prompts as user turns of a chat, as text (end-of-turn removed).
-
-    The rendered conversation already holds the template's markers, so the tokenizer adds nothing
-    that the template did not write (SmolLM2 adds no BOS of its own).
-    """
-    tok = sm.tokenizer
-    rendered = [
-        tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
-        for p in prompts
-    ]
-    encoded = encode_prompt_batch(rendered, tok, sm.adapter, max_length=sm.max_length - new_tokens)
-    answers = []
-    for lo in range(0, len(encoded), BATCH):
-        for ids in generate_responses(sm, encoded[lo : lo + BATCH], new_tokens):
-            answers.append(tok.decode(ids, skip_special_tokens=True).strip())
-    return answers
 
 
 def seconds_per_pair(
@@ -159,42 +154,52 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="causal LM folder (default: SmolLM2-135M-Instruct)")
     ap.add_argument("--prompts", type=Path, default=PROMPTS)
-    ap.add_argument("--pairs", type=int, default=60)
+    ap.add_argument("--pairs", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=24)
-    ap.add_argument("--inseq-pairs", type=int, default=8)
+    ap.add_argument("--grad-pairs", type=int, default=6, help="pairs for our gradient baselines")
+    ap.add_argument("--inseq-pairs", type=int, default=6)
     ap.add_argument("--captum-pairs", type=int, default=3)
     ap.add_argument("--ig-pairs", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--quick", action="store_true", help="2 pairs, 4 new tokens, 1 pair per peer")
     args = ap.parse_args(argv)
     if args.quick:
-        args.pairs, args.new_tokens, args.inseq_pairs, args.captum_pairs, args.ig_pairs = 2, 4, 1, 1, 1
+        args.pairs, args.new_tokens, args.grad_pairs = 2, 4, 2
+        args.inseq_pairs = args.captum_pairs = args.ig_pairs = 1
     args.out.mkdir(parents=True, exist_ok=True)
     sm = normxlogit.load_model(args.model, padding_side="left")
     sm.model.requires_grad_(False)  # gradients flow to the inputs only, for every method alike
     records = read_prompts(args.prompts, args.pairs)
     prompts = [r["prompt"] for r in records]
-    pairs = answer_plain(sm, prompts, args.new_tokens)
+    pairs = answer(sm, prompts, args.new_tokens, chat=False)
     with open(args.out / "llm_pairs.jsonl", "w") as fh:
         for r, e in zip(records, pairs):
-            fh.write(
-                json.dumps({"id": r["id"], "prompt": r["prompt"], "response": e.text[len(r["prompt"]) :]})
-                + "\n"
-            )
-    if getattr(sm.tokenizer, "chat_template", None):
+            response = e.text[len(r["prompt"]) :]
+            fh.write(json.dumps({"id": r["id"], "prompt": r["prompt"], "response": response}) + "\n")
+    chat = bool(getattr(sm.tokenizer, "chat_template", None))
+    if chat:  # chat answers are the realistic ones (SmolLM2 often ends a plain prompt at once): time those
+        pairs = answer(sm, prompts, args.new_tokens, chat=True)
         with open(args.out / "llm_chats.jsonl", "w") as fh:
-            for r, answer in zip(records, answer_chat(sm, prompts, args.new_tokens)):
-                messages = [
-                    {"role": "user", "content": r["prompt"]},
-                    {"role": "assistant", "content": answer},
-                ]
+            for r, e in zip(records, pairs):
+                text = sm.tokenizer.decode(e.response_ids, skip_special_tokens=True).strip()
+                messages = [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": text}]
                 fh.write(json.dumps({"id": r["id"], "messages": messages}) + "\n")
 
     methods: list[tuple[str, Callable | None, int, int]] = [
         ("floor (forward, full logits)", floor_fn(sm), len(pairs), BATCH),
         ("normxlogit (score_responses)", lambda b: score_responses(sm, b), len(pairs), BATCH),
-        ("gradient_x_input (ours, 1 backward)", lambda b: gradient_x_input_signed(sm, b), len(pairs), BATCH),
-        ("gradient_x_input_l2_steps (ours)", lambda b: gradient_x_input_l2_steps(sm, b), len(pairs), BATCH),
+        (
+            "gradient_x_input (ours, 1 backward)",
+            lambda b: gradient_x_input_signed(sm, b),
+            args.grad_pairs,
+            BATCH,
+        ),
+        (
+            "gradient_x_input_l2_steps (ours)",
+            lambda b: gradient_x_input_l2_steps(sm, b),
+            args.grad_pairs,
+            BATCH,
+        ),
         ("inseq saliency", inseq_fn(sm, "saliency"), args.inseq_pairs, 1),
         ("inseq input_x_gradient", inseq_fn(sm, "input_x_gradient"), args.inseq_pairs, 1),
         (
@@ -210,22 +215,31 @@ def main(argv: Sequence[str] | None = None) -> dict:
             1,
         ),
     ]
-    results = []
+    results, ours = [], {}  # ours: normxlogit's seconds per pair on the first n pairs, by n
     for name, fn, n, batch in methods:
         if fn is None:
             print(f"{name}: not installed, skipped")
             continue
-        s = seconds_per_pair(fn, pairs[:n], batch)
-        results.append({"method": name, "pairs": n, "batch": batch, "seconds_per_pair": s})
-        print(f"{name}: {s:.4f} s/pair over {n} pairs", flush=True)
-    ours = next(r["seconds_per_pair"] for r in results if r["method"].startswith("normxlogit"))
-    for r in results:
-        r["ratio_to_normxlogit"] = r["seconds_per_pair"] / ours
+        n = min(n, len(pairs))
+        if n not in ours:  # every ratio compares the same pairs
+            ours[n] = seconds_per_pair(lambda b: score_responses(sm, b), pairs[:n], BATCH)
+        s = ours[n] if name.startswith("normxlogit") else seconds_per_pair(fn, pairs[:n], batch)
+        results.append(
+            {
+                "method": name,
+                "pairs": n,
+                "batch": batch,
+                "seconds_per_pair": s,
+                "ratio_to_normxlogit": s / ours[n],
+            }
+        )
+        print(f"{name}: {s:.4f} s/pair over {n} pairs ({s / ours[n]:.1f}x normxlogit on them)", flush=True)
     tokens = [len(e) for e in pairs]
     report = {
         "model": sm.info.architecture,
         "model_path": args.model or "SmolLM2-135M-Instruct (default)",
         "pairs": len(pairs),
+        "chat_template": chat,
         "new_tokens": args.new_tokens,
         "mean_tokens_per_pair": sum(tokens) / len(tokens),
         "mean_response_tokens": sum(e.n_response for e in pairs) / len(pairs),
