@@ -128,3 +128,16 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
         direct.direct_running_mode = "multi_threading"
         direct.direct_num_workers = LOCAL_THREADS
     return options
+
+
+def local_runner(options: PipelineOptions):
+    """The runner object for ``LOCAL_RUNNER``: Beam's FnApiRunner set up as the DirectRunner sets it
+    up, with the pipeline options in its provision info, so that worker processes
+    (``multi_processing``) get them too (S3 endpoint and credentials, say)."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=info)

@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from normxlogit.loading import ModelInfo, inspect_model, resolve_device
+from normxlogit.pipeline.options import LOCAL_RUNNER, local_runner
 from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsError: cli.py catches it here)
     OutputExistsError,
     abandon_output,
@@ -156,7 +157,10 @@ def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam
     """
     try:
         try:
-            with beam.Pipeline(options=options) as p:
+            runner = (
+                local_runner(options) if options.view_as(StandardOptions).runner == LOCAL_RUNNER else None
+            )
+            with beam.Pipeline(runner=runner, options=options) as p:
                 build(p)
         except BaseException as err:
             abandon_output(output)
