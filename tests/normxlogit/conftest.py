@@ -36,6 +36,7 @@ from transformers import (
 from normxlogit.encoding import EncodedText, pooled_position
 from normxlogit.heads import ADAPTERS
 from normxlogit.loading import ScoringModel, prepare
+from normxlogit.responses import EncodedResponse
 
 VOCAB = 100
 MASK_ID = 4  # ids 0..4 are reserved for pad/bos/eos/unk/mask; random texts use 5..VOCAB-1
@@ -225,6 +226,30 @@ def encoded_from_ids(
 def make_encoded():
     """Factory: ``make_encoded(sm, ids, target_id=None, foil_id=None)``."""
     return encoded_from_ids
+
+
+def response_from_ids(prompt_ids: np.ndarray, response_ids: np.ndarray) -> EncodedResponse:
+    """An ``EncodedResponse`` for made-up ids (no text): the prompt's ids, then the response's."""
+    ids = np.r_[prompt_ids, response_ids].astype(np.int64)
+    n, r = len(ids), len(prompt_ids)
+    return EncodedResponse(
+        input_ids=ids,
+        offsets=np.zeros((n, 2), np.int32),
+        special=np.zeros(n, bool),
+        word_index=np.full(n, -1, np.int32),
+        tokens=[str(i) for i in ids],
+        truncated=False,
+        pooled_position=n - 1,
+        text="",
+        segment=np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)],
+        response_start=r,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_pair():
+    """Factory: ``make_pair(prompt_ids, response_ids)`` -> ``EncodedResponse``."""
+    return response_from_ids
 
 
 # --- the authors' reference: one token at a time, the model's own head modules -------------

@@ -13,30 +13,13 @@ import normxlogit.engine as engine_module
 from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, EngineOptions
 from normxlogit.response_scoring import score_responses
-from normxlogit.responses import EncodedResponse
-
-
-def pair(prompt_ids: np.ndarray, response_ids: np.ndarray) -> EncodedResponse:
-    """An ``EncodedResponse`` for made-up ids (no text)."""
-    ids = np.r_[prompt_ids, response_ids].astype(np.int64)
-    n, r = len(ids), len(prompt_ids)
-    return EncodedResponse(
-        input_ids=ids,
-        offsets=np.zeros((n, 2), np.int32),
-        special=np.zeros(n, bool),
-        word_index=np.full(n, -1, np.int32),
-        tokens=[str(i) for i in ids],
-        truncated=False,
-        pooled_position=n - 1,
-        text="",
-        segment=np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)],
-        response_start=r,
-    )
 
 
 @pytest.fixture
-def pairs(make_ids):
-    return [pair(make_ids(p, seed=p), make_ids(t, seed=100 + p)) for p, t in ((5, 3), (9, 1), (4, 6), (7, 2))]
+def pairs(make_pair, make_ids):
+    return [
+        make_pair(make_ids(p, seed=p), make_ids(t, seed=100 + p)) for p, t in ((5, 3), (9, 1), (4, 6), (7, 2))
+    ]
 
 
 def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monkeypatch):
@@ -70,10 +53,10 @@ def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monke
     np.testing.assert_array_equal(copy.scores.score, scored.scores.score)
 
 
-def test_budget_counts_the_step_logits(make_sm, make_ids, monkeypatch):
+def test_budget_counts_the_step_logits(make_pair, make_sm, make_ids, monkeypatch):
     sm = make_sm("llama", "causal_lm")  # hidden size 32
-    short = [pair(make_ids(8, seed=s), make_ids(1, seed=50 + s)) for s in range(4)]
-    long = [pair(make_ids(4, seed=s), make_ids(28, seed=60 + s)) for s in range(4)]  # 32 tokens, T = 28
+    short = [make_pair(make_ids(8, seed=s), make_ids(1, seed=50 + s)) for s in range(4)]
+    long = [make_pair(make_ids(4, seed=s), make_ids(28, seed=60 + s)) for s in range(4)]  # 32 tokens, T = 28
     budget = EngineOptions(batch_tokens=4 * 40)
     calls = []
     real = engine_module.score_responses
@@ -91,17 +74,17 @@ def test_budget_counts_the_step_logits(make_sm, make_ids, monkeypatch):
     assert scored.padded_tokens == 4 * 32  # positions actually run, not the planning cost
 
 
-def test_generate_uses_the_one_loop_and_equals_model_generate(make_sm, make_ids, monkeypatch):
+def test_generate_uses_the_one_loop_and_equals_model_generate(make_pair, make_sm, make_ids, monkeypatch):
     sm = make_sm("llama", "causal_lm")
     engine = BatchEngine(sm, EngineOptions(max_length=40))
     prompts = [make_ids(n, seed=n) for n in (3, 6, 9)]
     monkeypatch.setattr(
         engine_module,
         "encode_prompt_batch",
-        lambda texts, tok, adapter, max_length: [pair(p, np.zeros(0, np.int64)) for p in texts],
+        lambda texts, tok, adapter, max_length: [make_pair(p, np.zeros(0, np.int64)) for p in texts],
     )
     monkeypatch.setattr(
-        engine_module, "append_generated", lambda prompt, ids, tok: pair(prompt.input_ids, ids)
+        engine_module, "append_generated", lambda prompt, ids, tok: make_pair(prompt.input_ids, ids)
     )
     items = engine.generate(prompts, max_new_tokens=5)
     for p, enc in zip(prompts, items):

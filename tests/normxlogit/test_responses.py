@@ -34,24 +34,6 @@ CLASSIFIER = next(a for a in ADAPTERS if a.name == "bert-classification")
 RTOL = 1e-4
 
 
-def pair(prompt_ids: np.ndarray, response_ids: np.ndarray) -> EncodedResponse:
-    """An ``EncodedResponse`` for made-up ids (no text)."""
-    ids = np.r_[prompt_ids, response_ids].astype(np.int64)
-    n, r = len(ids), len(prompt_ids)
-    return EncodedResponse(
-        input_ids=ids,
-        offsets=np.zeros((n, 2), np.int32),
-        special=np.zeros(n, bool),
-        word_index=np.full(n, -1, np.int32),
-        tokens=[str(i) for i in ids],
-        truncated=False,
-        pooled_position=n - 1,
-        text="",
-        segment=np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)],
-        response_start=r,
-    )
-
-
 def prefix_runs(sm, enc: EncodedResponse, make_encoded) -> tuple[np.ndarray, np.ndarray]:
     """The definition, literally: per step t a separate next-token run on ids[:p_t + 1] with target
     y_t. Returns the (n, T) step matrix (NaN where i > p_t) and the norms of the whole sequence."""
@@ -107,26 +89,26 @@ def check_against_prefix_runs(sm, batch, make_encoded, scores: ResponseScores) -
 
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("model_type", ["llama", "gpt2", "gpt_neox"])
-def test_scores_equal_separate_prefix_runs(model_type, side, make_sm, make_ids, make_encoded):
+def test_scores_equal_separate_prefix_runs(make_pair, model_type, side, make_sm, make_ids, make_encoded):
     sm = make_sm(model_type, "causal_lm", padding_side=side)
     shapes = [(3, 4), (7, 1), (1, 6)]  # (prompt, response) lengths: padding inside every row but one
-    batch = [pair(make_ids(p, seed=10 + k), make_ids(t, seed=20 + k)) for k, (p, t) in enumerate(shapes)]
+    batch = [make_pair(make_ids(p, seed=10 + k), make_ids(t, seed=20 + k)) for k, (p, t) in enumerate(shapes)]
     scores = score_responses(sm, batch, step_scores=True)
     np.testing.assert_array_equal(scores.lengths, [7, 8, 7])
     np.testing.assert_array_equal(scores.response_length, [4, 1, 6])
     check_against_prefix_runs(sm, batch, make_encoded, scores)
 
 
-def test_response_step_and_segments_of_a_pair(make_ids):
-    enc = pair(make_ids(3, seed=1), make_ids(4, seed=2))
+def test_response_step_and_segments_of_a_pair(make_pair, make_ids):
+    enc = make_pair(make_ids(3, seed=1), make_ids(4, seed=2))
     np.testing.assert_array_equal(enc.response_step, [-1, -1, -1, 1, 2, 3, 4])
     assert enc.segments == ["prompt"] * 3 + ["response"] * 4
     np.testing.assert_array_equal(enc.response_ids, make_ids(4, seed=2))
 
 
-def test_scores_do_not_depend_on_batch_order_and_concat_reorder(make_sm, make_ids):
+def test_scores_do_not_depend_on_batch_order_and_concat_reorder(make_pair, make_sm, make_ids):
     sm = make_sm("llama", "causal_lm", padding_side="left")
-    batch = [pair(make_ids(p, seed=p), make_ids(t, seed=9 * t)) for p, t in [(4, 3), (2, 5), (6, 2)]]
+    batch = [make_pair(make_ids(p, seed=p), make_ids(t, seed=9 * t)) for p, t in [(4, 3), (2, 5), (6, 2)]]
     together = score_responses(sm, batch, step_scores=True)
     parts = [
         score_responses(sm, [batch[2]], step_scores=True),
@@ -142,18 +124,18 @@ def test_scores_do_not_depend_on_batch_order_and_concat_reorder(make_sm, make_id
     assert ResponseScores.concat([], steps=True).lengths.shape == (0,)
 
 
-def test_without_step_scores_none_are_kept(make_sm, make_ids):
+def test_without_step_scores_none_are_kept(make_pair, make_sm, make_ids):
     sm = make_sm("gpt2", "causal_lm")
-    scores = score_responses(sm, [pair(make_ids(3, seed=1), make_ids(2, seed=2))])
+    scores = score_responses(sm, [make_pair(make_ids(3, seed=1), make_ids(2, seed=2))])
     assert scores.step_score is None
     with pytest.raises(ValueError, match="step_scores=True"):
         scores.step_matrix(0)
 
 
-def test_non_causal_models_are_refused(make_sm, make_ids, bpe_tokenizer):
+def test_non_causal_models_are_refused(make_pair, make_sm, make_ids, bpe_tokenizer):
     sm = make_sm("bert", "classification")
     with pytest.raises(UnsupportedModelError, match="BertForSequenceClassification.*classification"):
-        score_responses(sm, [pair(make_ids(3, seed=1), make_ids(2, seed=2))])
+        score_responses(sm, [make_pair(make_ids(3, seed=1), make_ids(2, seed=2))])
     with pytest.raises(UnsupportedModelError, match="causal"):
         encode_response("a", "b", bpe_tokenizer, CLASSIFIER, max_length=64)
 
