@@ -15,7 +15,7 @@ from normxlogit.pipeline.commands.common import (
     model_spec,
     positive_int,
 )
-from normxlogit.pipeline.options import pipeline_options
+from normxlogit.pipeline.options import local_threads, pipeline_options
 
 NAME = "annotate"
 
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     except ResponseFlagError as err:
         print(f"normxlogit annotate: error: {err}", file=sys.stderr)
         return 2
-    options = pipeline_options(beam_args)
+    options = pipeline_options(beam_args, threads=local_threads(args.device))
     cfg = AnnotateConfig(
         inputs=tuple(args.inputs),
         output=args.output,

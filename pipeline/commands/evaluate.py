@@ -14,7 +14,7 @@ from normxlogit.pipeline.commands.common import (
     model_spec,
     positive_int,
 )
-from normxlogit.pipeline.options import pipeline_options
+from normxlogit.pipeline.options import local_threads, pipeline_options
 
 NAME = "evaluate"
 DEFAULT_METHODS = "normxlogit,logat,norm,random,gradient_norm,gradient_x_input,integrated_gradients"
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         if args.large_model or args.model_copies:
             # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
             raise EvaluationError("--large-model and --model-copies are not supported by evaluate")
-        counts = run_evaluate(cfg, pipeline_options(beam_args))
+        counts = run_evaluate(cfg, pipeline_options(beam_args, threads=local_threads(args.device)))
     except (EvaluationError, MissingExtraError) as err:
         print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
         return 2

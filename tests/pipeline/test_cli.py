@@ -202,3 +202,21 @@ def test_a_missing_model_path_is_not_called_a_hub_name(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines() == [
         f"normxlogit evaluate: error: --model {missing}: no such file or folder"
     ]
+
+
+def test_local_runner_defaults_follow_the_device():
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    from normxlogit.pipeline.options import LOCAL_RUNNER, local_threads, pipeline_options
+
+    assert (local_threads("cpu"), local_threads("cuda"), local_threads("cuda:1")) == (1, 2, 2)
+
+    def direct(args, threads):
+        options = pipeline_options(args, threads=threads)
+        d = options.view_as(DirectOptions)
+        return options.view_as(StandardOptions).runner, d.direct_running_mode, d.direct_num_workers
+
+    assert direct([], threads=1) == (LOCAL_RUNNER, "in_memory", 1) == ("FnApiRunner", "in_memory", 1)
+    assert direct([], threads=2) == ("FnApiRunner", "multi_threading", 2)
+    assert direct(["--direct_running_mode=in_memory"], threads=2) == ("FnApiRunner", "in_memory", 1)
+    assert direct(["--runner", "PortableRunner"], threads=2)[1:] == ("in_memory", 1)
