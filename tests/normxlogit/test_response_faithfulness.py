@@ -25,7 +25,6 @@ from normxlogit.response_scoring import score_responses
 from normxlogit.responses import SEGMENT_CODE, EncodedResponse
 
 from .conftest import MASK_ID
-from .test_responses import pair
 
 T, U, R = SEGMENT_CODE["template"], SEGMENT_CODE["user"], SEGMENT_CODE["response"]
 
@@ -104,8 +103,11 @@ def test_response_logprobs_are_the_models_own_teacher_forced_means(lm, make_ids)
         assert a == want_a
 
 
-def test_drops_equal_the_hand_computed_mean_logprob_drop(lm, make_ids):
-    batch = [pair(make_ids(9, seed=7), make_ids(4, seed=8)), pair(make_ids(5, seed=9), make_ids(3, seed=10))]
+def test_drops_equal_the_hand_computed_mean_logprob_drop(make_pair, lm, make_ids):
+    batch = [
+        make_pair(make_ids(9, seed=7), make_ids(4, seed=8)),
+        make_pair(make_ids(5, seed=9), make_ids(3, seed=10)),
+    ]
     opts = ResponseEvaluationOptions(methods=("random", "normxlogit"), seed=3, batch_tokens=64)
     docs = evaluate_response_batch(lm, batch, ["a", "b"], opts)
     ev = Evidence(lm, batch, ["a", "b"], 3)
@@ -128,10 +130,10 @@ def test_drops_equal_the_hand_computed_mean_logprob_drop(lm, make_ids):
                         assert doc.drop[mi, metric, j] == 0.0  # the same row: exactly no drop
 
 
-def test_gradient_x_input_signed_is_the_autograd_of_the_summed_logprob(lm, make_ids):
+def test_gradient_x_input_signed_is_the_autograd_of_the_summed_logprob(make_pair, lm, make_ids):
     batch = [
-        pair(make_ids(7, seed=11), make_ids(4, seed=12)),
-        pair(make_ids(3, seed=13), make_ids(2, seed=14)),
+        make_pair(make_ids(7, seed=11), make_ids(4, seed=12)),
+        make_pair(make_ids(3, seed=13), make_ids(2, seed=14)),
     ]
     signed = gradient_x_input_signed(lm, batch)
     l2 = gradient_x_input_l2_steps(lm, batch)
@@ -151,8 +153,8 @@ def test_gradient_x_input_signed_is_the_autograd_of_the_summed_logprob(lm, make_
     assert all(p.grad is None for p in lm.model.parameters())  # no gradient left on the weights
 
 
-def test_variants_from_the_models_logits(lm, make_ids):
-    batch = [pair(make_ids(6, seed=15), make_ids(3, seed=16))]
+def test_variants_from_the_models_logits(make_pair, lm, make_ids):
+    batch = [make_pair(make_ids(6, seed=15), make_ids(3, seed=16))]
     ev = Evidence(lm, batch, ["a"], 0)
     enc = batch[0]
     scores = score_responses(lm, batch, step_scores=True)
@@ -170,9 +172,9 @@ def test_variants_from_the_models_logits(lm, make_ids):
     assert RESPONSE_METHODS["normxlogit_logprob"].ours and not RESPONSE_METHODS["normxlogit"].ours
 
 
-def test_pairs_without_rankable_context_are_dead_letters(lm, make_ids):
+def test_pairs_without_rankable_context_are_dead_letters(make_pair, lm, make_ids):
     only_bos = chat_like(make_ids(3, seed=17), [T, R, R], [True, False, False], start=1)
-    good = pair(make_ids(4, seed=18), make_ids(2, seed=19))
+    good = make_pair(make_ids(4, seed=18), make_ids(2, seed=19))
     err = RecordError("empty_response", "no tokens")
     out = evaluate_response_items(
         BatchEngine(lm),
