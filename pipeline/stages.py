@@ -186,15 +186,21 @@ def worker_error_marker(cls: type[Exception]) -> str:
 
 
 def user_error_from_worker(err: BaseException) -> Exception | None:
-    """The user error ``err`` carries from a worker, as its own type and message, else None."""
-    if isinstance(err, WORKER_USER_ERRORS):
-        return None  # raised in this thread: it already is the user's error
+    """The user error ``err`` carries from a worker, as its own type and its own message (without
+    Beam's ``[while running ...]`` step name), else None when ``err`` needs no change."""
+    if isinstance(err, WORKER_USER_ERRORS):  # raised in this thread: only the step name to drop
+        message = _without_step(str(err))
+        return None if message == str(err) else type(err)(message)
     for line in str(err).splitlines():
         for cls in WORKER_USER_ERRORS:
             marker = worker_error_marker(cls)
             if line.startswith(marker):
-                return cls(re.sub(r" \[while running '.*'\]$", "", line[len(marker) :]))
+                return cls(_without_step(line[len(marker) :]))
     return None
+
+
+def _without_step(message: str) -> str:
+    return re.sub(r" \[while running '.*'\]$", "", message)
 
 
 def count_as(pcoll, name: str):
