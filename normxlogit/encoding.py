@@ -9,12 +9,17 @@ records; ``encode_text`` is its one-text case and raises them.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
+import threading
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+from tokenizers import Encoding
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from normxlogit.heads import HeadAdapter, is_regression
@@ -54,17 +59,20 @@ class EncodedText:
         pooled_position: where the model's head reads for its own prediction.
         target_id: class id or token id to attribute; None means the model's prediction.
         foil_id: optional contrastive foil; scores become target minus foil.
+        flat: the batch (``FlatTokens``) this text's arrays are views into, and its place in it;
+            None for a text encoded on its own.
     """
 
     input_ids: np.ndarray
     offsets: np.ndarray
     special: np.ndarray
     word_index: np.ndarray
-    tokens: list[str]
+    tokens: Sequence[str]
     truncated: bool
     pooled_position: int
     target_id: int | None = None
     foil_id: int | None = None
+    flat: tuple[FlatTokens, int] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -199,6 +207,9 @@ def encode_batch(
 ) -> list[EncodedText | RecordError]:
     """Tokenize texts in one fast-tokenizer call (offsets kept) and resolve targets and foil.
 
+    The batch is worked on as flat arrays (``FlatTokens``): token ids, offsets, word indices and
+    token strings of all texts are computed at once, and each ``EncodedText`` is a view into them.
+
     Args:
         texts: the texts, tokenized in one call (the Rust tokenizer can use several threads).
         targets: one target per text, None entries meaning the model's prediction; None: the
@@ -219,24 +230,30 @@ def encode_batch(
     if not texts:
         return []
     limit = max_chars(max_length)
-    windows = _first_windows([text[:limit] for text in texts], tokenizer, max_length)
+    used = [text[:limit] for text in texts]
+    encodings = _first_windows(used, tokenizer, max_length)
     for i, text in enumerate(texts):
-        if len(text) > limit and not windows[i].cut_is_safe(limit):
+        if len(text) > limit and not _cut_is_safe(encodings[i], limit):
             # Over half the cut spans fewer than max_length tokens (long runs of whitespace or
             # of characters one token covers): tokenize the whole text, as if it were not cut.
-            windows[i] = _first_windows([text], tokenizer, max_length)[0]
+            used[i], encodings[i] = text, _first_windows([text], tokenizer, max_length)[0]
+    flat = FlatTokens.of(used, encodings, SpecialNames(tokenizer))
+    pooled = _pooled_positions(flat, adapter, tokenizer)
     resolve = _TargetResolver(model, tokenizer, adapter)
-    names = SpecialNames(tokenizer)
     out: list[EncodedText | RecordError] = []
-    for window, target in zip(windows, targets):
+    for d, (target, encoding) in enumerate(zip(targets, encodings)):
         try:
-            encoded = _encode_window(window, adapter=adapter, tokenizer=tokenizer, names=names)
-            encoded.target_id = resolve(target)
-            encoded.foil_id = resolve(foil)
+            if flat.lengths[d] == 0:
+                raise RecordError("no_tokens", "the text produced no tokens")
+            if pooled[d] < 0:
+                raise _no_mask(tokenizer)
+            target_id, foil_id = resolve(target), resolve(foil)
         except RecordError as err:
             out.append(err)
         else:
-            out.append(encoded)
+            # A truncated encoding carries the windows that did not fit as ``overflowing``.
+            truncated = len(encoding.overflowing) > 0
+            out.append(flat.text(d, truncated, int(pooled[d]), target_id, foil_id))
     return out
 
 
@@ -268,82 +285,280 @@ def max_chars(max_length: int) -> int:
     return CHARS_PER_TOKEN * max_length
 
 
+def _cut_is_safe(encoding, limit: int) -> bool:
+    """Whether a text cut at ``limit`` characters reads as the whole text: more tokens follow the
+    first window (``encoding``), and the window ends in the first half of the cut."""
+    return (
+        len(encoding.overflowing) > 0 and max((end for _, end in encoding.offsets), default=0) <= limit // 2
+    )
+
+
+_BACKENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _backend(tokenizer: PreTrainedTokenizerBase, max_length: int):
+    """The tokenizer's Rust ``tokenizers.Tokenizer``, set to truncate at ``max_length`` as
+    ``tokenizer(texts, truncation=True, max_length=...)`` does.
+
+    A copy per tokenizer and length, set up once: the tokenizer's own backend is reconfigured by
+    every ``tokenizer(...)`` call, which would race with a thread that tokenizes meanwhile.
+    """
+    with _BACKENDS_LOCK:
+        per_length = _BACKENDS.setdefault(tokenizer, {})
+        backend = per_length.get(max_length)
+        if backend is None:
+            backend = copy.deepcopy(tokenizer.backend_tokenizer)
+            backend.no_padding()
+            backend.enable_truncation(
+                max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side
+            )
+            backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+            per_length[max_length] = backend
+    return backend
+
+
+def _first_windows(texts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list:
+    """Each text's first window of at most ``max_length`` tokens (a ``tokenizers.Encoding``), in
+    one call of the Rust tokenizer."""
+    return _backend(tokenizer, max_length).encode_batch(texts, add_special_tokens=True)
+
+
+class TokenView(Sequence):
+    """One text's token strings: a slice of its batch's token column, made a list on first use."""
+
+    __slots__ = ("_items", "_source", "_start", "_stop")
+
+    def __init__(self, source: pa.Array, start: int, stop: int):
+        self._source, self._start, self._stop = source, start, stop
+        self._items: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._items is None:
+            self._items = self._source[self._start : self._stop].to_pylist()
+        return self._items
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, i):
+        return self._list()[i]
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and not isinstance(other, str) and self._list() == list(other)
+
+    def __add__(self, other) -> list[str]:
+        return self._list() + list(other)
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+
 @dataclass
-class _Window:
-    """The tokenizer's first window of a (possibly cut) text: what the model reads.
+class FlatTokens:
+    """The tokens of a batch of texts, columnar: texts one after another.
 
     Attributes:
-        text: the text tokenized (offsets index into it).
-        windows: how many windows the text made: more than one means it was truncated.
+        starts, lengths: (D,) each text's first row and its number of tokens.
+        input_ids: (N,) int64; offsets: (N, 2) int32; special: (N,) bool; word_index: (N,) int32
+            (see ``EncodedText``).
+        tokens: (N,) token strings, an Arrow string array.
+        texts: (D,) the texts as tokenized (the offsets index into them).
     """
 
-    text: str
-    ids: list[int]
-    offsets: list[tuple[int, int]]
-    special: list[int]
-    windows: int
+    starts: np.ndarray
+    lengths: np.ndarray
+    input_ids: np.ndarray
+    offsets: np.ndarray
+    special: np.ndarray
+    word_index: np.ndarray
+    tokens: pa.Array
+    texts: list[str]
 
-    def cut_is_safe(self, limit: int) -> bool:
-        """Whether a text cut at ``limit`` characters reads as the whole text: more tokens follow
-        the window, and the window ends in the first half of the cut."""
-        return self.windows > 1 and max((end for _, end in self.offsets), default=0) <= limit // 2
+    @classmethod
+    def of(cls, texts: list[str], encodings: Sequence, names: SpecialNames) -> FlatTokens:
+        """Flatten the tokenizer's encodings of ``texts``; word indices and token strings for all
+        texts at once."""
+        lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
+        ids, offsets, special = _flat_encodings(encodings, lengths)
+        starts = np.cumsum(lengths) - lengths
+        chars = _Chars(texts)
+        doc = np.repeat(np.arange(len(texts)), lengths)
+        return cls(
+            starts=starts,
+            lengths=lengths,
+            input_ids=ids,
+            offsets=offsets,
+            special=special,
+            word_index=chars.word_index(doc, offsets, special),
+            tokens=chars.token_strings(doc, offsets, special, ids, names),
+            texts=texts,
+        )
+
+    def text(
+        self, d: int, truncated: bool, pooled: int, target_id: int | None, foil_id: int | None
+    ) -> EncodedText:
+        """Text ``d`` as an ``EncodedText`` whose arrays are views into the batch's."""
+        rows = slice(int(self.starts[d]), int(self.starts[d] + self.lengths[d]))
+        return EncodedText(
+            input_ids=self.input_ids[rows],
+            offsets=self.offsets[rows],
+            special=self.special[rows],
+            word_index=self.word_index[rows],
+            tokens=TokenView(self.tokens, rows.start, rows.stop),
+            truncated=truncated,
+            pooled_position=pooled,
+            target_id=target_id,
+            foil_id=foil_id,
+            flat=(self, d),
+        )
+
+    def rows(self, docs: np.ndarray) -> np.ndarray:
+        """Row indices of the tokens of texts ``docs``, one text after another."""
+        lengths = self.lengths[docs]
+        firsts = np.cumsum(lengths) - lengths
+        return np.repeat(self.starts[docs] - firsts, lengths) + np.arange(int(lengths.sum()))
 
 
-def _first_windows(texts: list[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[_Window]:
-    """Each text's first window of at most ``max_length`` tokens, in one fast-tokenizer call."""
-    enc = tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_length,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        return_overflowing_tokens=True,
-        # Not used (the scorer builds its own mask); converting them costs a third of the call.
-        return_attention_mask=False,
-        return_token_type_ids=False,
-    )
-    # With overflow on, a fast tokenizer returns each text's truncated encoding and then its
-    # overflowing windows, so every text has a row: its first row is what the model reads, and
-    # more than one row means it was truncated.
-    owner = np.asarray(enc["overflow_to_sample_mapping"], dtype=np.int64)
-    first = np.searchsorted(owner, np.arange(len(texts))).tolist()
-    windows = np.bincount(owner, minlength=len(texts)).tolist()
-    ids, offsets, special = enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"]
-    return [
-        _Window(text, ids[row], offsets[row], special[row], count)
-        for text, row, count in zip(texts, first, windows)
-    ]
+def _flat_encodings(encodings: Sequence, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids (N,), offsets (N, 2) and special flags (N,) of encodings, one after another."""
+    n = int(lengths.sum())
+    whole = np.array([len(e.overflowing) == 0 for e in encodings], dtype=bool)
+    parts = [encodings[i] for i in np.flatnonzero(~whole).tolist()]
+    if whole.any():
+        # One merged encoding: three Python lists for the batch instead of three per text. Merging
+        # pairs every overflowing window with every other, so truncated texts are read on their own.
+        parts.insert(
+            0, Encoding.merge([encodings[i] for i in np.flatnonzero(whole).tolist()], growing_offsets=False)
+        )
+    chain = itertools.chain.from_iterable
+    ids = np.fromiter(chain(e.ids for e in parts), dtype=np.int64, count=n)
+    offsets = np.fromiter(chain(chain(e.offsets for e in parts)), dtype=np.int32, count=2 * n).reshape(n, 2)
+    special = np.fromiter(chain(e.special_tokens_mask for e in parts), dtype=np.bool_, count=n)
+    if whole.all():
+        return ids, offsets, special
+    # ``parts`` holds the whole texts' tokens first, then the truncated texts': put them in text order.
+    from_whole = np.repeat(whole, lengths)
+    order = np.concatenate([np.flatnonzero(from_whole), np.flatnonzero(~from_whole)])
+    back = np.empty(n, np.int64)
+    back[order] = np.arange(n)
+    return ids[back], offsets[back], special[back]
 
 
-def _encode_window(
-    window: _Window,
-    *,
-    adapter: HeadAdapter,
-    tokenizer: PreTrainedTokenizerBase,
-    names: SpecialNames,
-) -> EncodedText:
-    """An ``EncodedText`` (targets unresolved) from the tokenizer's first window of a text."""
-    text, ids, offsets, special = window.text, window.ids, window.offsets, window.special
-    if len(ids) == 0:
-        raise RecordError("no_tokens", "the text produced no tokens")
-    ids_arr = np.asarray(ids, dtype=np.int64)
-    pooled = pooled_position(ids_arr, adapter, tokenizer)
-    # fromiter over the flattened pairs: twice as fast as asarray on a list of tuples.
-    flat = itertools.chain.from_iterable(offsets)
-    offsets_arr = np.fromiter(flat, dtype=np.int32, count=2 * len(offsets)).reshape(-1, 2)
-    special_arr = np.asarray(special, dtype=bool)
-    # Token strings are the text under each span; special tokens show their own name.
-    tokens = list(map(text.__getitem__, itertools.starmap(slice, offsets)))
-    for pos in np.flatnonzero(special_arr).tolist():
-        tokens[pos] = names[ids[pos]]
-    return EncodedText(
-        input_ids=ids_arr,
-        offsets=offsets_arr,
-        special=special_arr,
-        word_index=word_indices(text, offsets_arr, special_arr),
-        tokens=tokens,
-        truncated=window.windows > 1,
-        pooled_position=pooled,
+# Character classes of ASCII as the ``_WORD`` pattern sees them (``\w``: str.isalnum or "_";
+# ``\s``: str.isspace); other characters are looked up once per distinct character in a batch.
+_ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])
+_ASCII_WORD = np.array([chr(c).isalnum() or chr(c) == "_" for c in range(128)])
+
+
+class _Chars:
+    """The characters of a batch's texts, one after another, as code points and UTF-8 bytes."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+        self.text_lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        self.text_starts = np.cumsum(self.text_lengths) - self.text_lengths
+        joined = "".join(texts)  # the tokenizer took them: no lone surrogates
+        self.code = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        self.utf8 = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+
+    def _spans(self, doc: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens' character spans in the joined texts, starts kept within their text."""
+        base = self.text_starts[doc]
+        starts = base + np.minimum(offsets[:, 0].astype(np.int64), self.text_lengths[doc])
+        return starts, base + offsets[:, 1].astype(np.int64)
+
+    def word_index(self, doc: np.ndarray, offsets: np.ndarray, special: np.ndarray) -> np.ndarray:
+        """``word_indices`` of every token of every text, at once."""
+        code, n = self.code, len(self.code)
+        space, word = np.empty(n, bool), np.empty(n, bool)
+        ascii_ = code < 128
+        space[ascii_], word[ascii_] = _ASCII_SPACE[code[ascii_]], _ASCII_WORD[code[ascii_]]
+        if not ascii_.all():
+            other = ~ascii_
+            distinct, inverse = np.unique(code[other], return_inverse=True)
+            chars = [chr(c) for c in distinct.tolist()]
+            space[other] = np.array([c.isspace() for c in chars])[inverse]
+            word[other] = np.array([c.isalnum() or c == "_" for c in chars])[inverse]
+        # A word starts at a non-space character that is not a word character, or whose previous
+        # character (in the same text) is not one.
+        after_word = np.zeros(n, bool)
+        after_word[1:] = word[:-1]
+        after_word[self.text_starts[self.text_starts < n]] = False
+        begins = ~space & ~(word & after_word)
+        ends_before = np.concatenate([[0], np.cumsum(begins)])  # words begun before each character
+        # A token belongs to the word holding its first non-space character.
+        positions = np.where(space, n, np.arange(n))
+        next_non_space = np.append(np.minimum.accumulate(positions[::-1])[::-1], n)
+        starts, ends = self._spans(doc, offsets)
+        first = next_non_space[starts]
+        hit = (first < ends) & ~special
+        words = ends_before[np.minimum(first, n - 1) + 1] - 1 - ends_before[self.text_starts[doc]]
+        return np.where(hit, words, -1).astype(np.int32)
+
+    def token_strings(
+        self,
+        doc: np.ndarray,
+        offsets: np.ndarray,
+        special: np.ndarray,
+        ids: np.ndarray,
+        names: SpecialNames,
+    ) -> pa.Array:
+        """The text under each token's span (special tokens: their own name), as one Arrow array."""
+        starts, ends = self._spans(doc, offsets)
+        if len(self.utf8) == len(self.code):  # ASCII: a character is a byte
+            byte_starts, byte_ends = starts, np.maximum(ends, starts)
+        else:
+            width = 1 + (self.code >= 0x80) + (self.code >= 0x800) + (self.code >= 0x10000)
+            byte_at = np.concatenate([[0], np.cumsum(width)])
+            byte_starts, byte_ends = byte_at[starts], byte_at[np.maximum(ends, starts)]
+        data = self.utf8
+        rows = np.flatnonzero(special)
+        if len(rows):
+            # Special tokens point into their names, appended after the texts.
+            distinct, which = np.unique(ids[rows], return_inverse=True)
+            encoded = [names[int(i)].encode("utf-8") for i in distinct.tolist()]
+            sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+            name_starts = len(data) + np.cumsum(sizes) - sizes
+            data = np.concatenate([data, np.frombuffer(b"".join(encoded), dtype=np.uint8)])
+            byte_starts, byte_ends = byte_starts.copy(), byte_ends.copy()
+            byte_starts[rows] = name_starts[which]
+            byte_ends[rows] = name_starts[which] + sizes[which]
+        sizes = byte_ends - byte_starts
+        value_offsets = np.concatenate([[0], np.cumsum(sizes)])
+        gather = np.repeat(byte_starts - value_offsets[:-1], sizes) + np.arange(int(value_offsets[-1]))
+        values = pa.py_buffer(data[gather])
+        if value_offsets[-1] < 2**31:
+            return pa.StringArray.from_buffers(
+                len(sizes), pa.py_buffer(value_offsets.astype(np.int32)), values
+            )
+        return pa.LargeStringArray.from_buffers(len(sizes), pa.py_buffer(value_offsets), values)
+
+
+def _pooled_positions(
+    flat: FlatTokens, adapter: HeadAdapter, tokenizer: PreTrainedTokenizerBase
+) -> np.ndarray:
+    """``pooled_position`` of every text at once: -1 for a masked LM's text without a mask token."""
+    if adapter.pooling == "first":
+        return np.zeros(len(flat.lengths), np.int64)
+    if adapter.pooling == "last":
+        return flat.lengths - 1
+    hits = np.flatnonzero(flat.input_ids == tokenizer.mask_token_id)
+    ends = flat.starts + flat.lengths
+    first = np.searchsorted(hits, flat.starts)  # each text's first mask, if it is before its end
+    found = first < len(hits)
+    rows = np.where(found, hits[np.minimum(first, len(hits) - 1)] if len(hits) else 0, 0)
+    inside = found & (rows < ends)
+    return np.where(inside, rows - flat.starts, -1)
+
+
+def _no_mask(tokenizer: PreTrainedTokenizerBase) -> RecordError:
+    return RecordError(
+        "no_mask_token",
+        f"a masked LM needs the mask token {tokenizer.mask_token!r} in the text",
     )
 
 

