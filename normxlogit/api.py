@@ -112,6 +112,8 @@ def score(
     options = EngineOptions(
         max_length=max_length, foil=foil, layers=validate_layers(sm, layers), batch_tokens=batch_tokens
     )
-    scored = BatchEngine(sm, options).score(texts, targets)
-    _raise_first(scored)
-    return scored.results(sm, texts)
+    results: list[TextAttribution] = []
+    for lo, scored in BatchEngine(sm, options).score_stream(texts, targets):
+        _raise_first(scored)
+        results += scored.results(texts[lo : lo + scored.size])
+    return results

@@ -18,7 +18,8 @@ pass, and the device never holds two batches' activations at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -30,10 +31,11 @@ from normxlogit.generated import append_generated, encode_prompt_batch, generate
 from normxlogit.loading import ScoringModel
 from normxlogit.response_scoring import ResponseScores, score_responses
 from normxlogit.responses import EncodedResponse, encode_response_batch
-from normxlogit.result import TextAttribution, describe, label_of
+from normxlogit.result import TextAttribution, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, score_padded
 
 DEFAULT_BATCH_TOKENS = 8192
+STREAM_CHUNK = 4096  # texts per chunk of ``BatchEngine.score_stream``
 MODEL_ERROR = "model_error"
 
 R = TypeVar("R")
@@ -143,11 +145,15 @@ class ScoredBatch:
         """The ``Attribution`` of the d-th scored text (views into the batch's arrays)."""
         return self.scores.attribution(d)
 
-    def results(self, sm: ScoringModel, texts: Sequence[str]) -> list[TextAttribution]:
+    def results(self, texts: Sequence[str]) -> list[TextAttribution]:
         """One ``TextAttribution`` per scored text (``texts``: the batch's input texts)."""
         return [
-            describe(sm, texts[int(i)], self.encoded[d], self.attribution(d), self.layers)
-            for d, i in enumerate(self.index)
+            TextAttribution(
+                texts[i], self.encoded[d], self.attribution(d), target, foil, prediction, self.layers
+            )
+            for d, (i, target, foil, prediction) in enumerate(
+                zip(self.index.tolist(), self.target, self.foil, self.prediction)
+            )
         ]
 
 
@@ -234,6 +240,34 @@ class BatchEngine:
     def score(self, texts: Sequence[str], targets: Sequence[str | int | None] | None = None) -> ScoredBatch:
         """Encode and score a batch of texts; per-text failures are kept in ``errors``, never raised."""
         return self.score_encoded(self.encode(texts, targets))
+
+    def score_stream(
+        self,
+        texts: Sequence[str],
+        targets: Sequence[str | int | None] | None = None,
+        chunk: int = STREAM_CHUNK,
+    ) -> Iterator[tuple[int, ScoredBatch]]:
+        """Score many texts ``chunk`` at a time, in order, each chunk encoded in a background thread
+        while the one before it is scored: ``(input position of the chunk's first text, ScoredBatch)``.
+
+        Tokenizing (Rust) and the forward pass (torch) both release the GIL, so on a GPU the device
+        does not wait for the tokenizer, and on a CPU the two share the cores.
+        """
+        spans = [(lo, min(lo + chunk, len(texts))) for lo in range(0, len(texts), chunk)]
+        if len(spans) <= 1:
+            yield 0, self.score(texts, targets)
+            return
+
+        def encode(lo: int, hi: int) -> list[EncodedText | RecordError]:
+            return self.encode(texts[lo:hi], None if targets is None else targets[lo:hi])
+
+        with ThreadPoolExecutor(1, thread_name_prefix="normxlogit-encode") as pool:
+            pending = pool.submit(encode, *spans[0])
+            for k, (lo, _) in enumerate(spans):
+                encoded = pending.result()
+                if k + 1 < len(spans):
+                    pending = pool.submit(encode, *spans[k + 1])
+                yield lo, self.score_encoded(encoded)
 
     def score_encoded(self, items: Sequence[EncodedText | RecordError]) -> ScoredBatch:
         """Score already encoded texts (``RecordError`` entries are carried into ``errors``)."""

@@ -76,14 +76,3 @@ def label_of(sm: ScoringModel, class_or_token_id: int | None) -> str | None:
     if sm.adapter.task == "classification":
         return sm.info.labels.get(class_or_token_id, str(class_or_token_id))
     return sm.token_label(class_or_token_id)
-
-
-def describe(
-    sm: ScoringModel, text: str, enc: EncodedText, att: Attribution, layers: tuple[int, ...]
-) -> TextAttribution:
-    """Attach readable target/foil/prediction names to a scored text."""
-    if att.prediction_id is None:  # regression: the prediction is the value itself
-        target, prediction = "value", f"{att.prediction_value:.6g}"
-    else:
-        target, prediction = label_of(sm, att.target_id), label_of(sm, att.prediction_id)
-    return TextAttribution(text, enc, att, target, label_of(sm, att.foil_id), prediction, layers)

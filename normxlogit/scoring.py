@@ -143,10 +143,15 @@ class BatchScores:
         """N, the token rows."""
         return int(self.lengths.sum())
 
+    @functools.cached_property
+    def starts(self) -> np.ndarray:
+        """(D,) the first row of each text."""
+        return np.cumsum(self.lengths) - self.lengths
+
     def attribution(self, d: int) -> Attribution:
         """The ``Attribution`` of text ``d`` (views into the arrays)."""
-        end = int(self.lengths[: d + 1].sum())
-        cols = slice(end - int(self.lengths[d]), end)
+        start = int(self.starts[d])
+        cols = slice(start, start + int(self.lengths[d]))
         foil, pred = int(self.foil_id[d]), int(self.prediction_id[d])
         return Attribution(
             norm=self.norm[cols],

@@ -104,14 +104,13 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
     )
     docs = cfg.scoring.docs_per_batch
-    annotated = (
-        front.valid
-        | "Batch" >> beam.BatchElements(min_batch_size=docs, max_batch_size=docs)
-        # Batches, not records, cross to the workers (and threads) that score them: one file's
-        # records are read in one place, but its batches are scored in parallel.
-        | "SpreadBatches" >> beam.Reshuffle()
-        | "Score" >> RunInference(handler.with_no_batching())
-    )
+    batches = front.valid | "Batch" >> beam.BatchElements(min_batch_size=docs, max_batch_size=docs)
+    if not cfg.fields.id_field:
+        # One file's records are read in one place; its batches, not its records, cross to the
+        # workers (and threads) that score them. With an id field the records were already
+        # grouped by id, which spread them over the workers: a second shuffle would only cost.
+        batches = batches | "SpreadBatches" >> beam.Reshuffle()
+    annotated = batches | "Score" >> RunInference(handler.with_no_batching())
     dead = (
         *front.dead,
         annotated | "ModelDead" >> beam.FlatMap(lambda b: b.dead),

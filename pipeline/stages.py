@@ -41,7 +41,7 @@ from normxlogit.transforms.layout import (
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.records import escape_surrogates, has_surrogates
 from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
-from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, ValidateIds, ValidateText
+from normxlogit.transforms.validate import DEAD_LETTER, RECORDS_SEEN, SKIPPED_EMPTY, ValidateIds, ValidateText
 from normxlogit.transforms.writers import join, write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
@@ -237,10 +237,13 @@ def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec)
     Ids are checked before they are grouped: an id that is not valid Unicode cannot be a key.
     """
     read = p | "Read" >> source
-    ids = read.records | "ValidateIds" >> beam.ParDo(ValidateIds()).with_outputs(DEAD_LETTER, main="valid")
+    keyed = bool(fields.id_field)
+    ids = read.records | "ValidateIds" >> beam.ParDo(ValidateIds(keyed=keyed)).with_outputs(
+        DEAD_LETTER, RECORDS_SEEN, main="valid"
+    )
     records, dead = ids.valid, [read.dead_letter, ids[DEAD_LETTER]]
-    if fields.id_field:
-        unique = records | "DropDuplicateIds" >> DropDuplicateIds()
+    if keyed:
+        unique = records | "DropDuplicateIds" >> DropDuplicateIds(keyed=True)
         records = unique.unique
         dead.append(unique[DUPLICATES])
     checked = records | "Validate" >> beam.ParDo(ValidateText()).with_outputs(
@@ -248,7 +251,7 @@ def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec)
     )
     dead.append(checked[DEAD_LETTER])
     counts = [
-        count_as(read.records, "records_ok"),
+        sum_as(ids[RECORDS_SEEN], "records_ok", int),
         count_as(read.dead_letter, "read_errors"),
         count_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY),
     ]

@@ -38,12 +38,21 @@ class _KeepFirst(beam.DoFn):
 
 
 class DropDuplicateIds(beam.PTransform):
-    """Records -> unique-id records (main output) and ``duplicates`` dead letters."""
+    """Records -> unique-id records (main output) and ``duplicates`` dead letters.
+
+    Args:
+        keyed: the records come as ``(doc_id, record)`` pairs already (``ValidateIds(keyed=True)``).
+    """
+
+    def __init__(self, keyed: bool = False):
+        super().__init__()
+        self._keyed = keyed
 
     def expand(self, records):
+        if not self._keyed:
+            records = records | "KeyById" >> beam.Map(lambda r: (r.doc_id, r))
         return (
             records
-            | "KeyById" >> beam.Map(lambda r: (r.doc_id, r))
             | "GroupById" >> beam.GroupByKey()
             | "KeepFirst" >> beam.ParDo(_KeepFirst()).with_outputs(DUPLICATES, main="unique")
         )

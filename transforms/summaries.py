@@ -1,8 +1,8 @@
 """Corpus summaries as a Beam combine: ``OUT/summaries/groups.jsonl``, one JSON line per group.
 
-AnnotatedBatch -> SummaryStats of the batch (Arrow group-bys), split by group: the corpus and each
-                  prediction, target and source in the batch
-               -> CombinePerKey(SummaryStatsCombineFn) (bounded, see ``summary_stats``)
+AnnotatedBatch -> SummaryStats of the batch (Arrow group-bys) for every group its documents are
+                  in: the corpus and each prediction, target and source
+               -> CombineGlobally(SummaryStatsCombineFn) (bounded, see ``summary_stats``)
                -> one summary per group -> summaries/groups.jsonl
 
 Each line holds a group's counts, a fixed-bin histogram of token scores and its top words and
@@ -13,8 +13,6 @@ document writes no file (as for dead letters: object stores reject empty uploads
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import apache_beam as beam
 
@@ -24,27 +22,16 @@ from normxlogit.transforms.summary_stats import (
     SummaryStats,
     batch_stats,
     merge_stats,
-    split_groups,
     summarize_groups,
 )
 from normxlogit.transforms.writers import join
-
-if TYPE_CHECKING:
-    from normxlogit.transforms.records import AnnotatedBatch
 
 SUMMARIES_DIR = GROUPS.folder
 GROUPS_FILE = GROUPS.stem
 
 
-def keyed_batch_stats(
-    batch: AnnotatedBatch, capacity: int = DEFAULT_CAPACITY
-) -> Iterator[tuple[tuple[str, str], SummaryStats]]:
-    """``((kind, group), SummaryStats)`` for every group the batch's documents belong to."""
-    yield from split_groups(batch_stats(batch.rows, batch.documents, capacity))
-
-
 class SummaryStatsCombineFn(beam.CombineFn):
-    """Combine partial ``SummaryStats`` (of one group) into one bounded ``SummaryStats``.
+    """Combine partial ``SummaryStats`` (of any groups) into one bounded ``SummaryStats``.
 
     The accumulator is a list of partials, merged (one concat and group-by for all of them) once
     the partials added since the last merge hold as many vocabulary rows as the merged one (at
@@ -96,9 +83,11 @@ class WriteSummaries(beam.PTransform):
         k = self._top_k
         return (
             batches
-            | "BatchStats" >> beam.FlatMap(keyed_batch_stats, self._capacity)
-            | "CombineGroups" >> beam.CombinePerKey(SummaryStatsCombineFn(self._capacity))
-            | "Summarize" >> beam.FlatMap(lambda kv: summarize_groups(kv[1], k))
+            | "BatchStats" >> beam.Map(lambda b, c=self._capacity: batch_stats(b.rows, b.documents, c))
+            # Every group in one accumulator: a batch's statistics stay one set of Arrow tables
+            # (merged with one group-by) instead of a partial per group.
+            | "CombineGroups" >> beam.CombineGlobally(SummaryStatsCombineFn(self._capacity))
+            | "Summarize" >> beam.FlatMap(summarize_groups, k)
             | "ToJson" >> beam.Map(lambda s: json.dumps(s, ensure_ascii=False, sort_keys=True))
             | "WriteJsonl"
             >> beam.io.WriteToText(

@@ -19,7 +19,6 @@ top the list).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -310,15 +309,6 @@ def _run_starts(table: pa.Table, keys: list[str]) -> np.ndarray:
         column = table[name].combine_chunks()
         change |= pc.not_equal(column.slice(1), column.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     return np.flatnonzero(np.r_[True, change])
-
-
-def split_groups(stats: SummaryStats) -> Iterator[tuple[tuple[str, str], SummaryStats]]:
-    """``((kind, group), stats of that group alone)`` for every group in ``stats``."""
-    keys = ["kind", "group"]
-    tables = [_runs(t, keys) for t in (stats.counts, stats.histogram, stats.vocab)]
-    empty = (HISTOGRAM_SCHEMA.empty_table(), VOCAB_SCHEMA.empty_table())
-    for key, counts in tables[0].items():
-        yield key, SummaryStats(counts, tables[1].get(key, empty[0]), tables[2].get(key, empty[1]))
 
 
 def _runs(table: pa.Table, keys: list[str]) -> dict[tuple, pa.Table]:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
 
 SKIPPED_EMPTY = "skipped_empty"
+RECORDS_SEEN = "records_seen"
 DEAD_LETTER = "dead_letter"
 INVALID_UNICODE = "invalid_unicode"
 
@@ -79,18 +81,32 @@ def _holds_surrogates(value: object) -> bool:
 
 
 class ValidateIds(beam.DoFn):
-    """Records whose doc_id is valid Unicode (main), others to ``dead_letter``."""
+    """Records whose doc_id is valid Unicode (main), others to ``dead_letter``; how many records
+    came in, once per bundle, to ``records_seen`` (a count per bundle, not a Beam step per record).
 
-    def __init__(self) -> None:
+    Args:
+        keyed: give the main output as ``(doc_id, record)`` pairs, ready to be grouped by id.
+    """
+
+    def __init__(self, keyed: bool = False) -> None:
+        self._keyed = keyed
         self._dead = Metrics.counter("normxlogit", "invalid_id")
+        self._seen = 0
+
+    def start_bundle(self) -> None:
+        self._seen = 0
 
     def process(self, record: SourceRecord):
+        self._seen += 1
         problem = id_problem(record)
         if problem is not None:
             self._dead.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
         else:
-            yield record
+            yield (record.doc_id, record) if self._keyed else record
+
+    def finish_bundle(self):
+        yield beam.pvalue.TaggedOutput(RECORDS_SEEN, GlobalWindows.windowed_value(self._seen))
 
 
 class ValidateText(beam.DoFn):

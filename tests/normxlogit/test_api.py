@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -198,3 +200,31 @@ def test_truncated_text_is_flagged(classifier):
     r = normxlogit.score(classifier, [long, TEXTS[2]], max_length=16)
     assert r[0].encoded.truncated and len(r[0].tokens) == 16
     assert not r[1].encoded.truncated
+
+
+def test_many_texts_stream_in_chunks_with_the_same_results(classifier, masked_lm, monkeypatch):
+    from normxlogit import engine
+
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(23)]
+    whole = normxlogit.score(classifier, texts)
+    encoded_in = []
+    real = engine.BatchEngine.encode
+
+    def spy(self, batch, targets=None):
+        encoded_in.append((threading.current_thread().name, len(batch)))
+        return real(self, batch, targets)
+
+    monkeypatch.setattr(engine.BatchEngine, "encode", spy)
+    stream = engine.BatchEngine(classifier).score_stream(texts, chunk=5)
+    got = [r for lo, scored in stream for r in scored.results(texts[lo : lo + scored.size])]
+    assert [n for _, n in encoded_in] == [5, 5, 5, 5, 3]
+    assert {name.startswith("normxlogit-encode") for name, _ in encoded_in} == {True}  # encoded ahead
+    assert [r.text for r in got] == texts
+    for a, b in zip(got, whole):
+        assert a.tokens == b.tokens and a.prediction == b.prediction
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+    # A text that cannot be scored in a later chunk is still the error score() raises.
+    texts = ["a [MASK] here"] * 7 + ["no mask"] + ["[MASK]"] * 3
+    monkeypatch.setattr(engine.BatchEngine.score_stream, "__defaults__", (None, 4))
+    with pytest.raises(normxlogit.RecordError, match="mask token"):
+        normxlogit.score(masked_lm, texts)

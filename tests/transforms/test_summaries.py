@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 import normxlogit
 from normxlogit.transforms.records import AnnotatedBatch
-from normxlogit.transforms.summaries import SummaryStatsCombineFn, WriteSummaries, keyed_batch_stats
+from normxlogit.transforms.summaries import SummaryStatsCombineFn, WriteSummaries
 from normxlogit.transforms.summary_stats import batch_stats, histogram_bins, merge_stats, summarize_groups
 
 TEXTS = [
@@ -129,18 +129,19 @@ def test_batch_stats_of_real_rows_equal_a_per_token_reference(batches, results):
 
 
 def test_each_batch_feeds_its_groups(batches, results):
-    keys = [key for key, _ in keyed_batch_stats(batches[1])]
+    counts = batch_stats(batches[1].rows, batches[1].documents).counts
+    keys = list(zip(counts["kind"].to_pylist(), counts["group"].to_pylist()))
     expected = {("corpus", ""), ("source", "s0.txt"), ("source", "s1.txt")}
     expected |= {("prediction", r.prediction) for r in results[2:5]} | {
         ("target", r.target) for r in results[2:5]
     }
     assert sorted(keys) == sorted(expected)
-    assert list(keyed_batch_stats(batches[2])) == []  # the empty batch
+    assert batch_stats(batches[2].rows, batches[2].documents).counts.num_rows == 0  # the empty batch
 
 
 def test_combine_fn_buffers_partials_and_merges_them(batches):
     fn = SummaryStatsCombineFn(capacity=10**6)
-    parts = [part for b in batches for key, part in keyed_batch_stats(b) if key == ("corpus", "")]
+    parts = [batch_stats(b.rows, b.documents) for b in batches]
     accumulator = fn.create_accumulator()
     for part in parts:
         accumulator = fn.add_input(accumulator, part)
@@ -156,12 +157,12 @@ def test_combine_fn_buffers_partials_and_merges_them(batches):
         accumulator = small.add_input(accumulator, part)
         assert len(accumulator) <= 2  # a batch of words reaches 2 * capacity: merged at once
     stats = small.extract_output(accumulator)
-    (corpus,) = summarize_groups(stats)
+    (corpus,) = [group for group in summarize_groups(stats) if group["kind"] == "corpus"]
     assert (corpus["docs"], corpus["tokens"]) == (
         len(TEXTS),
-        sum(p.counts["tokens"][0].as_py() for p in parts),
+        sum(row["tokens"] for p in parts for row in p.counts.to_pylist() if row["kind"] == "corpus"),
     )
-    units = stats.vocab.group_by("unit").aggregate([([], "count_all")])
+    units = stats.vocab.group_by(["kind", "group", "unit"]).aggregate([([], "count_all")])
     assert max(units["count_all"].to_pylist()) < 2 * 3  # pruned to the capacity
 
 

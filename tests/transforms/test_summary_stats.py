@@ -19,7 +19,6 @@ from normxlogit.transforms.summary_stats import (
     empty_stats,
     histogram_bins,
     merge_stats,
-    split_groups,
     summarize_groups,
     top_entries,
 )
@@ -160,10 +159,6 @@ def test_each_document_counts_in_its_four_groups():
     }
     assert vocab(stats, "word", "prediction", "pos")["Eiffel"] == (5.0, 2)
     assert vocab(stats, "word", "prediction", "neg") == vocab(batch_stats(*batch([CAFE])), "word")
-    parts = dict(split_groups(stats))
-    assert set(parts) == set(counts(stats))
-    assert counts(parts[("source", "b.txt")]) == {("source", "b.txt"): (1, 5, 3)}
-    assert set(parts[("source", "b.txt")].vocab["group"].to_pylist()) == {"b.txt"}
 
 
 def reference_summaries(docs: list[Doc], k: int = 20) -> list[dict]:
@@ -244,8 +239,6 @@ def test_merging_partials_in_any_order_gives_the_same_summaries():
         assert summarize_groups(merge_stats(list(order))) == whole
     nested = merge_stats([parts[2], merge_stats([parts[1], parts[0]])])
     assert summarize_groups(nested) == whole
-    by_group = [part for stats in parts for _, part in split_groups(stats)]
-    assert summarize_groups(merge_stats(by_group[::-1])) == whole
 
 
 def test_vocabulary_is_pruned_to_the_most_frequent_entries():
@@ -273,7 +266,7 @@ def test_an_empty_batch_adds_nothing():
     assert documents.num_rows == 0 and rows.num_rows == 0
     empty = batch_stats(rows, documents)
     assert empty.counts.num_rows == empty.histogram.num_rows == empty.vocab.num_rows == 0
-    assert summarize_groups(empty) == [] and list(split_groups(empty)) == []
+    assert summarize_groups(empty) == []
     one = batch_stats(*batch([EIFFEL]))
     assert summarize_groups(merge_stats([empty, one, empty_stats()])) == summarize_groups(one)
 
