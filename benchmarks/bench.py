@@ -485,8 +485,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--docs",
         type=int,
-        help="timing corpus size (default 256; quick 20). Up to annotate's --docs-per-batch (1024) "
-        "floor, API and pipeline form the same batches; above it the pipeline plans each 1024-doc "
+        help="timing corpus size (default 256; quick 20). Up to annotate's --docs-per-batch (2048) "
+        "floor, API and pipeline form the same batches; above it the pipeline plans each 2048-doc "
         "batch apart, the floor the whole corpus (better bucketing: a harder floor)",
     )
     p.add_argument("--repeats", type=int, help="repeats of floor, API and pipeline runs (default 3; quick 1)")

@@ -37,13 +37,15 @@ sys.exit(main())
 # Put before CLI for a run whose model sleeps: BertModel.forward sleeps NORMXLOGIT_BENCH_SLEEP_PER_TOKEN
 # seconds per element of its input_ids (batch x padded width), then runs. time.sleep releases the
 # GIL, as a wait on a GPU kernel does, so a pipeline that overlaps host work with the model hides
-# the sleep. The seconds slept go to NORMXLOGIT_BENCH_SLEEP_LOG at exit. The patch lives in the
+# the sleep. The seconds slept, and the forward passes' whole time (sleep and the real forward pass:
+# the time the model is busy), go to NORMXLOGIT_BENCH_SLEEP_LOG at exit. With 0 seconds per token
+# it only times the forward passes. The patch lives in the
 # launched process only: worker processes of --direct_running_mode multi_processing do not sleep.
 SLEEPY_FORWARD = """
 import atexit, functools, json, os, threading, time
 from transformers.models.bert import modeling_bert
 _per_token = float(os.environ["NORMXLOGIT_BENCH_SLEEP_PER_TOKEN"])
-_slept = {"seconds": 0.0, "calls": 0, "padded_tokens": 0}
+_slept = {"seconds": 0.0, "forward_seconds": 0.0, "calls": 0, "padded_tokens": 0}
 _lock = threading.Lock()
 _real_forward = modeling_bert.BertModel.forward
 @functools.wraps(_real_forward)
@@ -51,11 +53,14 @@ def sleepy_forward(self, *args, **kwargs):
     ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
     start = time.perf_counter()
     time.sleep(_per_token * ids.numel())
+    slept = time.perf_counter() - start
+    out = _real_forward(self, *args, **kwargs)
     with _lock:
-        _slept["seconds"] += time.perf_counter() - start
+        _slept["seconds"] += slept
+        _slept["forward_seconds"] += time.perf_counter() - start
         _slept["calls"] += 1
         _slept["padded_tokens"] += ids.numel()
-    return _real_forward(self, *args, **kwargs)
+    return out
 modeling_bert.BertModel.forward = sleepy_forward
 def write_sleep_log():
     with open(os.environ["NORMXLOGIT_BENCH_SLEEP_LOG"], "w") as dst:
@@ -80,6 +85,7 @@ class PipelineRun:
         padded_tokens: positions the forward passes ran (manifest ``batching.padded_tokens``).
         docs_annotated: manifest ``counts.docs_annotated``.
         slept_s: with ``sleep_per_padded_token``, the seconds the forward passes slept (else None).
+        forward_s: with ``sleep_per_padded_token``, the forward passes' whole seconds (sleep included).
         sleep_calls: with ``sleep_per_padded_token``, the forward passes that slept (else None).
         slept_padded_tokens: with ``sleep_per_padded_token``, the positions those passes ran.
     """
@@ -91,6 +97,7 @@ class PipelineRun:
     padded_tokens: int
     docs_annotated: int
     slept_s: float | None = None
+    forward_s: float | None = None
     sleep_calls: int | None = None
     slept_padded_tokens: int | None = None
 
@@ -161,6 +168,7 @@ def run_annotate(
         padded_tokens=manifest.batching.padded_tokens,
         docs_annotated=manifest.counts.docs_annotated,
         slept_s=slept.get("seconds"),
+        forward_s=slept.get("forward_seconds"),
         sleep_calls=slept.get("calls"),
         slept_padded_tokens=slept.get("padded_tokens"),
     )

@@ -84,7 +84,7 @@ class ScoringOptions:
     foil: str | None = None
     layers: tuple[int, ...] = ()
     batch_tokens: int = 8192
-    docs_per_batch: int = 1024
+    docs_per_batch: int = 2048
     targets_from_records: bool = False
     keep_fields: tuple[str, ...] = ()
     input_bytes: int | None = None

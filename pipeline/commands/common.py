@@ -84,7 +84,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--docs-per-batch",
         type=positive_int,
-        default=1024,
+        default=2048,
         help="records per RunInference batch, sorted by length into forward passes",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
