@@ -1,11 +1,11 @@
 """``normxlogit annotate``: the composition of the annotation pipeline.
 
-inputs -> ReadRecords -> [DropDuplicateIds] -> ValidateText (pipeline/stages.py)
-       -> BatchElements -> Reshuffle (batches spread over workers and threads)
+inputs -> ReadRecords in batches of --docs-per-batch -> check ids -> packed batches spread over
+          workers and threads (Reshuffle) -> [DropRepeats] -> ValidateTextBatch (pipeline/stages.py)
        -> RunInference(NormXLogitModelHandler): one AnnotatedBatch (Arrow token rows, document
           rows, dead letters) per batch -> attributions/ and documents/part-*.parquet
 every dead letter (read, duplicate, validation, model) -> errors/part-*.jsonl
-scored docs -> per-group CombineFn -> summaries/groups.jsonl (transforms/summaries.py)
+scored batches -> summary statistics, combined -> summaries/groups.jsonl (transforms/summaries.py)
 counts + finalised file names -> manifest.json (last)
 """
 
@@ -28,7 +28,7 @@ from normxlogit.pipeline.stages import (
     count_as,
     package_versions,
     preflight,
-    read_valid_records,
+    read_valid_batches,
     run_to_manifest,
     sum_as,
     with_absolute_paths,
@@ -99,18 +99,11 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
 
 def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, manifest: dict) -> None:
     """Add the annotate pipeline to ``p``, reading the inputs ``source`` already expanded."""
-    front = read_valid_records(p, source, cfg.fields)
+    front = read_valid_batches(p, source, cfg.fields, cfg.scoring.docs_per_batch)
     handler = NormXLogitModelHandler(
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
     )
-    docs = cfg.scoring.docs_per_batch
-    batches = front.valid | "Batch" >> beam.BatchElements(min_batch_size=docs, max_batch_size=docs)
-    if not cfg.fields.id_field:
-        # One file's records are read in one place; its batches, not its records, cross to the
-        # workers (and threads) that score them. With an id field the records were already
-        # grouped by id, which spread them over the workers: a second shuffle would only cost.
-        batches = batches | "SpreadBatches" >> beam.Reshuffle()
-    annotated = batches | "Score" >> RunInference(handler.with_no_batching())
+    annotated = front.valid | "Score" >> RunInference(handler.with_no_batching())
     dead = (
         *front.dead,
         annotated | "ModelDead" >> beam.FlatMap(lambda b: b.dead),

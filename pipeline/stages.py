@@ -28,7 +28,7 @@ from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsErro
     claim_output,
     release_output,
 )
-from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
+from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds, DropRepeats, FindRepeatedIds
 from normxlogit.transforms.layout import (
     COUNTS,
     MANIFEST_FILE,
@@ -39,9 +39,17 @@ from normxlogit.transforms.layout import (
     RunHeader,
 )
 from normxlogit.transforms.model_handler import ModelSpec
-from normxlogit.transforms.records import escape_surrogates, has_surrogates
+from normxlogit.transforms.records import escape_surrogates, has_surrogates, pack_records, unpack_records
 from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
-from normxlogit.transforms.validate import DEAD_LETTER, RECORDS_SEEN, SKIPPED_EMPTY, ValidateIds, ValidateText
+from normxlogit.transforms.validate import (
+    DEAD_LETTER,
+    RECORDS_SEEN,
+    SKIPPED_EMPTY,
+    CheckBatchIds,
+    ValidateIds,
+    ValidateText,
+    ValidateTextBatch,
+)
 from normxlogit.transforms.writers import join, write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
@@ -254,6 +262,47 @@ def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec)
         sum_as(ids[RECORDS_SEEN], "records_ok", int),
         count_as(read.dead_letter, "read_errors"),
         count_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY),
+    ]
+    return ValidRecords(checked.valid, dead, counts)
+
+
+def read_valid_batches(
+    p: beam.Pipeline, source: ReadRecords, fields: FieldSpec, batch_size: int
+) -> ValidRecords:
+    """``read_valid_records`` with one Beam element per batch of ``batch_size`` records, not per record.
+
+    Files are read into batches; ids are checked; the batches, packed as bytes (``pack_records``),
+    are spread over the workers (and threads) that score them, where repeated ids are dropped (only
+    ids from a field can repeat: ``FindRepeatedIds`` finds their first occurrences from the ids
+    alone) and texts validated. Only a reader's work is serial; a file's batches are scored in
+    parallel, and no record crosses a shuffle on its own.
+    """
+    read = p | "Read" >> source.batched(batch_size)
+    ids = read.records | "ValidateIds" >> beam.ParDo(CheckBatchIds()).with_outputs(
+        DEAD_LETTER, RECORDS_SEEN, main="valid"
+    )
+    batches = (
+        ids.valid
+        | "Pack" >> beam.Map(pack_records)
+        | "SpreadBatches" >> beam.Reshuffle()
+        | "Unpack" >> beam.Map(unpack_records)
+    )
+    dead = [read.dead_letter, ids[DEAD_LETTER]]
+    if fields.id_field:
+        repeated = ids.valid | "FindRepeatedIds" >> FindRepeatedIds()
+        unique = batches | "DropRepeats" >> beam.ParDo(
+            DropRepeats(), beam.pvalue.AsDict(repeated)
+        ).with_outputs(DUPLICATES, main="unique")
+        batches = unique.unique
+        dead.append(unique[DUPLICATES])
+    checked = batches | "Validate" >> beam.ParDo(ValidateTextBatch()).with_outputs(
+        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
+    )
+    dead.append(checked[DEAD_LETTER])
+    counts = [
+        sum_as(ids[RECORDS_SEEN], "records_ok", int),
+        count_as(read.dead_letter, "read_errors"),
+        sum_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY, int),
     ]
     return ValidRecords(checked.valid, dead, counts)
 

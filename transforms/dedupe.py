@@ -3,9 +3,16 @@
 Ids from ``--id-field`` may repeat; derived ids (``{source}#L{n}``) never do, so the pipeline adds
 this step only when an id field is given. "First" is deterministic on every runner: the smallest
 (source path, line/row number), whatever order the records arrive in.
+
+Records one by one (``DropDuplicateIds``): grouped by id. Batches of records (``FindRepeatedIds``,
+then ``DropRepeats``): only the ids travel, hashed into ``ID_BUCKETS`` combiners that find the
+first occurrence of each repeated id; the batches themselves are filtered against that (usually
+empty) map, a side input, so the records never go through a shuffle keyed by id.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import apache_beam as beam
 
@@ -26,15 +33,7 @@ class _KeepFirst(beam.DoFn):
         yield ordered[0]
         first = ordered[0]
         for repeat in ordered[1:]:
-            yield beam.pvalue.TaggedOutput(
-                DUPLICATES,
-                DeadLetter.of(
-                    repeat,
-                    "duplicate_id",
-                    f"doc id {repeat.doc_id!r} was already used by {first.source} "
-                    f"({first.locator}); repeats are not annotated",
-                ),
-            )
+            yield beam.pvalue.TaggedOutput(DUPLICATES, _duplicate(repeat, first.source, first.locator))
 
 
 class DropDuplicateIds(beam.PTransform):
@@ -56,3 +55,103 @@ class DropDuplicateIds(beam.PTransform):
             | "GroupById" >> beam.GroupByKey()
             | "KeepFirst" >> beam.ParDo(_KeepFirst()).with_outputs(DUPLICATES, main="unique")
         )
+
+
+ID_BUCKETS = 64
+
+
+def _ids_by_bucket(batch: list[SourceRecord]):
+    """``(bucket, [(doc_id, source, locator), ...])`` for each id bucket the batch touches."""
+    buckets: dict[int, list] = {}
+    crc32 = zlib.crc32
+    for record in batch:
+        doc_id = record.doc_id
+        buckets.setdefault(crc32(doc_id.encode("utf-8")) % ID_BUCKETS, []).append(
+            (doc_id, record.source, record.locator)
+        )
+    return buckets.items()
+
+
+def _earlier(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether occurrence ``a`` (source, locator) comes before ``b`` (``occurrence_key`` order)."""
+    return (a[0], int(a[1].rsplit(" ", 1)[-1])) < (b[0], int(b[1].rsplit(" ", 1)[-1]))
+
+
+class _FirstOccurrencesFn(beam.CombineFn):
+    """Ids -> the first occurrence (source, locator) of each id seen more than once.
+
+    The accumulator maps each id to [(source, locator) of its first occurrence, times seen];
+    occurrences are compared only when an id repeats."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, accumulator: dict, ids: list) -> dict:
+        for doc_id, source, locator in ids:
+            seen = accumulator.get(doc_id)
+            if seen is None:
+                accumulator[doc_id] = [(source, locator), 1]
+            else:
+                if _earlier((source, locator), seen[0]):
+                    seen[0] = (source, locator)
+                seen[1] += 1
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> dict:
+        accumulators = iter(accumulators)
+        merged = next(accumulators, {})
+        for accumulator in accumulators:
+            for doc_id, (first, times) in accumulator.items():
+                seen = merged.get(doc_id)
+                if seen is None:
+                    merged[doc_id] = [first, times]
+                else:
+                    if _earlier(first, seen[0]):
+                        seen[0] = first
+                    seen[1] += times
+        return merged
+
+    def extract_output(self, accumulator: dict) -> list[tuple[str, tuple[str, str]]]:
+        return [(doc_id, first) for doc_id, (first, times) in accumulator.items() if times > 1]
+
+
+class FindRepeatedIds(beam.PTransform):
+    """Batches of records -> ``(doc_id, (source, locator))``: the first occurrence of every id that
+    occurs more than once (``DropRepeats`` takes it as a dict side input)."""
+
+    def expand(self, batches):
+        return (
+            batches
+            | "IdsByBucket" >> beam.FlatMap(_ids_by_bucket)
+            | "FirstOccurrences" >> beam.CombinePerKey(_FirstOccurrencesFn())
+            | "Repeated" >> beam.FlatMap(lambda bucket: bucket[1])
+        )
+
+
+class DropRepeats(beam.DoFn):
+    """A batch of records -> the batch without repeats of an id (main; none when nothing is left),
+    and a ``duplicate_id`` dead letter per repeat to ``duplicates``.
+
+    ``process`` takes the first occurrences of repeated ids (``FindRepeatedIds``) as a dict."""
+
+    def process(self, batch: list[SourceRecord], repeated: dict):
+        if not repeated:  # no id repeats anywhere: the usual case
+            yield batch
+            return
+        kept = []
+        for record in batch:
+            first = repeated.get(record.doc_id)
+            if first is None or first == (record.source, record.locator):
+                kept.append(record)
+            else:
+                yield beam.pvalue.TaggedOutput(DUPLICATES, _duplicate(record, *first))
+        if kept:
+            yield kept
+
+
+def _duplicate(repeat: SourceRecord, source: str, locator: str) -> DeadLetter:
+    return DeadLetter.of(
+        repeat,
+        "duplicate_id",
+        f"doc id {repeat.doc_id!r} was already used by {source} ({locator}); repeats are not annotated",
+    )

@@ -1,11 +1,12 @@
 """Checks on a record before it reaches the model; every record leaves by one door.
 
-``ValidateIds`` runs first, before repeated ids are grouped: a doc_id with a lone surrogate (a JSON
-``"\\ud800"`` escape) cannot be a Beam string key nor a Parquet value, so it is an
+``ValidateIds`` runs first, before repeated ids are looked for: a doc_id with a lone surrogate (a
+JSON ``"\\ud800"`` escape) cannot be a Beam string key nor a Parquet value, so it is an
 ``invalid_unicode`` dead letter. ``ValidateText`` then routes each record: main
 output, records to annotate; ``skipped_empty``, empty or whitespace-only texts (counted, not
 errors); ``dead_letter``, a missing, null or non-string text, one with NUL bytes or lone surrogates,
-or a target, response, chat or kept field with lone surrogates.
+or a target, response, chat or kept field with lone surrogates. ``CheckBatchIds`` and
+``ValidateTextBatch`` do the same on batches of records (``annotate`` reads records in batches).
 """
 
 from __future__ import annotations
@@ -116,14 +117,64 @@ class ValidateText(beam.DoFn):
         self._empty = Metrics.counter("normxlogit", "skipped_empty")
         self._dead = Metrics.counter("normxlogit", "invalid_text")
 
-    def process(self, record: SourceRecord):
+    def route(self, record: SourceRecord) -> DeadLetter | str | None:
+        """A record's way out: its ``DeadLetter``, ``SKIPPED_EMPTY``, or None (to annotate)."""
         chat = record.messages is not None  # a chat record (--messages-field) has no text to check
         problem = (None if chat else text_problem(record.text)) or fields_problem(record)
         if problem is not None:
             self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
-        elif not chat and not record.text.strip():
+            return DeadLetter.of(record, *problem)
+        if not chat and not record.text.strip():
             self._empty.inc()
+            return SKIPPED_EMPTY
+        return None
+
+    def process(self, record: SourceRecord):
+        way = self.route(record)
+        if isinstance(way, DeadLetter):
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
+        elif way == SKIPPED_EMPTY:
             yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, record)
         else:
             yield record
+
+
+class CheckBatchIds(beam.DoFn):
+    """``ValidateIds`` for batches of records: the batch of records whose doc_id is valid Unicode
+    (main; none when no record is), the others to ``dead_letter``, the batch's size to ``records_seen``."""
+
+    def __init__(self) -> None:
+        self._dead = Metrics.counter("normxlogit", "invalid_id")
+
+    def process(self, batch: list[SourceRecord]):
+        valid = []
+        for record in batch:
+            problem = id_problem(record)
+            if problem is None:
+                valid.append(record)
+            else:
+                self._dead.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
+        yield beam.pvalue.TaggedOutput(RECORDS_SEEN, len(batch))
+        if valid:
+            yield valid
+
+
+class ValidateTextBatch(ValidateText):
+    """``ValidateText`` for batches of records: the batch of records to annotate (main; none when
+    no record is left), dead letters to ``dead_letter``, the number of empty texts to
+    ``skipped_empty``."""
+
+    def process(self, batch: list[SourceRecord]):
+        valid, empty = [], 0
+        for record in batch:
+            way = self.route(record)
+            if way is None:
+                valid.append(record)
+            elif way == SKIPPED_EMPTY:
+                empty += 1
+            else:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
+        yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, empty)
+        if valid:
+            yield valid

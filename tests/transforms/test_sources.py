@@ -403,3 +403,23 @@ def test_read_records_in_a_pipeline_splits_records_and_dead_letters(tmp_path: Pa
 def test_read_records_fails_at_construction_for_a_missing_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file or folder"):
         ReadRecords([str(tmp_path / "absent.jsonl")])
+
+
+def test_read_records_in_batches_shares_batches_across_a_bundles_files(tmp_path: Path) -> None:
+    write_input(tmp_path / "in/a.txt", b"one\ntwo\nthree\nfour\n")
+    json_path = write_input(tmp_path / "in/b.jsonl", jsonl({"id": "k1", "text": "five"}) + b"{oops\n")
+    pipeline = BeamTestPipeline()
+    read = pipeline | ReadRecords([str(tmp_path / "in")], FieldSpec(id_field="id")).batched(3)
+    assert_that(
+        read.records | beam.FlatMap(lambda batch: [r.text for r in batch]),
+        equal_to(["one", "two", "three", "four", "five"]),
+        label="CheckRecords",
+    )
+    # The DirectRunner reads both files in one bundle: 5 records make batches of 3 and 2.
+    assert_that(read.records | beam.Map(len), equal_to([3, 2]), label="CheckBatches")
+    assert_that(
+        read.dead_letter | beam.Map(lambda d: (d.source, d.reason)),
+        equal_to([(json_path, "malformed_json")]),
+        label="CheckDeadLetters",
+    )
+    pipeline.run().wait_until_finish()

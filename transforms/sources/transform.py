@@ -3,12 +3,14 @@
 # No `from __future__ import annotations`: Beam reads ReadFileFn.process's return annotation at runtime
 # to type the two outputs.
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PBegin, TaggedOutput
+from apache_beam.transforms.window import GlobalWindows
 
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources.base import read_file
@@ -45,6 +47,38 @@ class ReadFileFn(beam.DoFn):
         self._files_read.inc()
 
 
+class ReadFileBatchesFn(ReadFileFn):
+    """``ReadFileFn`` that gives records in lists of ``batch_size`` (the last of a bundle shorter):
+    one Beam element per batch instead of one per record. A bundle's files share batches, so many
+    small files still make full batches."""
+
+    def __init__(self, fields: FieldSpec, batch_size: int) -> None:
+        super().__init__(fields)
+        self._batch_size = batch_size
+        self._batch: list[SourceRecord] = []
+
+    def start_bundle(self) -> None:
+        self._batch = []
+
+    def process(
+        self, path: str
+    ) -> Iterator[list[SourceRecord] | TaggedOutput[Literal["dead_letter"], DeadLetter]]:
+        """Stream the file's dead letters, and its records in batches."""
+        for item in super().process(path):
+            if isinstance(item, TaggedOutput):
+                yield item
+                continue
+            self._batch.append(item)
+            if len(self._batch) == self._batch_size:
+                yield self._batch
+                self._batch = []
+
+    def finish_bundle(self):
+        if self._batch:
+            yield GlobalWindows.windowed_value(self._batch)
+            self._batch = []
+
+
 class ReadRecords(beam.PTransform):
     """Reads text, JSON Lines, CSV, Parquet and ``datasets`` inputs into records and dead letters.
 
@@ -60,15 +94,25 @@ class ReadRecords(beam.PTransform):
     Args:
         patterns: files, folders, globs or http(s) URLs.
         fields: which fields hold the text, id and target; defaults to ``FieldSpec()``.
+        batch_size: give the records as lists of this many (``ReadFileBatchesFn``); None: one by one.
 
     Raises:
         InputError: the patterns cannot be expanded (see ``expand_inputs``).
     """
 
-    def __init__(self, patterns: Sequence[str], fields: FieldSpec | None = None) -> None:
+    def __init__(
+        self, patterns: Sequence[str], fields: FieldSpec | None = None, batch_size: int | None = None
+    ) -> None:
         super().__init__()
         self.paths = expand_inputs(patterns)
         self.fields = fields or FieldSpec()
+        self.batch_size = batch_size
+
+    def batched(self, batch_size: int) -> "ReadRecords":
+        """The same inputs (not expanded again) read as lists of ``batch_size`` records."""
+        out = copy.copy(self)
+        out.batch_size = batch_size
+        return out
 
     # No return annotation: Beam warns that a DoOutputsTuple is not a PCollection type hint.
     def expand(self, pbegin: PBegin):
@@ -77,5 +121,10 @@ class ReadRecords(beam.PTransform):
             pbegin
             | "ListInputFiles" >> beam.Create(self.paths)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadFiles" >> beam.ParDo(ReadFileFn(self.fields)).with_outputs(DEAD_LETTER, main=RECORDS)
+            | "ReadFiles"
+            >> beam.ParDo(
+                ReadFileFn(self.fields)
+                if self.batch_size is None
+                else ReadFileBatchesFn(self.fields, self.batch_size)
+            ).with_outputs(DEAD_LETTER, main=RECORDS)
         )
