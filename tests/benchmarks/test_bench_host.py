@@ -104,8 +104,17 @@ def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_pat
     for run in (over["small"], over["large"]):
         assert run["sleep_calls"] > 0 and run["slept_padded_tokens"] == run["padded_tokens"]
         assert run["slept_s"] >= 0.999 * over["seconds_per_padded_token"] * run["padded_tokens"]
-    assert over["model_s"] == pytest.approx(over["large"]["slept_s"] - over["small"]["slept_s"])
+        assert run["forward_s"] > run["slept_s"]  # the model's time: the sleep and the real pass
+    assert over["model_s"] == pytest.approx(over["large"]["forward_s"] - over["small"]["forward_s"])
+    assert over["slept_s"] == pytest.approx(over["large"]["slept_s"] - over["small"]["slept_s"])
     assert over["overlap_vs_max"] == pytest.approx(over["pipeline_s"] / max(over["host_s"], over["model_s"]))
-    for run in larges[:2] + smalls[:2]:
+    # The one-process runs time their forward passes without sleeping (the host's model part);
+    # the 2-process runs' workers are not patched.
+    for run in (rep["one_large"], rep["one_small"]):
+        assert run["slept_s"] < 0.05 and run["forward_s"] > 0
+    assert over["host_forward_s"] == pytest.approx(
+        rep["one_large"]["forward_s"] - rep["one_small"]["forward_s"]
+    )
+    for run in (rep["two_large"], rep["two_small"]):
         assert run["slept_s"] is None
     assert "goals (issue 12):" in printed and "pipeline, 2 worker processes" in printed
