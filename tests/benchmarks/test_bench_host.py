@@ -84,8 +84,8 @@ def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_pat
     tokens = fig["tokens"]
     assert tokens == fig["api_tokens"] == fig["columnar_tokens"]
     assert tokens == pq.ParquetFile(work / "floor.parquet").metadata.num_rows
-    larges = [rep["one_large"], rep["two_large"], fig["overlap"]["large"]]
-    smalls = [rep["one_small"], rep["two_small"], fig["overlap"]["small"]]
+    larges = [rep["one_large"], rep["two_large"], rep["thread_large"], fig["overlap"]["large"]]
+    smalls = [rep["one_small"], rep["two_small"], rep["thread_small"], fig["overlap"]["small"]]
     for large, small in zip(larges, smalls):
         assert (large["docs"], large["docs_annotated"], large["tokens"]) == (40, 40, tokens)
         assert (small["docs"], small["docs_annotated"]) == (4, 4) and 0 < small["tokens"] < tokens
@@ -95,9 +95,17 @@ def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_pat
     # Ratios are what their runs say.
     from bench_pipeline import PipelineRun, steady_tokens_per_s
 
-    for key, name in (("pipeline_tokens_per_s", "one"), ("pipeline_2w_tokens_per_s", "two")):
+    steady = {}
+    for key, name in (
+        ("pipeline_tokens_per_s", "one"),
+        ("pipeline_2w_tokens_per_s", "two"),
+        ("pipeline_1t_tokens_per_s", "thread"),
+    ):
         small, large = (PipelineRun(**rep[f"{name}_{size}"]) for size in ("small", "large"))
-        assert fig[key] == pytest.approx(steady_tokens_per_s(small, large))
+        steady[name] = steady_tokens_per_s(small, large)
+        assert fig[key] == pytest.approx(steady[name])
+    assert fig["two_workers_vs_one"] == pytest.approx(steady["two"] / steady["thread"])
+    assert fig["two_workers_vs_two_threads"] == pytest.approx(steady["two"] / steady["one"])
     assert fig["api_vs_floor"] == pytest.approx(rep["seconds"]["floor"] / rep["seconds"]["api"])
     # The sleeping forward slept in every pass the manifest counts, for the calibrated time.
     over = fig["overlap"]
@@ -115,6 +123,6 @@ def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_pat
     assert over["host_forward_s"] == pytest.approx(
         rep["one_large"]["forward_s"] - rep["one_small"]["forward_s"]
     )
-    for run in (rep["two_large"], rep["two_small"]):
+    for run in (rep["two_large"], rep["two_small"], rep["thread_large"], rep["thread_small"]):
         assert run["slept_s"] is None
     assert "goals (issue 12):" in printed and "pipeline, 2 worker processes" in printed
