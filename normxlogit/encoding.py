@@ -113,10 +113,7 @@ def pooled_position(ids: np.ndarray, adapter: HeadAdapter, tokenizer: PreTrained
         return len(ids) - 1
     hits = np.flatnonzero(ids == tokenizer.mask_token_id)
     if len(hits) == 0:
-        raise RecordError(
-            "no_mask_token",
-            f"a masked LM needs the mask token {tokenizer.mask_token!r} in the text",
-        )
+        raise _no_mask(tokenizer)
     return int(hits[0])
 
 

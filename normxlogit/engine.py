@@ -13,7 +13,8 @@ through the same ``run_planned`` loop (``ScoredResponses``).
 
 Forward passes on one model are serialised (``ScoringModel.lock``): a pipeline worker that runs
 several bundles in threads overlaps one thread's tokenizing and writing with another's forward
-pass, and the device never holds two batches' activations at once.
+pass, and the device never holds two batches' activations at once. ``score_stream`` overlaps them
+in one caller: it tokenizes the next chunk of texts in a thread while the current one is scored.
 """
 
 from __future__ import annotations
