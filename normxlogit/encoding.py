@@ -10,6 +10,7 @@ records; ``encode_text`` is its one-text case and raises them.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 import threading
@@ -81,7 +82,7 @@ class EncodedText:
 def word_indices(text: str, offsets: np.ndarray, special: np.ndarray) -> np.ndarray:
     """Word index of each token from character offsets alone.
 
-    A token belongs to the word that contains its first non-space character.
+    A token belongs to the word that contains its first non-space character (words: ``_WORD``).
 
     Args:
         offsets: (n, 2) character spans.
@@ -90,31 +91,19 @@ def word_indices(text: str, offsets: np.ndarray, special: np.ndarray) -> np.ndar
     Returns:
         (n,) int32, -1 where a token is special or covers only whitespace.
     """
-    spans = np.fromiter(
-        itertools.chain.from_iterable(map(re.Match.span, _WORD.finditer(text))), dtype=np.int64
-    ).reshape(-1, 2)
-    starts = np.minimum(offsets[:, 0].astype(np.int64), len(text))
-    ends = offsets[:, 1].astype(np.int64)
-    # Words cover every non-space character, so a token's first non-space character (" Paris"
-    # starts at the space) lies in the first word that ends after the token starts: at the
-    # token's start if that is inside the word, else at the word's start.
-    idx = np.searchsorted(spans[:, 1], starts, side="right")
-    inside = idx < len(spans)
-    first = np.maximum(starts, spans[np.minimum(idx, len(spans) - 1), 0]) if len(spans) else starts
-    out = np.where(inside & (first < ends) & ~special, idx, -1)
-    return out.astype(np.int32)
+    return _Chars([text]).word_index(np.zeros(len(offsets), np.int64), np.asarray(offsets), special)
 
 
 def pooled_position(ids: np.ndarray, adapter: HeadAdapter, tokenizer: PreTrainedTokenizerBase) -> int:
-    """Position the model reads for its prediction: first token, last token or first mask."""
-    if adapter.pooling == "first":
-        return 0
-    if adapter.pooling == "last":
-        return len(ids) - 1
-    hits = np.flatnonzero(ids == tokenizer.mask_token_id)
-    if len(hits) == 0:
+    """Position the model reads for its prediction: first token, last token or first mask.
+
+    Raises:
+        RecordError: ``no_mask_token`` for a masked LM's text without its mask token.
+    """
+    (position,) = pooled_positions(ids, np.array([len(ids)]), adapter, tokenizer)
+    if position < 0:
         raise _no_mask(tokenizer)
-    return int(hits[0])
+    return int(position)
 
 
 def resolve_target(
@@ -235,7 +224,7 @@ def encode_batch(
             # of characters one token covers): tokenize the whole text, as if it were not cut.
             used[i], encodings[i] = text, _first_windows([text], tokenizer, max_length)[0]
     flat = FlatTokens.of(used, encodings, SpecialNames(tokenizer))
-    pooled = _pooled_positions(flat, adapter, tokenizer)
+    pooled = pooled_positions(flat.input_ids, flat.lengths, adapter, tokenizer)
     resolve = _TargetResolver(model, tokenizer, adapter)
     out: list[EncodedText | RecordError] = []
     for d, (target, encoding) in enumerate(zip(targets, encodings)):
@@ -413,12 +402,6 @@ class FlatTokens:
             flat=(self, d),
         )
 
-    def rows(self, docs: np.ndarray) -> np.ndarray:
-        """Row indices of the tokens of texts ``docs``, one text after another."""
-        lengths = self.lengths[docs]
-        firsts = np.cumsum(lengths) - lengths
-        return np.repeat(self.starts[docs] - firsts, lengths) + np.arange(int(lengths.sum()))
-
 
 def _flat_encodings(encodings: Sequence, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Token ids (N,), offsets (N, 2) and special flags (N,) of encodings, one after another."""
@@ -445,6 +428,15 @@ def _flat_encodings(encodings: Sequence, lengths: np.ndarray) -> tuple[np.ndarra
     return ids[back], offsets[back], special[back]
 
 
+def block_gather(sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Indices that put consecutive blocks of ``sizes`` (texts' rows, one after another) in the
+    order ``order``: block j of the result is block ``order[j]``."""
+    starts = np.cumsum(sizes) - sizes
+    new_sizes = sizes[order]
+    new_starts = np.cumsum(new_sizes) - new_sizes
+    return np.repeat(starts[order] - new_starts, new_sizes) + np.arange(int(new_sizes.sum()))
+
+
 # Character classes of ASCII as the ``_WORD`` pattern sees them (``\w``: str.isalnum or "_";
 # ``\s``: str.isspace); other characters are looked up once per distinct character in a batch.
 _ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])
@@ -458,9 +450,13 @@ class _Chars:
         self.texts = texts
         self.text_lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         self.text_starts = np.cumsum(self.text_lengths) - self.text_lengths
-        joined = "".join(texts)  # the tokenizer took them: no lone surrogates
-        self.code = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
-        self.utf8 = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+        self.joined = "".join(texts)
+        self.code = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+    @functools.cached_property
+    def utf8(self) -> np.ndarray:
+        """The joined texts' UTF-8 bytes (texts the tokenizer took have no lone surrogates)."""
+        return np.frombuffer(self.joined.encode("utf-8"), dtype=np.uint8)
 
     def _spans(self, doc: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokens' character spans in the joined texts, starts kept within their text."""
@@ -492,7 +488,7 @@ class _Chars:
         next_non_space = np.append(np.minimum.accumulate(positions[::-1])[::-1], n)
         starts, ends = self._spans(doc, offsets)
         first = next_non_space[starts]
-        hit = (first < ends) & ~special
+        hit = (first < ends) & (first < self.text_starts[doc] + self.text_lengths[doc]) & ~special
         words = ends_before[np.minimum(first, n - 1) + 1] - 1 - ends_before[self.text_starts[doc]]
         return np.where(hit, words, -1).astype(np.int32)
 
@@ -535,21 +531,22 @@ class _Chars:
         return pa.LargeStringArray.from_buffers(len(sizes), pa.py_buffer(value_offsets), values)
 
 
-def _pooled_positions(
-    flat: FlatTokens, adapter: HeadAdapter, tokenizer: PreTrainedTokenizerBase
+def pooled_positions(
+    input_ids: np.ndarray, lengths: np.ndarray, adapter: HeadAdapter, tokenizer: PreTrainedTokenizerBase
 ) -> np.ndarray:
-    """``pooled_position`` of every text at once: -1 for a masked LM's text without a mask token."""
+    """``pooled_position`` of texts whose ids lie one after another (``lengths`` each), at once:
+    -1 for a masked LM's text without a mask token."""
     if adapter.pooling == "first":
-        return np.zeros(len(flat.lengths), np.int64)
+        return np.zeros(len(lengths), np.int64)
     if adapter.pooling == "last":
-        return flat.lengths - 1
-    hits = np.flatnonzero(flat.input_ids == tokenizer.mask_token_id)
-    ends = flat.starts + flat.lengths
-    first = np.searchsorted(hits, flat.starts)  # each text's first mask, if it is before its end
+        return lengths - 1
+    starts = np.cumsum(lengths) - lengths
+    hits = np.flatnonzero(input_ids == tokenizer.mask_token_id)
+    first = np.searchsorted(hits, starts)  # each text's first mask, if it is before its end
     found = first < len(hits)
     rows = np.where(found, hits[np.minimum(first, len(hits) - 1)] if len(hits) else 0, 0)
-    inside = found & (rows < ends)
-    return np.where(inside, rows - flat.starts, -1)
+    inside = found & (rows < starts + lengths)
+    return np.where(inside, rows - starts, -1)
 
 
 def _no_mask(tokenizer: PreTrainedTokenizerBase) -> RecordError:

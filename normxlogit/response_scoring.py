@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from normxlogit.encoding import block_gather
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
 from normxlogit.scoring import forward_base, pad_batch
@@ -77,11 +78,11 @@ class ResponseScores:
     def reorder(self, perm: np.ndarray) -> ResponseScores:
         """The documents in the order ``perm`` (new document j is old document ``perm[j]``)."""
         perm = np.asarray(perm, dtype=np.int64)
-        tokens = _block_gather(self.lengths, perm)
+        tokens = block_gather(self.lengths, perm)
         out = {name: getattr(self, name)[perm] for name in self._DOC_FIELDS}
         out.update({name: getattr(self, name)[tokens] for name in self._TOKEN_FIELDS})
         if self.step_score is not None:
-            out["step_score"] = self.step_score[_block_gather(self.lengths * self.response_length, perm)]
+            out["step_score"] = self.step_score[block_gather(self.lengths * self.response_length, perm)]
         return ResponseScores(**out)
 
     @property
@@ -106,14 +107,6 @@ class ResponseScores:
         """Token rows of document d in the per-token arrays."""
         end = int(self.lengths[: d + 1].sum())
         return slice(end - int(self.lengths[d]), end)
-
-
-def _block_gather(sizes: np.ndarray, perm: np.ndarray) -> np.ndarray:
-    """Indices that put consecutive blocks of ``sizes`` in the order ``perm``."""
-    starts = np.cumsum(sizes) - sizes
-    new_sizes = sizes[perm]
-    new_starts = np.cumsum(new_sizes) - new_sizes
-    return np.repeat(starts[perm] - new_starts, new_sizes) + np.arange(int(new_sizes.sum()))
 
 
 @torch.inference_mode()

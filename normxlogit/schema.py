@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normxlogit.encoding import EncodedText, FlatTokens
+from normxlogit.encoding import EncodedText, FlatTokens, block_gather
 from normxlogit.engine import ScoredBatch, ScoredResponses
 from normxlogit.responses import SEGMENTS
 from normxlogit.result import TextAttribution
@@ -150,7 +150,8 @@ def _text_columns(encoded: Sequence[EncodedText], lengths: np.ndarray) -> list[p
     """position .. special: what the encodings say about each token, documents one after another."""
     flat = _shared_batch(encoded)
     if flat is not None:  # views into one encoded batch: every column gathered at once
-        rows = flat.rows(np.fromiter((e.flat[1] for e in encoded), dtype=np.int64, count=len(encoded)))
+        docs = np.fromiter((e.flat[1] for e in encoded), dtype=np.int64, count=len(encoded))
+        rows = block_gather(flat.lengths, docs)
         offsets, word, special = flat.offsets[rows], flat.word_index[rows], flat.special[rows]
         ids = flat.input_ids[rows].astype(np.int32)
         tokens = flat.tokens.take(pa.array(rows)).cast(pa.string())

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from normxlogit.encoding import EncodedText
+from normxlogit.encoding import EncodedText, block_gather
 from normxlogit.heads import is_regression
 from normxlogit.loading import ScoringModel
 
@@ -115,13 +115,9 @@ class BatchScores:
 
     def reorder(self, perm: np.ndarray) -> BatchScores:
         """The texts in the order ``perm`` (new text j is old text ``perm[j]``)."""
-        starts = np.cumsum(self.lengths) - self.lengths
-        lengths = self.lengths[perm]
-        new_starts = np.cumsum(lengths) - lengths
-        # Token k of new text j comes from old position starts[perm[j]] + k.
-        gather = np.repeat(starts[perm] - new_starts, lengths) + np.arange(int(lengths.sum()))
+        gather = block_gather(self.lengths, perm)
         return BatchScores(
-            lengths=lengths,
+            lengths=self.lengths[perm],
             norm=self.norm[gather],
             logat=self.logat[gather],
             layer_logat=None if self.layer_logat is None else self.layer_logat[gather],

@@ -23,7 +23,11 @@ DUPLICATES = "duplicates"
 
 def occurrence_key(record: SourceRecord) -> tuple[str, int]:
     """Sort key of a record within its id group: (source, line/row number)."""
-    return record.source, int(record.locator.rsplit(" ", 1)[-1])
+    return _occurrence(record.source, record.locator)
+
+
+def _occurrence(source: str, locator: str) -> tuple[str, int]:
+    return source, int(locator.rsplit(" ", 1)[-1])
 
 
 class _KeepFirst(beam.DoFn):
@@ -72,9 +76,15 @@ def _ids_by_bucket(batch: list[SourceRecord]):
     return buckets.items()
 
 
-def _earlier(a: tuple[str, str], b: tuple[str, str]) -> bool:
-    """Whether occurrence ``a`` (source, locator) comes before ``b`` (``occurrence_key`` order)."""
-    return (a[0], int(a[1].rsplit(" ", 1)[-1])) < (b[0], int(b[1].rsplit(" ", 1)[-1]))
+def _see(seen_ids: dict, doc_id: str, first: tuple[str, str], times: int) -> None:
+    """Count ``times`` occurrences of ``doc_id`` whose first is ``first`` (source, locator)."""
+    seen = seen_ids.get(doc_id)
+    if seen is None:
+        seen_ids[doc_id] = [first, times]
+        return
+    if _occurrence(*first) < _occurrence(*seen[0]):
+        seen[0] = first
+    seen[1] += times
 
 
 class _FirstOccurrencesFn(beam.CombineFn):
@@ -88,13 +98,7 @@ class _FirstOccurrencesFn(beam.CombineFn):
 
     def add_input(self, accumulator: dict, ids: list) -> dict:
         for doc_id, source, locator in ids:
-            seen = accumulator.get(doc_id)
-            if seen is None:
-                accumulator[doc_id] = [(source, locator), 1]
-            else:
-                if _earlier((source, locator), seen[0]):
-                    seen[0] = (source, locator)
-                seen[1] += 1
+            _see(accumulator, doc_id, (source, locator), 1)
         return accumulator
 
     def merge_accumulators(self, accumulators) -> dict:
@@ -102,13 +106,7 @@ class _FirstOccurrencesFn(beam.CombineFn):
         merged = next(accumulators, {})
         for accumulator in accumulators:
             for doc_id, (first, times) in accumulator.items():
-                seen = merged.get(doc_id)
-                if seen is None:
-                    merged[doc_id] = [first, times]
-                else:
-                    if _earlier(first, seen[0]):
-                        seen[0] = first
-                    seen[1] += times
+                _see(merged, doc_id, first, times)
         return merged
 
     def extract_output(self, accumulator: dict) -> list[tuple[str, tuple[str, str]]]:
