@@ -230,19 +230,26 @@ def make_encoded():
 
 def response_from_ids(prompt_ids: np.ndarray, response_ids: np.ndarray) -> EncodedResponse:
     """An ``EncodedResponse`` for made-up ids (no text): the prompt's ids, then the response's."""
-    ids = np.r_[prompt_ids, response_ids].astype(np.int64)
+    ids = np.r_[prompt_ids, response_ids]
     n, r = len(ids), len(prompt_ids)
+    return encoded_response(ids, np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)], np.zeros(n, bool), r)
+
+
+def encoded_response(ids, segment, special, start: int) -> EncodedResponse:
+    """An ``EncodedResponse`` for made-up ids (no text): segment codes and special flags per token,
+    the response from position ``start``."""
+    n = len(ids)
     return EncodedResponse(
-        input_ids=ids,
+        input_ids=np.asarray(ids, np.int64),
         offsets=np.zeros((n, 2), np.int32),
-        special=np.zeros(n, bool),
+        special=np.asarray(special, bool),
         word_index=np.full(n, -1, np.int32),
         tokens=[str(i) for i in ids],
         truncated=False,
         pooled_position=n - 1,
         text="",
-        segment=np.r_[np.zeros(r, np.int8), np.ones(n - r, np.int8)],
-        response_start=r,
+        segment=np.asarray(segment, np.int8),
+        response_start=start,
     )
 
 

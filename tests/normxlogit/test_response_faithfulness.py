@@ -22,27 +22,11 @@ from normxlogit.response_evaluation import (
 )
 from normxlogit.response_faithfulness import perturb_context, rankable_context, response_logprobs
 from normxlogit.response_scoring import score_responses
-from normxlogit.responses import SEGMENT_CODE, EncodedResponse
+from normxlogit.responses import SEGMENT_CODE
 
-from .conftest import MASK_ID
+from .conftest import MASK_ID, encoded_response
 
 T, U, R = SEGMENT_CODE["template"], SEGMENT_CODE["user"], SEGMENT_CODE["response"]
-
-
-def chat_like(ids: np.ndarray, segment: list[int], special: list[bool], start: int) -> EncodedResponse:
-    n = len(ids)
-    return EncodedResponse(
-        input_ids=np.asarray(ids, np.int64),
-        offsets=np.zeros((n, 2), np.int32),
-        special=np.asarray(special, bool),
-        word_index=np.full(n, -1, np.int32),
-        tokens=[str(i) for i in ids],
-        truncated=False,
-        pooled_position=n - 1,
-        text="",
-        segment=np.asarray(segment, np.int8),
-        response_start=start,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +52,7 @@ def test_rankable_context_leaves_out_specials_template_and_the_response(make_ids
     ids = make_ids(10, seed=1)
     segment = [T, T, U, U, U, T, T, R, R, R]
     special = [True, False, False, False, False, True, False, False, False, True]
-    enc = chat_like(ids, segment, special, start=7)
+    enc = encoded_response(ids, segment, special, start=7)
     np.testing.assert_array_equal(np.flatnonzero(rankable_context(enc)), [2, 3, 4])
 
 
@@ -77,7 +61,7 @@ def test_k_percent_of_the_rankable_tokens_are_replaced(make_ids):
     # 12 rankable context tokens at 2..13, a special BOS and a template token before, 2 response tokens.
     segment = [T, T] + [U] * 12 + [R, R]
     special = [True] + [False] * 15
-    enc = chat_like(ids, segment, special, start=14)
+    enc = encoded_response(ids, segment, special, start=14)
     scores = np.arange(16, dtype=float)[::-1].copy()  # earlier positions rank higher
     scores[1] = 1e9  # a template token with the top score is still never ranked
     variants = perturb_context(enc, scores, MASK_ID)
@@ -173,7 +157,7 @@ def test_variants_from_the_models_logits(make_pair, lm, make_ids):
 
 
 def test_pairs_without_rankable_context_are_dead_letters(make_pair, lm, make_ids):
-    only_bos = chat_like(make_ids(3, seed=17), [T, R, R], [True, False, False], start=1)
+    only_bos = encoded_response(make_ids(3, seed=17), [T, R, R], [True, False, False], start=1)
     good = make_pair(make_ids(4, seed=18), make_ids(2, seed=19))
     err = RecordError("empty_response", "no tokens")
     out = evaluate_response_items(
