@@ -34,34 +34,36 @@ from normxlogit.pipeline.cli import main
 sys.exit(main())
 """
 
-# Put before CLI for a run whose model sleeps: BertModel.forward sleeps NORMXLOGIT_BENCH_SLEEP_PER_TOKEN
-# seconds per element of its input_ids (batch x padded width), then runs. time.sleep releases the
-# GIL, as a wait on a GPU kernel does, so a pipeline that overlaps host work with the model hides
-# the sleep. The seconds slept, and the forward passes' whole time (sleep and the real forward pass:
-# the time the model is busy), go to NORMXLOGIT_BENCH_SLEEP_LOG at exit. With 0 seconds per token
-# it only times the forward passes. The patch lives in the
-# launched process only: worker processes of --direct_running_mode multi_processing do not sleep.
+# Put before CLI for a run whose model sleeps: the batch engine's device part (``score_prepared``: one
+# bucket's forward pass, the NormXLogit heads and the copy of the results to the host, what a GPU
+# runs, on the model's forward thread) sleeps NORMXLOGIT_BENCH_SLEEP_PER_TOKEN seconds per element of
+# its input ids (batch x padded width), then runs. time.sleep releases the GIL, as a wait on a GPU
+# kernel does, so a pipeline that overlaps host work with the model hides the sleep. The seconds
+# slept, and the device parts' whole time (sleep and the real work: the time the model is busy), go
+# to NORMXLOGIT_BENCH_SLEEP_LOG at exit. With 0 seconds per token it only times the device parts.
+# The patch lives in the launched process only: worker processes of --direct_running_mode
+# multi_processing do not sleep.
 SLEEPY_FORWARD = """
 import atexit, functools, json, os, threading, time
-from transformers.models.bert import modeling_bert
+from normxlogit import engine
 _per_token = float(os.environ["NORMXLOGIT_BENCH_SLEEP_PER_TOKEN"])
 _slept = {"seconds": 0.0, "forward_seconds": 0.0, "calls": 0, "padded_tokens": 0}
 _lock = threading.Lock()
-_real_forward = modeling_bert.BertModel.forward
-@functools.wraps(_real_forward)
-def sleepy_forward(self, *args, **kwargs):
-    ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+_real = engine.score_prepared
+@functools.wraps(_real)
+def sleepy_device_part(sm, prepared, *args, **kwargs):
+    n = prepared.padded.input_ids.numel()
     start = time.perf_counter()
-    time.sleep(_per_token * ids.numel())
+    time.sleep(_per_token * n)
     slept = time.perf_counter() - start
-    out = _real_forward(self, *args, **kwargs)
+    out = _real(sm, prepared, *args, **kwargs)
     with _lock:
         _slept["seconds"] += slept
         _slept["forward_seconds"] += time.perf_counter() - start
         _slept["calls"] += 1
-        _slept["padded_tokens"] += ids.numel()
+        _slept["padded_tokens"] += n
     return out
-modeling_bert.BertModel.forward = sleepy_forward
+engine.score_prepared = sleepy_device_part
 def write_sleep_log():
     with open(os.environ["NORMXLOGIT_BENCH_SLEEP_LOG"], "w") as dst:
         json.dump(_slept, dst)

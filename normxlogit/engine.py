@@ -11,16 +11,23 @@ Responses of causal LMs (METHOD.md, "Responses of causal LMs") go the same way: 
 ``encode_chats`` or ``generate`` make ``EncodedResponse`` values, and ``score_responses`` runs them
 through the same ``run_planned`` loop (``ScoredResponses``).
 
-Forward passes on one model are serialised (``ScoringModel.lock``): a pipeline worker that runs
-several bundles in threads overlaps one thread's tokenizing and writing with another's forward
-pass, and the device never holds two batches' activations at once. ``score_stream`` overlaps them
-in one caller: it tokenizes the next chunk of texts in a thread while the current one is scored.
+Each bucket is split in two (``scoring.prepare_batch``, ``scoring.score_prepared``): the host's part
+(padding, positions, targets) runs in the caller; the device's part (the forward pass, the heads, the
+copy back) runs on the model's one forward thread (``ScoringModel.forward_thread``), in the order
+buckets were queued. A caller queues up to ``FORWARD_QUEUE`` buckets past the one it waits for, and
+every thread of a pipeline worker that shares the model queues on the same thread, so the device
+finds its next bucket ready while the callers tokenize, convert and write; forward passes on one
+model never run two at a time (``ScoringModel.lock``), so the device never holds two buckets'
+activations at once. ``score_stream`` also overlaps tokenizing in one caller: it encodes the next
+chunk of texts in a thread while the current one is scored.
 """
 
 from __future__ import annotations
 
+import functools
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -33,13 +40,15 @@ from normxlogit.loading import ScoringModel
 from normxlogit.response_scoring import ResponseScores, score_responses
 from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, label_of
-from normxlogit.scoring import Attribution, BatchScores, plan_batches, score_padded
+from normxlogit.scoring import Attribution, BatchScores, plan_batches, prepare_batch, score_prepared
 
 DEFAULT_BATCH_TOKENS = 8192
 STREAM_CHUNK = 4096  # texts per chunk of ``BatchEngine.score_stream``
+FORWARD_QUEUE = 16  # buckets a caller prepares past the one it waits for (``run_planned``)
 MODEL_ERROR = "model_error"
 
 R = TypeVar("R")
+J = TypeVar("J")
 E = TypeVar("E", bound=EncodedText)
 
 
@@ -78,36 +87,69 @@ class Planned(Generic[R]):
     padded_tokens: int = 0
 
 
-def run_planned(lengths: Sequence[int], batch_tokens: int, fn: Callable[[list[int]], R]) -> Planned[R]:
+def run_planned(
+    lengths: Sequence[int],
+    batch_tokens: int,
+    fn: Callable[[J], R],
+    *,
+    prepare: Callable[[list[int]], J] | None = None,
+    device: Executor | None = None,
+    ahead: int = FORWARD_QUEUE,
+) -> Planned[R]:
     """Run ``fn`` over length buckets of items; a bucket that raises is halved and retried.
 
     Args:
         lengths: token length of each item.
         batch_tokens: padded-token budget per bucket (``plan_batches``).
-        fn: runs one bucket, given the item indices; any exception counts as a failure.
+        fn: runs one bucket, given ``prepare``'s job for it (default: the item indices); any
+            exception counts as a failure.
+        prepare: the host's part of a bucket, run in the calling thread (an exception counts as
+            the bucket's failure too).
+        device: where ``fn`` runs (the model's forward thread). The caller prepares up to ``ahead``
+            buckets past the one it waits for, so the device finds the next bucket ready. None:
+            ``fn`` runs in the calling thread, one bucket after another.
 
     Returns:
         A ``Planned``: every item is in exactly one successful group or in ``failed``.
     """
     out: Planned[R] = Planned()
 
-    def attempt(idx: list[int]) -> None:
+    def start(idx: list[int]) -> Callable[[], R]:
+        """Begin a bucket; what to call for its result (or its exception)."""
         try:
-            result = fn(idx)
+            job = prepare(idx) if prepare is not None else idx
+        except Exception as err:  # noqa: BLE001 - settled like a failed forward pass
+            return functools.partial(_reraise, err)
+        if device is None:
+            return functools.partial(fn, job)
+        return device.submit(fn, job).result
+
+    def settle(idx: list[int], result_of: Callable[[], R]) -> None:
+        try:
+            result = result_of()
         except Exception as err:  # noqa: BLE001 - one bad text must not lose its neighbours
             if len(idx) == 1:
                 out.failed[idx[0]] = err
                 return
-            half = len(idx) // 2
-            attempt(idx[:half])
-            attempt(idx[half:])
+            halves = idx[: len(idx) // 2], idx[len(idx) // 2 :]
+            for half, half_result in [(h, start(h)) for h in halves]:
+                settle(half, half_result)
             return
         out.groups.append((idx, result))
         out.padded_tokens += len(idx) * max(lengths[i] for i in idx)
 
+    waiting: deque[tuple[list[int], Callable[[], R]]] = deque()
     for group in plan_batches(lengths, batch_tokens):
-        attempt(group)
+        waiting.append((group, start(group)))
+        if len(waiting) > (ahead if device is not None else 0):
+            settle(*waiting.popleft())
+    while waiting:
+        settle(*waiting.popleft())
     return out
+
+
+def _reraise(err: Exception) -> R:
+    raise err
 
 
 @dataclass
@@ -273,7 +315,12 @@ class BatchEngine:
     def score_encoded(self, items: Sequence[EncodedText | RecordError]) -> ScoredBatch:
         """Score already encoded texts (``RecordError`` entries are carried into ``errors``)."""
         sm, layers = self.model, self.options.layers
-        run = self._run(items, len, lambda batch: score_padded(sm, batch, layers))
+        run = self._run(
+            items,
+            len,
+            lambda prepared: score_prepared(sm, prepared, layers),
+            prepare=lambda batch: prepare_batch(sm, batch),
+        )
         scores = BatchScores.concat(run.parts, layers=bool(layers)).reorder(run.perm)
         return ScoredBatch(
             size=len(items),
@@ -287,18 +334,35 @@ class BatchEngine:
         )
 
     def _run(
-        self, items: Sequence[E | RecordError], cost: Callable[[E], int], score: Callable[[list[E]], R]
+        self,
+        items: Sequence[E | RecordError],
+        cost: Callable[[E], int],
+        score: Callable,
+        prepare: Callable[[list[E]], object] | None = None,
     ) -> _Run[E, R]:
         """The one batch loop: plan the encoded items by ``cost`` under the token budget, ``score``
-        each bucket (``run_planned``: halved and retried on failure), keep errors in place."""
+        each bucket (``run_planned``: halved and retried on failure), keep errors in place.
+
+        With ``prepare``, each bucket is prepared here (``prepare(bucket)``) and scored on the
+        model's forward thread (``score(prepared)``), the next buckets prepared meanwhile; without,
+        ``score(bucket)`` runs here."""
         errors = {i: e for i, e in enumerate(items) if isinstance(e, RecordError)}
         keys = [i for i in range(len(items)) if i not in errors]
         encoded: list[E] = [items[i] for i in keys]  # type: ignore[misc]
-        planned = run_planned(
-            [cost(e) for e in encoded],
-            self.options.batch_tokens,
-            lambda idx: score([encoded[i] for i in idx]),
-        )
+        if prepare is None:
+            planned = run_planned(
+                [cost(e) for e in encoded],
+                self.options.batch_tokens,
+                lambda idx: score([encoded[i] for i in idx]),
+            )
+        else:
+            planned = run_planned(
+                [cost(e) for e in encoded],
+                self.options.batch_tokens,
+                score,
+                prepare=lambda idx: prepare([encoded[i] for i in idx]),
+                device=self.model.forward_thread(),
+            )
         for i, err in planned.failed.items():
             errors[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
         order = [i for idx, _ in planned.groups for i in idx]  # scored items, in the order they ran

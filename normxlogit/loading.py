@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class ModelInfo:
     labels: dict[int, str] = field(default_factory=dict)
 
 
+_FORWARD_THREAD_LOCK = threading.Lock()
+
+
 @dataclass
 class ScoringModel:
     """A model ready for ``score_batch``: weights in eval mode, tokenizer, head adapter."""
@@ -63,17 +67,33 @@ class ScoringModel:
     # that share a model overlap their host work with its forward passes, never two batches'
     # activations on the device.
     lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
+    # The thread that runs the batch engine's forward passes (``forward_thread``), made on first use.
+    _forward: ThreadPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
     # Decoded text of each token id asked for so far; at most one entry per vocabulary item.
     _token_labels: dict[int, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["lock"]  # locks do not pickle; a copy gets its own
+        del state["lock"]  # locks and threads do not pickle; a copy gets its own
+        state["_forward"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.lock = threading.RLock()
+
+    def forward_thread(self) -> ThreadPoolExecutor:
+        """The one thread that runs this model's scoring forward passes, in the order submitted.
+
+        Every caller (each thread of a pipeline worker that shares the model) queues its prepared
+        buckets here and goes on preparing the next ones, so the device always has the next bucket
+        waiting instead of waiting for a caller's host work (``BatchEngine``).
+        """
+        if self._forward is None:
+            with _FORWARD_THREAD_LOCK:  # not ``lock``: a forward pass holds it
+                if self._forward is None:
+                    self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normxlogit-forward")
+        return self._forward
 
     def token_label(self, token_id: int) -> str:
         """Decoded text of one token id (e.g. ' Paris'), decoded once per id and model."""

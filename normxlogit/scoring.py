@@ -295,7 +295,37 @@ def forward_base(
     )
 
 
-@torch.inference_mode()
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A bucket made ready for its forward pass on the host (``prepare_batch``): what
+    ``score_prepared`` needs, as CPU tensors, with no reference to the encodings.
+
+    Attributes:
+        padded: ids, mask and left shift.
+        lengths: (B,) real tokens per text.
+        pooled: (B,) pooled position of each text before padding.
+        targets: (B,) target id per text, -1 for the prediction.
+        foils: (B,) foil id per text, -1 for none.
+    """
+
+    padded: PaddedBatch
+    lengths: np.ndarray
+    pooled: torch.Tensor
+    targets: torch.Tensor
+    foils: torch.Tensor
+
+
+def prepare_batch(sm: ScoringModel, batch: Sequence[EncodedText]) -> PreparedBatch:
+    """The host's part of scoring a bucket: pad it and gather its per-text positions and targets."""
+    return PreparedBatch(
+        padded=pad_batch(batch, sm.pad_id, sm.padding_side),
+        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        pooled=torch.tensor([e.pooled_position for e in batch], dtype=torch.int64),
+        targets=torch.tensor([-1 if e.target_id is None else e.target_id for e in batch], dtype=torch.int64),
+        foils=torch.tensor([-1 if e.foil_id is None else e.foil_id for e in batch], dtype=torch.int64),
+    )
+
+
 def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequence[int] = ()) -> BatchScores:
     """Score a batch of encoded texts with one forward pass; columnar results.
 
@@ -308,8 +338,15 @@ def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequenc
         ``BatchScores`` of the texts, in order. Scores do not depend on the batch or the padding
         side (tested).
     """
+    return score_prepared(sm, prepare_batch(sm, batch), layers)
+
+
+@torch.inference_mode()
+def score_prepared(sm: ScoringModel, prepared: PreparedBatch, layers: Sequence[int] = ()) -> BatchScores:
+    """The device's part of ``score_padded``: one forward pass of a prepared bucket, the heads, and
+    the results copied back to the host (``BatchEngine`` runs it on the model's forward thread)."""
     model, adapter = sm.model, sm.adapter
-    padded = pad_batch(batch, sm.pad_id, sm.padding_side)
+    padded = prepared.padded
     ids = padded.input_ids.to(sm.device)
     mask = padded.attention_mask.to(sm.device)
     shift = padded.shift.to(sm.device)
@@ -318,8 +355,8 @@ def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequenc
     final = out.last_hidden_state  # (B, T, D)
     norm = out.layer0.float().norm(dim=-1)  # (B, T)
 
-    rows = torch.arange(len(batch), device=sm.device)
-    pooled_pos = torch.tensor([e.pooled_position for e in batch], device=sm.device) + shift
+    rows = torch.arange(len(prepared.lengths), device=sm.device)
+    pooled_pos = prepared.pooled.to(sm.device) + shift
     pooled_logits = adapter.class_logits(model, final[rows, pooled_pos]).float()  # (B, C)
     regression = is_regression(model, adapter)
 
@@ -332,11 +369,9 @@ def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequenc
         foils = torch.full_like(rows, -1)
     else:
         predicted = pooled_logits.argmax(-1)
-        targets = torch.tensor(
-            [e.target_id if e.target_id is not None else -1 for e in batch], device=sm.device
-        )
+        targets = prepared.targets.to(sm.device)
         targets = torch.where(targets < 0, predicted, targets)
-        foils = torch.tensor([e.foil_id if e.foil_id is not None else -1 for e in batch], device=sm.device)
+        foils = prepared.foils.to(sm.device)
         logat = _contrast(adapter.target_logits(model, final, _pair(targets, foils)), foils)
 
     layer_logat = None
@@ -364,16 +399,16 @@ def score_padded(sm: ScoringModel, batch: Sequence[EncodedText], layers: Sequenc
     prob = probs.gather(1, predicted[:, None])[:, 0]
     value = pooled_logits[:, 0] if regression else pooled_logits.gather(1, predicted[:, None])[:, 0]
     return BatchScores(
-        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        lengths=prepared.lengths,
         norm=norm[real].cpu().numpy().astype(np.float32),
         logat=logat[real].cpu().numpy().astype(np.float32),
         layer_logat=None if layer_logat is None else layer_logat[real].cpu().numpy().astype(np.float32),
         target_id=targets.cpu().numpy().astype(np.int64),
         foil_id=foils.cpu().numpy().astype(np.int64),
-        prediction_id=np.full(len(batch), -1, np.int64)
+        prediction_id=np.full(len(prepared.lengths), -1, np.int64)
         if regression
         else predicted.cpu().numpy().astype(np.int64),
-        prediction_prob=np.full(len(batch), np.nan, np.float32)
+        prediction_prob=np.full(len(prepared.lengths), np.nan, np.float32)
         if regression
         else prob.cpu().numpy().astype(np.float32),
         prediction_value=value.double().cpu().numpy(),

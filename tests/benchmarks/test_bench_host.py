@@ -116,6 +116,9 @@ def test_quick_run_reports_every_figure_from_reconciled_runs(bench_host, tmp_pat
     assert over["model_s"] == pytest.approx(over["large"]["forward_s"] - over["small"]["forward_s"])
     assert over["slept_s"] == pytest.approx(over["large"]["slept_s"] - over["small"]["slept_s"])
     assert over["overlap_vs_max"] == pytest.approx(over["pipeline_s"] / max(over["host_s"], over["model_s"]))
+    assert over["model_alone_s"] == pytest.approx(over["slept_s"] + over["host_forward_s"])
+    assert over == rep["overlap"] and fig["overlaps_vs_max"] == [over["overlap_vs_max"]]
+    assert over["host_s"] == pytest.approx(rep["one_large"]["seconds"] - rep["one_small"]["seconds"])
     # The one-process runs time their forward passes without sleeping (the host's model part);
     # the 2-process runs' workers are not patched.
     for run in (rep["one_large"], rep["one_small"]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -45,6 +46,85 @@ def test_run_planned_counts_padded_positions_per_bucket():
     assert sorted(i for idx, _ in planned.groups for i in idx) == [0, 1, 2]
 
 
+def test_run_planned_on_a_device_prepares_the_next_buckets_while_one_runs():
+    """With a device (the model's forward thread), the caller prepares bucket k+1 while bucket k
+    runs there: the first bucket's pass waits for the second bucket's preparation, which a loop
+    that prepared and ran in turn would never reach (it would time out below)."""
+    second_prepared = threading.Event()
+    prepared, ran_on = [], set()
+
+    def prepare(idx):
+        prepared.append(list(idx))
+        if len(prepared) == 2:
+            second_prepared.set()
+        return [i * 10 for i in idx]
+
+    def fn(job):
+        ran_on.add(threading.current_thread().name)
+        if job == [0]:
+            assert second_prepared.wait(timeout=10), "the next bucket was not prepared meanwhile"
+        return sum(job)
+
+    device = ThreadPoolExecutor(max_workers=1, thread_name_prefix="device")
+    try:
+        planned = run_planned([4, 4, 4, 4], batch_tokens=4, fn=fn, prepare=prepare, device=device)
+    finally:
+        device.shutdown()
+    assert prepared == [[0], [1], [2], [3]]
+    assert [(idx, result) for idx, result in planned.groups] == [([0], 0), ([1], 10), ([2], 20), ([3], 30)]
+    assert not planned.failed and planned.padded_tokens == 16
+    assert len(ran_on) == 1 and ran_on.pop().startswith("device")
+
+
+@pytest.mark.parametrize("where", ["prepare", "device"])
+def test_run_planned_on_a_device_halves_a_failing_bucket(where):
+    """A bucket that fails on the device, or while being prepared, is halved and retried as
+    without a device; the same items succeed and fail."""
+
+    def prepare(idx):
+        if where == "prepare" and 3 in idx:
+            raise ValueError("cannot pad")
+        return list(idx)
+
+    def fn(job):
+        if where == "device" and 3 in job:
+            raise RuntimeError("out of memory (simulated)")
+        return sum(job)
+
+    lengths = [5] * 6 + [9] * 3
+    with ThreadPoolExecutor(max_workers=1) as device:
+        planned = run_planned(lengths, batch_tokens=30, fn=fn, prepare=prepare, device=device, ahead=1)
+    alone = run_planned(lengths, batch_tokens=30, fn=lambda idx: fn(prepare(idx)))
+    assert set(planned.failed) == set(alone.failed) == {3}
+    assert sorted(map(tuple, (idx for idx, _ in planned.groups))) == sorted(
+        map(tuple, (idx for idx, _ in alone.groups))
+    )
+    assert all(result == sum(idx) for idx, result in planned.groups)
+    assert planned.padded_tokens == alone.padded_tokens
+
+
+def test_the_engine_runs_every_forward_pass_on_the_models_one_forward_thread(make_sm, make_ids, make_encoded):
+    sm = make_sm("bert", "classification")
+    batch = [make_encoded(sm, make_ids(n, seed=n)) for n in (5, 9, 14, 30)]
+    threads = set()
+    real_forward = sm.base.forward
+
+    def forward(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real_forward(*args, **kwargs)
+
+    sm.base.forward = forward
+    try:
+        scored = BatchEngine(sm, EngineOptions(batch_tokens=30)).score_encoded(batch)
+    finally:
+        del sm.base.forward
+    assert scored.index.tolist() == [0, 1, 2, 3]
+    assert len(threads) == 1 and threads.pop().startswith("normxlogit-forward")
+    assert sm.forward_thread() is sm.forward_thread()
+    copy = pickle.loads(pickle.dumps(sm))  # a copy (another worker) makes its own thread
+    assert copy._forward is None and copy.forward_thread() is not sm.forward_thread()
+
+
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_scored_batch_is_columnar_in_input_order(make_sm, make_ids, make_encoded, side):
     """Columns equal per-text scoring; texts of several buckets come back in input order."""
@@ -74,14 +154,14 @@ def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkey
     sm = make_sm("bert", "classification")
     encoded = [make_encoded(sm, make_ids(n, seed=n)) for n in (6, 7, 8)]
     items = [encoded[0], RecordError("unknown_target", "no such class"), encoded[1], encoded[2]]
-    real = engine_module.score_padded
+    real = engine_module.score_prepared
 
-    def fails_on_seven(model, batch, layers=()):
-        if any(len(e) == 7 for e in batch):
+    def fails_on_seven(model, prepared, layers=()):
+        if (prepared.lengths == 7).any():
             raise RuntimeError("simulated failure")
-        return real(model, batch, layers)
+        return real(model, prepared, layers)
 
-    monkeypatch.setattr(engine_module, "score_padded", fails_on_seven)
+    monkeypatch.setattr(engine_module, "score_prepared", fails_on_seven)
     scored = BatchEngine(sm).score_encoded(items)
     assert scored.size == 4 and scored.index.tolist() == [0, 3]
     assert {i: e.reason for i, e in scored.errors.items()} == {1: "unknown_target", 2: "model_error"}

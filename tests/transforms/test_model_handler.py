@@ -46,16 +46,16 @@ def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_engine
     handler, engine = handler_and_engine
     sm = engine.model
     poison = sm.tokenizer.convert_tokens_to_ids("poison")
-    real = engine_module.score_padded
+    real = engine_module.score_prepared
     sizes = []
 
-    def flaky(model, batch, layers=()):
-        sizes.append(len(batch))
-        if any(poison in e.input_ids for e in batch):
+    def flaky(model, prepared, layers=()):  # on the model's forward thread
+        sizes.append(len(prepared.lengths))
+        if (prepared.padded.input_ids == poison).any():
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(model, batch, layers)
+        return real(model, prepared, layers)
 
-    monkeypatch.setattr(engine_module, "score_padded", flaky)
+    monkeypatch.setattr(engine_module, "score_prepared", flaky)
     out = _annotate(handler, engine, _records(TEXTS))
 
     assert out.documents.column("doc_id").to_pylist() == ["d0", "d2", "d3", "d4"]
