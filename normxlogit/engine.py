@@ -37,7 +37,7 @@ from normxlogit.chat import encode_chat_batch
 from normxlogit.encoding import EncodedText, RecordError, encode_batch
 from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
 from normxlogit.loading import ScoringModel
-from normxlogit.response_scoring import ResponseScores, score_responses
+from normxlogit.response_scoring import ResponseScores, prepare_responses, score_prepared_responses
 from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, prepare_batch, score_prepared
@@ -431,7 +431,12 @@ class BatchEngine:
         def cost(e: EncodedResponse) -> int:
             return len(e) + -(-len(e) * e.n_response // width)
 
-        run = self._run(items, cost, lambda batch: score_responses(sm, batch, step_scores))
+        run = self._run(
+            items,
+            cost,
+            lambda prepared: score_prepared_responses(sm, prepared, step_scores),
+            prepare=lambda batch: prepare_responses(sm, batch),
+        )
         scores = ResponseScores.concat(run.parts, steps=step_scores).reorder(run.perm)
         names: dict[int, str] = {}
 

@@ -25,7 +25,7 @@ import torch
 from normxlogit.encoding import block_gather
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
-from normxlogit.scoring import forward_base, pad_batch
+from normxlogit.scoring import PaddedBatch, forward_base, pad_batch
 
 # Full-vocabulary logits are needed only at the positions p_t (for target_logprob); they are
 # computed this many positions at a time so a batch of long answers never holds (T x V) at once.
@@ -109,7 +109,38 @@ class ResponseScores:
         return slice(end - int(self.lengths[d]), end)
 
 
-@torch.inference_mode()
+@dataclass(frozen=True)
+class PreparedResponses:
+    """A bucket of pairs made ready on the host (``prepare_responses``) for ``score_prepared_responses``.
+
+    Attributes:
+        padded: ids, mask and left shift.
+        lengths: (B,) real tokens per document.
+        start: (B,) position of each document's first response token, before padding.
+        n_response: (B,) response tokens per document.
+    """
+
+    padded: PaddedBatch
+    lengths: np.ndarray
+    start: torch.Tensor
+    n_response: torch.Tensor
+
+
+def prepare_responses(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> PreparedResponses:
+    """The host's part of scoring a bucket of pairs: pad it, gather where each response starts.
+
+    Raises:
+        UnsupportedModelError: the model is not a causal LM.
+    """
+    require_causal_lm(sm.adapter, sm.info.architecture)
+    return PreparedResponses(
+        padded=pad_batch(batch, sm.pad_id, sm.padding_side),
+        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        start=torch.tensor([e.response_start for e in batch], dtype=torch.int64),
+        n_response=torch.tensor([e.n_response for e in batch], dtype=torch.int64),
+    )
+
+
 def score_responses(
     sm: ScoringModel, batch: Sequence[EncodedResponse], step_scores: bool = False
 ) -> ResponseScores:
@@ -127,9 +158,17 @@ def score_responses(
     Raises:
         UnsupportedModelError: the model is not a causal LM.
     """
-    require_causal_lm(sm.adapter, sm.info.architecture)
+    return score_prepared_responses(sm, prepare_responses(sm, batch), step_scores)
+
+
+@torch.inference_mode()
+def score_prepared_responses(
+    sm: ScoringModel, prepared: PreparedResponses, step_scores: bool = False
+) -> ResponseScores:
+    """The device's part of ``score_responses``: the forward pass, the per-step heads and the copy
+    back (``BatchEngine`` runs it on the model's forward thread)."""
     dev = sm.device
-    padded = pad_batch(batch, sm.pad_id, sm.padding_side)
+    padded = prepared.padded
     ids = padded.input_ids.to(dev)
     mask = padded.attention_mask.to(dev)
     shift = padded.shift.to(dev)
@@ -137,8 +176,8 @@ def score_responses(
     final = out.last_hidden_state  # (B, L, D)
     norm = out.layer0.float().norm(dim=-1)  # (B, L)
 
-    start = torch.tensor([e.response_start for e in batch], device=dev)  # (B,) y_1's position
-    n_resp = torch.tensor([e.n_response for e in batch], device=dev)  # (B,) T
+    start = prepared.start.to(dev)  # (B,) y_1's position
+    n_resp = prepared.n_response.to(dev)  # (B,) T
     step = torch.arange(int(n_resp.max()), device=dev)  # (T_max,) step t - 1
     live = step[None] < n_resp[:, None]  # (B, T_max) steps each document has
     width = ids.shape[1]
@@ -164,7 +203,7 @@ def score_responses(
     real = mask.bool()
     score = norm * logat
     result = ResponseScores(
-        lengths=np.array([len(e) for e in batch], dtype=np.int64),
+        lengths=prepared.lengths,
         response_length=n_resp.cpu().numpy().astype(np.int64),
         prediction_id=best[first].cpu().numpy().astype(np.int64),
         prediction_prob=best_logprob[first].exp().cpu().numpy().astype(np.float32),

@@ -25,22 +25,22 @@ def pairs(make_pair, make_ids):
 def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monkeypatch):
     sm = make_sm("llama", "causal_lm")
     items = [pairs[0], RecordError("missing_response", "no response"), *pairs[1:]]
-    real = engine_module.score_responses
+    real = engine_module.score_prepared_responses
     sizes = []
 
-    def fails_on_nine(model, batch, step_scores=False):
-        sizes.append(len(batch))
-        if any(e.response_start == 9 for e in batch):
+    def fails_on_nine(model, prepared, step_scores=False):  # on the model's forward thread
+        sizes.append(len(prepared.lengths))
+        if (prepared.start == 9).any():
             raise RuntimeError("simulated out of memory")
-        return real(model, batch, step_scores)
+        return real(model, prepared, step_scores)
 
-    monkeypatch.setattr(engine_module, "score_responses", fails_on_nine)
+    monkeypatch.setattr(engine_module, "score_prepared_responses", fails_on_nine)
     scored = BatchEngine(sm).score_responses(items, step_scores=True)
     assert scored.size == 5 and scored.index.tolist() == [0, 3, 4]
     assert {i: e.reason for i, e in scored.errors.items()} == {1: "missing_response", 2: "model_error"}
     assert max(sizes) > 1 and 1 in sizes, "the failing bucket is halved down to the bad pair"
     for d, enc in enumerate(scored.encoded):
-        alone = real(sm, [enc], step_scores=True)
+        alone = score_responses(sm, [enc], step_scores=True)
         sl = scored.scores.document(d)
         np.testing.assert_allclose(scored.scores.score[sl], alone.score, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(
@@ -59,13 +59,13 @@ def test_budget_counts_the_step_logits(make_pair, make_sm, make_ids, monkeypatch
     long = [make_pair(make_ids(4, seed=s), make_ids(28, seed=60 + s)) for s in range(4)]  # 32 tokens, T = 28
     budget = EngineOptions(batch_tokens=4 * 40)
     calls = []
-    real = engine_module.score_responses
+    real = engine_module.score_prepared_responses
 
-    def counted(model, batch, step_scores=False):
-        calls.append(len(batch))
-        return real(model, batch, step_scores)
+    def counted(model, prepared, step_scores=False):
+        calls.append(len(prepared.lengths))
+        return real(model, prepared, step_scores)
 
-    monkeypatch.setattr(engine_module, "score_responses", counted)
+    monkeypatch.setattr(engine_module, "score_prepared_responses", counted)
     BatchEngine(sm, budget).score_responses(short)
     assert calls == [4]  # each costs 9 + ceil(9 * 1 / 32) = 10: all four fit 160
     calls.clear()
@@ -98,3 +98,24 @@ def test_generate_uses_the_one_loop_and_equals_model_generate(make_pair, make_sm
     scored = engine.score_responses(items)
     direct = score_responses(sm, items)
     np.testing.assert_allclose(scored.scores.score, direct.score, rtol=1e-5, atol=1e-6)
+
+
+def test_responses_run_on_the_models_one_forward_thread(make_sm, pairs):
+    """Response buckets are prepared in the caller and scored on the model's forward thread."""
+    import threading
+
+    sm = make_sm("llama", "causal_lm")
+    threads = set()
+    real_forward = sm.base.forward
+
+    def forward(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real_forward(*args, **kwargs)
+
+    sm.base.forward = forward
+    try:
+        scored = BatchEngine(sm, EngineOptions(batch_tokens=24)).score_responses(pairs)
+    finally:
+        del sm.base.forward
+    assert scored.index.tolist() == [0, 1, 2, 3] and not scored.errors
+    assert len(threads) == 1 and threads.pop().startswith("normxlogit-forward")
