@@ -1,6 +1,6 @@
 """``normxlogit evaluate``: the composition of the faithfulness pipeline, and its pre-flight checks.
 
-inputs -> ReadRecords -> [DropDuplicateIds] -> ValidateText
+inputs -> ReadRecords, in --docs-per-batch batches -> CheckBatchIds -> [DropRepeats] -> ValidateTextBatch
        -> RunInference(FaithfulnessModelHandler) -> DocFaithfulness per record
        -> CombineGlobally(SumCurves) -> curves.parquet, summary.json, results.md, curves.png
 every dead letter (read, validation, label, model) -> errors/part-*.jsonl
@@ -8,7 +8,7 @@ counts + written files -> manifest.json (last)
 
 Response mode (``--response-field``, ``--messages-field``, ``--generate``): no label; the handler
 measures each prompt/response pair (``normxlogit.response_evaluation``). Chat records need no text
-field, so they are validated by ``ValidateResponseRecord`` instead of ``ValidateText``.
+field, so they are validated by ``ValidateResponseBatch`` instead of ``ValidateTextBatch``.
 """
 
 from __future__ import annotations
@@ -25,18 +25,16 @@ from normxlogit.faithfulness import PERCENTS, replacement_token
 from normxlogit.loading import ModelInfo, load_model
 from normxlogit.pipeline.stages import (
     Preflight,
-    ValidRecords,
     count_as,
     package_versions,
     preflight,
-    read_valid_records,
+    read_valid_batches,
     run_to_manifest,
     with_absolute_paths,
     write_manifest_last,
 )
 from normxlogit.response_evaluation import RESPONSE_METHODS, ResponseEvaluationOptions
 from normxlogit.responses import require_causal_lm
-from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds
 from normxlogit.transforms.evaluate_handler import (
     EvaluatedDoc,
     EvaluateHandlerOptions,
@@ -46,8 +44,8 @@ from normxlogit.transforms.evaluate_results import SumCurves, response_section, 
 from normxlogit.transforms.layout import EvaluateCounts, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
-from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY
-from normxlogit.transforms.validate_response import ValidateResponseRecord
+from normxlogit.transforms.validate import DEAD_LETTER
+from normxlogit.transforms.validate_response import ValidateResponseBatch
 from normxlogit.transforms.writers import WriteDeadLetters
 
 EVALUATED = "evaluated"
@@ -118,44 +116,24 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -
     return RunDescription(pre.manifest_header("evaluate", cfg), sections)
 
 
-def read_valid_pairs(p: beam.Pipeline, source: ReadRecords, cfg: EvaluateConfig) -> ValidRecords:
-    """``read_valid_records`` for response mode: the prompt (or chat) and response checked."""
-    kind = cfg.options.responses.source
-    if kind != "messages":
-        front = read_valid_records(p, source, cfg.fields)
-        checked = front.valid | "ValidatePair" >> beam.ParDo(ValidateResponseRecord(kind)).with_outputs(
-            SKIPPED_EMPTY, DEAD_LETTER, main="valid"
-        )
-        return ValidRecords(checked.valid, [*front.dead, checked[DEAD_LETTER]], front.counts)
-    read = p | "Read" >> source
-    records, dead = read.records, [read.dead_letter]
-    if cfg.fields.id_field:
-        unique = records | "DropDuplicateIds" >> DropDuplicateIds()
-        records = unique.unique
-        dead.append(unique[DUPLICATES])
-    checked = records | "ValidatePair" >> beam.ParDo(ValidateResponseRecord(kind)).with_outputs(
-        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
-    )
-    dead.append(checked[DEAD_LETTER])
-    counts = [count_as(read.records, "records_ok"), count_as(read.dead_letter, "read_errors")]
-    return ValidRecords(checked.valid, dead, counts)
-
-
 def build_evaluate(
     p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: RunDescription
 ) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
     resp = cfg.options.responses
     methods = cfg.options.evaluation.methods if resp is None else resp.methods
-    if resp is None:
-        front = read_valid_records(p, source, cfg.fields)
-        section = None
-    else:
-        front = read_valid_pairs(p, source, cfg)
-        section = response_section(
+    # Response mode checks the prompt (or chat) and the response; chat records need no text field.
+    validate = None if resp is None else ValidateResponseBatch(resp.source)
+    front = read_valid_batches(p, source, cfg.fields, cfg.options.docs_per_batch, validate)
+    section = (
+        None
+        if resp is None
+        else response_section(
             resp.source, resp.generate, manifest.sections["faithfulness"]["replacement_token"]
         )
-    evaluated = front.valid | "Evaluate" >> RunInference(FaithfulnessModelHandler(cfg.spec, cfg.options))
+    )
+    handler = FaithfulnessModelHandler(cfg.spec, cfg.options)
+    evaluated = front.valid | "Evaluate" >> RunInference(handler.with_no_batching())
     split = evaluated | "Split" >> beam.ParDo(SplitEvaluated()).with_outputs(DEAD_LETTER, main=EVALUATED)
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
     results = (

@@ -28,7 +28,7 @@ from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsErro
     claim_output,
     release_output,
 )
-from normxlogit.transforms.dedupe import DUPLICATES, DropDuplicateIds, DropRepeats, FindRepeatedIds
+from normxlogit.transforms.dedupe import DUPLICATES, DropRepeats, FindRepeatedIds
 from normxlogit.transforms.layout import (
     COUNTS,
     MANIFEST_FILE,
@@ -46,8 +46,6 @@ from normxlogit.transforms.validate import (
     RECORDS_SEEN,
     SKIPPED_EMPTY,
     CheckBatchIds,
-    ValidateIds,
-    ValidateText,
     ValidateTextBatch,
 )
 from normxlogit.transforms.writers import join, write_manifest
@@ -239,43 +237,21 @@ class ValidRecords:
     counts: list
 
 
-def read_valid_records(p: beam.Pipeline, source: ReadRecords, fields: FieldSpec) -> ValidRecords:
-    """Read, check ids, drop repeated ids (only ids from a field can repeat) and validate texts.
-
-    Ids are checked before they are grouped: an id that is not valid Unicode cannot be a key.
-    """
-    read = p | "Read" >> source
-    keyed = bool(fields.id_field)
-    ids = read.records | "ValidateIds" >> beam.ParDo(ValidateIds(keyed=keyed)).with_outputs(
-        DEAD_LETTER, RECORDS_SEEN, main="valid"
-    )
-    records, dead = ids.valid, [read.dead_letter, ids[DEAD_LETTER]]
-    if keyed:
-        unique = records | "DropDuplicateIds" >> DropDuplicateIds(keyed=True)
-        records = unique.unique
-        dead.append(unique[DUPLICATES])
-    checked = records | "Validate" >> beam.ParDo(ValidateText()).with_outputs(
-        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
-    )
-    dead.append(checked[DEAD_LETTER])
-    counts = [
-        sum_as(ids[RECORDS_SEEN], "records_ok", int),
-        count_as(read.dead_letter, "read_errors"),
-        count_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY),
-    ]
-    return ValidRecords(checked.valid, dead, counts)
-
-
 def read_valid_batches(
-    p: beam.Pipeline, source: ReadRecords, fields: FieldSpec, batch_size: int
+    p: beam.Pipeline,
+    source: ReadRecords,
+    fields: FieldSpec,
+    batch_size: int,
+    validate: ValidateTextBatch | None = None,
 ) -> ValidRecords:
-    """``read_valid_records`` with one Beam element per batch of ``batch_size`` records, not per record.
+    """Read, check ids, drop repeated ids and validate texts, one Beam element per batch of
+    ``batch_size`` records, not per record.
 
     Files are read into batches; ids are checked; the batches, packed as bytes (``pack_records``),
     are spread over the workers (and threads) that score them, where repeated ids are dropped (only
     ids from a field can repeat: ``FindRepeatedIds`` finds their first occurrences from the ids
-    alone) and texts validated. Only a reader's work is serial; a file's batches are scored in
-    parallel, and no record crosses a shuffle on its own.
+    alone) and records validated (``validate``, default ``ValidateTextBatch``). Only a reader's work
+    is serial; a file's batches are scored in parallel, and no record crosses a shuffle on its own.
     """
     read = p | "Read" >> source.batched(batch_size)
     ids = read.records | "ValidateIds" >> beam.ParDo(CheckBatchIds()).with_outputs(
@@ -295,7 +271,7 @@ def read_valid_batches(
         ).with_outputs(DUPLICATES, main="unique")
         batches = unique.unique
         dead.append(unique[DUPLICATES])
-    checked = batches | "Validate" >> beam.ParDo(ValidateTextBatch()).with_outputs(
+    checked = batches | "Validate" >> beam.ParDo(validate or ValidateTextBatch()).with_outputs(
         SKIPPED_EMPTY, DEAD_LETTER, main="valid"
     )
     dead.append(checked[DEAD_LETTER])

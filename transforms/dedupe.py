@@ -4,10 +4,10 @@ Ids from ``--id-field`` may repeat; derived ids (``{source}#L{n}``) never do, so
 this step only when an id field is given. "First" is deterministic on every runner: the smallest
 (source path, line/row number), whatever order the records arrive in.
 
-Records one by one (``DropDuplicateIds``): grouped by id. Batches of records (``FindRepeatedIds``,
-then ``DropRepeats``): only the ids travel, hashed into ``ID_BUCKETS`` combiners that find the
-first occurrence of each repeated id; the batches themselves are filtered against that (usually
-empty) map, a side input, so the records never go through a shuffle keyed by id.
+Records travel in batches (``FindRepeatedIds``, then ``DropRepeats``): only the ids travel, hashed
+into ``ID_BUCKETS`` combiners that find the first occurrence of each repeated id; the batches
+themselves are filtered against that (usually empty) map, a side input, so the records never go
+through a shuffle keyed by id.
 """
 
 from __future__ import annotations
@@ -21,44 +21,8 @@ from normxlogit.transforms.records import DeadLetter, SourceRecord
 DUPLICATES = "duplicates"
 
 
-def occurrence_key(record: SourceRecord) -> tuple[str, int]:
-    """Sort key of a record within its id group: (source, line/row number)."""
-    return _occurrence(record.source, record.locator)
-
-
 def _occurrence(source: str, locator: str) -> tuple[str, int]:
     return source, int(locator.rsplit(" ", 1)[-1])
-
-
-class _KeepFirst(beam.DoFn):
-    def process(self, element: tuple[str, list[SourceRecord]]):
-        _, group = element
-        ordered = sorted(group, key=occurrence_key)
-        yield ordered[0]
-        first = ordered[0]
-        for repeat in ordered[1:]:
-            yield beam.pvalue.TaggedOutput(DUPLICATES, _duplicate(repeat, first.source, first.locator))
-
-
-class DropDuplicateIds(beam.PTransform):
-    """Records -> unique-id records (main output) and ``duplicates`` dead letters.
-
-    Args:
-        keyed: the records come as ``(doc_id, record)`` pairs already (``ValidateIds(keyed=True)``).
-    """
-
-    def __init__(self, keyed: bool = False):
-        super().__init__()
-        self._keyed = keyed
-
-    def expand(self, records):
-        if not self._keyed:
-            records = records | "KeyById" >> beam.Map(lambda r: (r.doc_id, r))
-        return (
-            records
-            | "GroupById" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirst()).with_outputs(DUPLICATES, main="unique")
-        )
 
 
 ID_BUCKETS = 64

@@ -37,7 +37,7 @@ class EvaluateHandlerOptions:
     Attributes:
         evaluation: methods, seed, Integrated Gradients steps, token budget.
         max_length: truncate longer texts to this many tokens (None: the model's limit).
-        docs_per_batch: records per RunInference batch.
+        docs_per_batch: records per RunInference batch (the pipeline reads records in batches of it).
         responses: response mode (a prompt and its response per record, no label); None: the
             paper's metrics on a labelled corpus.
     """
@@ -73,15 +73,14 @@ def gold_label(record: SourceRecord, sm: ScoringModel) -> int:
 
 
 class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
-    """Loads a Hugging Face model once per worker and measures attribution faithfulness."""
+    """Loads a Hugging Face model once per worker and measures attribution faithfulness.
+
+    Its input is pre-batched (``with_no_batching``), as the annotate handler's: each
+    ``run_inference`` call gets one batch of ``docs_per_batch`` records and returns one
+    ``EvaluatedDoc`` per record."""
 
     def __init__(self, spec: ModelSpec, options: EvaluateHandlerOptions):
-        super().__init__(
-            spec,
-            EngineOptions(max_length=options.max_length),
-            min_batch_size=options.docs_per_batch,
-            max_batch_size=options.docs_per_batch,
-        )
+        super().__init__(spec, EngineOptions(max_length=options.max_length))
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_evaluated")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")

@@ -1,19 +1,18 @@
 """Checks on a record before it reaches the model; every record leaves by one door.
 
-``ValidateIds`` runs first, before repeated ids are looked for: a doc_id with a lone surrogate (a
-JSON ``"\\ud800"`` escape) cannot be a Beam string key nor a Parquet value, so it is an
-``invalid_unicode`` dead letter. ``ValidateText`` then routes each record: main
-output, records to annotate; ``skipped_empty``, empty or whitespace-only texts (counted, not
-errors); ``dead_letter``, a missing, null or non-string text, one with NUL bytes or lone surrogates,
-or a target, response, chat or kept field with lone surrogates. ``CheckBatchIds`` and
-``ValidateTextBatch`` do the same on batches of records (``annotate`` reads records in batches).
+Records travel in batches (``--docs-per-batch``). ``CheckBatchIds`` runs first, before repeated ids
+are looked for: a doc_id with a lone surrogate (a JSON ``"\\ud800"`` escape) cannot be a Beam
+string key nor a Parquet value, so it is an ``invalid_unicode`` dead letter. ``ValidateTextBatch``
+then routes each record (``ValidateText.route``): main output, records to annotate or evaluate;
+``skipped_empty``, empty or whitespace-only texts (counted, not errors); ``dead_letter``, a missing,
+null or non-string text, one with NUL bytes or lone surrogates, or a target, response, chat or kept
+field with lone surrogates.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindows
 
 from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
@@ -81,37 +80,9 @@ def _holds_surrogates(value: object) -> bool:
     return False
 
 
-class ValidateIds(beam.DoFn):
-    """Records whose doc_id is valid Unicode (main), others to ``dead_letter``; how many records
-    came in, once per bundle, to ``records_seen`` (a count per bundle, not a Beam step per record).
-
-    Args:
-        keyed: give the main output as ``(doc_id, record)`` pairs, ready to be grouped by id.
-    """
-
-    def __init__(self, keyed: bool = False) -> None:
-        self._keyed = keyed
-        self._dead = Metrics.counter("normxlogit", "invalid_id")
-        self._seen = 0
-
-    def start_bundle(self) -> None:
-        self._seen = 0
-
-    def process(self, record: SourceRecord):
-        self._seen += 1
-        problem = id_problem(record)
-        if problem is not None:
-            self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
-        else:
-            yield (record.doc_id, record) if self._keyed else record
-
-    def finish_bundle(self):
-        yield beam.pvalue.TaggedOutput(RECORDS_SEEN, GlobalWindows.windowed_value(self._seen))
-
-
 class ValidateText(beam.DoFn):
-    """Route each record to annotation, ``skipped_empty`` or ``dead_letter``."""
+    """Where each record goes (``route``): to annotation, ``skipped_empty`` or ``dead_letter``.
+    ``ValidateTextBatch`` applies it to batches."""
 
     def __init__(self) -> None:
         self._empty = Metrics.counter("normxlogit", "skipped_empty")
@@ -129,19 +100,12 @@ class ValidateText(beam.DoFn):
             return SKIPPED_EMPTY
         return None
 
-    def process(self, record: SourceRecord):
-        way = self.route(record)
-        if isinstance(way, DeadLetter):
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
-        elif way == SKIPPED_EMPTY:
-            yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, record)
-        else:
-            yield record
-
 
 class CheckBatchIds(beam.DoFn):
-    """``ValidateIds`` for batches of records: the batch of records whose doc_id is valid Unicode
-    (main; none when no record is), the others to ``dead_letter``, the batch's size to ``records_seen``."""
+    """Check the ids of a batch of records: the batch of records whose doc_id is valid Unicode (main;
+    none when no record is), the others to ``dead_letter``, the batch's size to ``records_seen``.
+
+    Ids are checked before repeats are looked for: an id that is not valid Unicode cannot be a key."""
 
     def __init__(self) -> None:
         self._dead = Metrics.counter("normxlogit", "invalid_id")

@@ -1,6 +1,6 @@
 """Checks on a prompt/response record before it reaches the model (``evaluate`` in response mode).
 
-Like ``ValidateText``, every record leaves by one door: main output, records to evaluate;
+Like ``ValidateTextBatch``, every record leaves by one door: main output, records to evaluate;
 ``skipped_empty``, an empty or whitespace-only prompt; ``dead_letter``, a prompt that cannot be
 tokenized (``text_problem``'s reasons) or a response or chat message text with lone surrogates
 (``invalid_unicode``). Chat records (``messages``) need no prompt field. What only the model side
@@ -12,11 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-
 from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
-from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY, text_problem
+from normxlogit.transforms.validate import ValidateTextBatch, text_problem
 
 INVALID_UNICODE = "invalid_unicode"
 
@@ -51,25 +48,27 @@ def response_problem(record: SourceRecord, source: str) -> tuple[str, str] | Non
     return problem
 
 
-class ValidateResponseRecord(beam.DoFn):
-    """Route each record to evaluation, ``skipped_empty`` or ``dead_letter``.
+class ValidateResponseBatch(ValidateTextBatch):
+    """``ValidateTextBatch`` for prompt/response records: each record of a batch to evaluation,
+    ``skipped_empty`` or ``dead_letter``, the prompt checked as ``ValidateText`` checks a text (chat
+    records, which have no prompt field, only their messages) and the response or chat by
+    ``response_problem``.
 
     Args:
         source: ``response``, ``messages`` or ``generate`` (``ResponseEvaluationOptions.source``).
     """
 
     def __init__(self, source: str) -> None:
+        super().__init__()
         self._source = source
-        self._empty = Metrics.counter("normxlogit", "skipped_empty")
-        self._dead = Metrics.counter("normxlogit", "invalid_text")
 
-    def process(self, record: SourceRecord):
+    def route(self, record: SourceRecord) -> DeadLetter | str | None:
+        if self._source != "messages":
+            way = super().route(record)
+            if way is not None:
+                return way
         problem = response_problem(record, self._source)
         if problem is not None:
             self._dead.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
-        elif self._source != "messages" and not record.text.strip():
-            self._empty.inc()
-            yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, record)
-        else:
-            yield record
+            return DeadLetter.of(record, *problem)
+        return None

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -453,3 +455,20 @@ def bpe_pair():
 def bpe_tokenizer(bpe_pair):
     """A Llama-style byte-level BPE tokenizer: <s> prepended, ' Paris'-style tokens."""
     return bpe_pair[0]
+
+
+@contextlib.contextmanager
+def forward_threads(sm):
+    """The names of the threads that run ``sm``'s base model while the block runs (a set)."""
+    names: set[str] = set()
+    real_forward = sm.base.forward
+
+    def forward(*args, **kwargs):
+        names.add(threading.current_thread().name)
+        return real_forward(*args, **kwargs)
+
+    sm.base.forward = forward
+    try:
+        yield names
+    finally:
+        del sm.base.forward

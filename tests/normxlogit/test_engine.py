@@ -16,6 +16,8 @@ from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, EngineOptions, run_planned
 from normxlogit.scoring import forward_base, score_batch
 
+from .conftest import forward_threads
+
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
@@ -106,18 +108,8 @@ def test_run_planned_on_a_device_halves_a_failing_bucket(where):
 def test_the_engine_runs_every_forward_pass_on_the_models_one_forward_thread(make_sm, make_ids, make_encoded):
     sm = make_sm("bert", "classification")
     batch = [make_encoded(sm, make_ids(n, seed=n)) for n in (5, 9, 14, 30)]
-    threads = set()
-    real_forward = sm.base.forward
-
-    def forward(*args, **kwargs):
-        threads.add(threading.current_thread().name)
-        return real_forward(*args, **kwargs)
-
-    sm.base.forward = forward
-    try:
+    with forward_threads(sm) as threads:
         scored = BatchEngine(sm, EngineOptions(batch_tokens=30)).score_encoded(batch)
-    finally:
-        del sm.base.forward
     assert scored.index.tolist() == [0, 1, 2, 3]
     assert len(threads) == 1 and threads.pop().startswith("normxlogit-forward")
     assert sm.forward_thread() is sm.forward_thread()

@@ -14,6 +14,8 @@ from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, EngineOptions
 from normxlogit.response_scoring import score_responses
 
+from .conftest import forward_threads
+
 
 @pytest.fixture
 def pairs(make_pair, make_ids):
@@ -102,20 +104,8 @@ def test_generate_uses_the_one_loop_and_equals_model_generate(make_pair, make_sm
 
 def test_responses_run_on_the_models_one_forward_thread(make_sm, pairs):
     """Response buckets are prepared in the caller and scored on the model's forward thread."""
-    import threading
-
     sm = make_sm("llama", "causal_lm")
-    threads = set()
-    real_forward = sm.base.forward
-
-    def forward(*args, **kwargs):
-        threads.add(threading.current_thread().name)
-        return real_forward(*args, **kwargs)
-
-    sm.base.forward = forward
-    try:
+    with forward_threads(sm) as threads:
         scored = BatchEngine(sm, EngineOptions(batch_tokens=24)).score_responses(pairs)
-    finally:
-        del sm.base.forward
     assert scored.index.tolist() == [0, 1, 2, 3] and not scored.errors
     assert len(threads) == 1 and threads.pop().startswith("normxlogit-forward")
