@@ -129,6 +129,30 @@ def test_chat_records_end_to_end(tmp_path, chat_lm, run_files):
     assert json.loads((out / "summary.json").read_text())["response"]["source"] == "messages"
 
 
+def test_chat_records_with_ids_are_checked_and_deduplicated(tmp_path, chat_lm, run_files):
+    """Chat records go through the same batched front as every run: an id that is not valid Unicode
+    is a dead letter, a repeated id keeps its first occurrence; counts reconcile."""
+    chat = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
+    rows = [
+        {"id": "a", "messages": chat},
+        {"id": "\ud800", "messages": chat},  # a lone surrogate: no Beam key, no Parquet value
+        {"id": "a", "messages": chat},
+        {"id": "b", "messages": chat},
+    ]
+    src = tmp_path / "chats.jsonl"
+    write_jsonl(src, rows)
+    out = tmp_path / "out"
+    args = ("--messages-field", "messages", "--id-field", "id", "--methods", "normxlogit,random")
+    assert evaluate(src, "--model", chat_lm, *args, "--docs-per-batch", 2, "--output", out) == 0
+    counts = run_files.manifest(out)["counts"]
+    assert counts == {"records_read": 4, "docs_evaluated": 2, "skipped_empty": 0, "errors": 2}
+    dead = run_files.dead_letters(out)
+    assert sorted((d["reason"], d["locator"]) for d in dead) == [
+        ("duplicate_id", "line 3"),
+        ("invalid_unicode", "line 2"),
+    ]
+
+
 def test_generated_answers_end_to_end(tmp_path, tiny_causal_lm, run_files):
     src = tmp_path / "prompts.jsonl"
     write_jsonl(src, [{"text": "The capital of France is"}, {"text": "Once upon a time"}])
