@@ -25,6 +25,7 @@ chunk of texts in a thread while the current one is scored.
 from __future__ import annotations
 
 import functools
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -121,8 +122,8 @@ def run_planned(
         except Exception as err:  # noqa: BLE001 - settled like a failed forward pass
             return functools.partial(_reraise, err)
         if device is None:
-            return functools.partial(fn, job)
-        return device.submit(fn, job).result
+            return functools.partial(_freeing, fn, job)
+        return device.submit(_freeing, fn, job).result
 
     def settle(idx: list[int], result_of: Callable[[], R]) -> None:
         try:
@@ -150,6 +151,18 @@ def run_planned(
 
 def _reraise(err: Exception) -> R:
     raise err
+
+
+def _freeing(fn: Callable[[J], R], job: J) -> R:
+    """``fn(job)``; an exception leaves with the frames of its traceback cleared, so what they held
+    (a failed forward pass's activations on the device) is freed now, not when the exception is
+    dropped: a failed bucket's future can wait in the queue while the next buckets run, and the
+    halves are retried while the exception is still referenced."""
+    try:
+        return fn(job)
+    except Exception as err:
+        traceback.clear_frames(err.__traceback__)
+        raise
 
 
 @dataclass

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,13 @@ class ModelInfo:
 
 
 _FORWARD_THREAD_LOCK = threading.Lock()
+# ``model``: a weak reference to the ScoringModel whose forward thread this is (weak, so that the
+# thread does not keep its model, and with it its executor, alive)
+_on_forward_thread = threading.local()
+
+
+def _mark_forward_thread(model: weakref.ref) -> None:
+    _on_forward_thread.model = model
 
 
 @dataclass
@@ -82,17 +90,29 @@ class ScoringModel:
         self.__dict__.update(state)
         self.lock = threading.RLock()
 
-    def forward_thread(self) -> ThreadPoolExecutor:
+    def forward_thread(self) -> ThreadPoolExecutor | None:
         """The one thread that runs this model's scoring forward passes, in the order submitted.
 
         Every caller (each thread of a pipeline worker that shares the model) queues its prepared
         buckets here and goes on preparing the next ones, so the device always has the next bucket
         waiting instead of waiting for a caller's host work (``BatchEngine``).
+
+        None when called on that thread itself or by a thread that holds ``lock``: queueing there
+        would wait for a forward pass that waits for the caller. Such a caller runs its forward
+        passes itself.
         """
+        mine = getattr(_on_forward_thread, "model", None)
+        if (mine is not None and mine() is self) or self.lock._is_owned():
+            return None
         if self._forward is None:
             with _FORWARD_THREAD_LOCK:  # not ``lock``: a forward pass holds it
                 if self._forward is None:
-                    self._forward = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normxlogit-forward")
+                    self._forward = ThreadPoolExecutor(
+                        max_workers=1,
+                        thread_name_prefix="normxlogit-forward",
+                        initializer=_mark_forward_thread,
+                        initargs=(weakref.ref(self),),
+                    )
         return self._forward
 
     def token_label(self, token_id: int) -> str:
@@ -369,6 +389,9 @@ def prepare(
     """Wrap an already-loaded model and tokenizer (e.g. from a notebook) for scoring."""
     adapter = adapter_for(model)
     dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        # The GPU this thread means by "cuda": the forward thread has its own current device.
+        dev = torch.device("cuda", torch.cuda.current_device())
     model = model.to(dev).eval()
     side = padding_side or "right"
     if adapter.pooling != "last":

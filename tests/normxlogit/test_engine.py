@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -115,6 +116,49 @@ def test_the_engine_runs_every_forward_pass_on_the_models_one_forward_thread(mak
     assert sm.forward_thread() is sm.forward_thread()
     copy = pickle.loads(pickle.dumps(sm))  # a copy (another worker) makes its own thread
     assert copy._forward is None and copy.forward_thread() is not sm.forward_thread()
+
+
+def test_a_failed_bucket_does_not_keep_what_its_pass_held():
+    """A failure's traceback frames are cleared as it leaves the bucket: what the pass allocated (on a
+    GPU, its activations) is freed before the halves are retried, not when the error is dropped."""
+
+    class Activations:
+        pass
+
+    held = []
+
+    def fn(idx):
+        activations = Activations()
+        held.append(weakref.ref(activations))
+        raise RuntimeError("out of memory (simulated)")
+
+    with ThreadPoolExecutor(max_workers=1) as device:
+        planned = run_planned([3, 3], batch_tokens=10, fn=fn, prepare=list, device=device)
+    alone = run_planned([3, 3], batch_tokens=10, fn=fn)
+    assert set(planned.failed) == set(alone.failed) == {0, 1} and len(held) == 6
+    assert all(ref() is None for ref in held)
+    assert all("simulated" in str(err) for err in [*planned.failed.values(), *alone.failed.values()])
+
+
+def test_a_caller_holding_the_models_lock_runs_its_passes_itself(make_sm, make_ids, make_encoded):
+    """Queueing on the forward thread while holding the lock it needs would never return."""
+    sm = make_sm("bert", "classification")
+    batch = [make_encoded(sm, make_ids(n, seed=n)) for n in (5, 9)]
+    expected = BatchEngine(sm).score_encoded(batch).scores.score
+    got = []
+
+    def run():
+        with sm.lock, forward_threads(sm) as threads:
+            got.append((BatchEngine(sm).score_encoded(batch).scores.score, set(threads)))
+
+    caller = threading.Thread(target=run, name="holds-the-lock", daemon=True)
+    caller.start()
+    caller.join(timeout=60)
+    assert got, "scoring while holding the model's lock did not return"
+    np.testing.assert_allclose(got[0][0], expected, **TOL)
+    assert got[0][1] == {"holds-the-lock"}
+    # On the forward thread itself there is no forward thread to queue on either.
+    assert sm.forward_thread().submit(sm.forward_thread).result(timeout=60) is None
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
