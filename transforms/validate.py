@@ -3,7 +3,7 @@
 Records travel in batches (``--docs-per-batch``). ``CheckBatchIds`` runs first, before repeated ids
 are looked for: a doc_id with a lone surrogate (a JSON ``"\\ud800"`` escape) cannot be a Beam
 string key nor a Parquet value, so it is an ``invalid_unicode`` dead letter. ``ValidateTextBatch``
-then routes each record (``ValidateText.route``): main output, records to annotate or evaluate;
+then routes each record (``ValidateTextBatch.route``): main output, records to annotate or evaluate;
 ``skipped_empty``, empty or whitespace-only texts (counted, not errors); ``dead_letter``, a missing,
 null or non-string text, one with NUL bytes or lone surrogates, or a target, response, chat or kept
 field with lone surrogates.
@@ -80,27 +80,6 @@ def _holds_surrogates(value: object) -> bool:
     return False
 
 
-class ValidateText(beam.DoFn):
-    """Where each record goes (``route``): to annotation, ``skipped_empty`` or ``dead_letter``.
-    ``ValidateTextBatch`` applies it to batches."""
-
-    def __init__(self) -> None:
-        self._empty = Metrics.counter("normxlogit", "skipped_empty")
-        self._dead = Metrics.counter("normxlogit", "invalid_text")
-
-    def route(self, record: SourceRecord) -> DeadLetter | str | None:
-        """A record's way out: its ``DeadLetter``, ``SKIPPED_EMPTY``, or None (to annotate)."""
-        chat = record.messages is not None  # a chat record (--messages-field) has no text to check
-        problem = (None if chat else text_problem(record.text)) or fields_problem(record)
-        if problem is not None:
-            self._dead.inc()
-            return DeadLetter.of(record, *problem)
-        if not chat and not record.text.strip():
-            self._empty.inc()
-            return SKIPPED_EMPTY
-        return None
-
-
 class CheckBatchIds(beam.DoFn):
     """Check the ids of a batch of records: the batch of records whose doc_id is valid Unicode (main;
     none when no record is), the others to ``dead_letter``, the batch's size to ``records_seen``.
@@ -124,10 +103,26 @@ class CheckBatchIds(beam.DoFn):
             yield valid
 
 
-class ValidateTextBatch(ValidateText):
-    """``ValidateText`` for batches of records: the batch of records to annotate (main; none when
+class ValidateTextBatch(beam.DoFn):
+    """Route each record of a batch (``route``): the batch of records to annotate (main; none when
     no record is left), dead letters to ``dead_letter``, the number of empty texts to
     ``skipped_empty``."""
+
+    def __init__(self) -> None:
+        self._empty = Metrics.counter("normxlogit", "skipped_empty")
+        self._dead = Metrics.counter("normxlogit", "invalid_text")
+
+    def route(self, record: SourceRecord) -> DeadLetter | str | None:
+        """A record's way out: its ``DeadLetter``, ``SKIPPED_EMPTY``, or None (to annotate)."""
+        chat = record.messages is not None  # a chat record (--messages-field) has no text to check
+        problem = (None if chat else text_problem(record.text)) or fields_problem(record)
+        if problem is not None:
+            self._dead.inc()
+            return DeadLetter.of(record, *problem)
+        if not chat and not record.text.strip():
+            self._empty.inc()
+            return SKIPPED_EMPTY
+        return None
 
     def process(self, batch: list[SourceRecord]):
         valid, empty = [], 0

@@ -50,7 +50,7 @@ def response_problem(record: SourceRecord, source: str) -> tuple[str, str] | Non
 
 class ValidateResponseBatch(ValidateTextBatch):
     """``ValidateTextBatch`` for prompt/response records: each record of a batch to evaluation,
-    ``skipped_empty`` or ``dead_letter``, the prompt checked as ``ValidateText`` checks a text (chat
+    ``skipped_empty`` or ``dead_letter``, the prompt checked as ``ValidateTextBatch`` checks a text (chat
     records, which have no prompt field, only their messages) and the response or chat by
     ``response_problem``.
 
