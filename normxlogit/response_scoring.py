@@ -114,14 +114,12 @@ class PreparedResponses:
     """A bucket of pairs made ready on the host (``prepare_responses``) for ``score_prepared_responses``.
 
     Attributes:
-        padded: ids, mask and left shift.
-        lengths: (B,) real tokens per document.
+        padded: ids, mask, left shift and real tokens per document.
         start: (B,) position of each document's first response token, before padding.
         n_response: (B,) response tokens per document.
     """
 
     padded: PaddedBatch
-    lengths: np.ndarray
     start: torch.Tensor
     n_response: torch.Tensor
 
@@ -135,7 +133,6 @@ def prepare_responses(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> Pre
     require_causal_lm(sm.adapter, sm.info.architecture)
     return PreparedResponses(
         padded=pad_batch(batch, sm.pad_id, sm.padding_side),
-        lengths=np.array([len(e) for e in batch], dtype=np.int64),
         start=torch.tensor([e.response_start for e in batch], dtype=torch.int64),
         n_response=torch.tensor([e.n_response for e in batch], dtype=torch.int64),
     )
@@ -203,7 +200,7 @@ def score_prepared_responses(
     real = mask.bool()
     score = norm * logat
     result = ResponseScores(
-        lengths=prepared.lengths,
+        lengths=padded.lengths,
         response_length=n_resp.cpu().numpy().astype(np.int64),
         prediction_id=best[first].cpu().numpy().astype(np.int64),
         prediction_prob=best_logprob[first].exp().cpu().numpy().astype(np.float32),

@@ -168,16 +168,18 @@ class BatchScores:
 
 @dataclass(frozen=True)
 class PaddedBatch:
-    """A batch as tensors. ``shift``: (B,) left-padding added before each text."""
+    """A batch as tensors. ``shift``: (B,) left-padding added before each text; ``lengths``: (B,)
+    int64 real tokens of each text."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     shift: torch.Tensor
+    lengths: np.ndarray
 
 
 def pad_batch(batch: Sequence[EncodedText], pad_id: int, side: str) -> PaddedBatch:
     """Pad token ids to the longest text of the batch on the given side ("left"/"right")."""
-    lengths = np.array([len(e) for e in batch])
+    lengths = np.array([len(e) for e in batch], dtype=np.int64)
     width = int(lengths.max())
     ids = np.full((len(batch), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -185,7 +187,7 @@ def pad_batch(batch: Sequence[EncodedText], pad_id: int, side: str) -> PaddedBat
     for row, (e, s) in enumerate(zip(batch, shift)):
         ids[row, s : s + len(e)] = e.input_ids
         mask[row, s : s + len(e)] = 1
-    return PaddedBatch(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(shift))
+    return PaddedBatch(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(shift), lengths)
 
 
 MAX_PADDING = 1.15
@@ -301,15 +303,13 @@ class PreparedBatch:
     ``score_prepared`` needs, as CPU tensors, with no reference to the encodings.
 
     Attributes:
-        padded: ids, mask and left shift.
-        lengths: (B,) real tokens per text.
+        padded: ids, mask, left shift and real tokens per text.
         pooled: (B,) pooled position of each text before padding.
         targets: (B,) target id per text, -1 for the prediction.
         foils: (B,) foil id per text, -1 for none.
     """
 
     padded: PaddedBatch
-    lengths: np.ndarray
     pooled: torch.Tensor
     targets: torch.Tensor
     foils: torch.Tensor
@@ -319,7 +319,6 @@ def prepare_batch(sm: ScoringModel, batch: Sequence[EncodedText]) -> PreparedBat
     """The host's part of scoring a bucket: pad it and gather its per-text positions and targets."""
     return PreparedBatch(
         padded=pad_batch(batch, sm.pad_id, sm.padding_side),
-        lengths=np.array([len(e) for e in batch], dtype=np.int64),
         pooled=torch.tensor([e.pooled_position for e in batch], dtype=torch.int64),
         targets=torch.tensor([-1 if e.target_id is None else e.target_id for e in batch], dtype=torch.int64),
         foils=torch.tensor([-1 if e.foil_id is None else e.foil_id for e in batch], dtype=torch.int64),
@@ -355,7 +354,7 @@ def score_prepared(sm: ScoringModel, prepared: PreparedBatch, layers: Sequence[i
     final = out.last_hidden_state  # (B, T, D)
     norm = out.layer0.float().norm(dim=-1)  # (B, T)
 
-    rows = torch.arange(len(prepared.lengths), device=sm.device)
+    rows = torch.arange(len(padded.lengths), device=sm.device)
     pooled_pos = prepared.pooled.to(sm.device) + shift
     pooled_logits = adapter.class_logits(model, final[rows, pooled_pos]).float()  # (B, C)
     regression = is_regression(model, adapter)
@@ -399,16 +398,16 @@ def score_prepared(sm: ScoringModel, prepared: PreparedBatch, layers: Sequence[i
     prob = probs.gather(1, predicted[:, None])[:, 0]
     value = pooled_logits[:, 0] if regression else pooled_logits.gather(1, predicted[:, None])[:, 0]
     return BatchScores(
-        lengths=prepared.lengths,
+        lengths=padded.lengths,
         norm=norm[real].cpu().numpy().astype(np.float32),
         logat=logat[real].cpu().numpy().astype(np.float32),
         layer_logat=None if layer_logat is None else layer_logat[real].cpu().numpy().astype(np.float32),
         target_id=targets.cpu().numpy().astype(np.int64),
         foil_id=foils.cpu().numpy().astype(np.int64),
-        prediction_id=np.full(len(prepared.lengths), -1, np.int64)
+        prediction_id=np.full(len(padded.lengths), -1, np.int64)
         if regression
         else predicted.cpu().numpy().astype(np.int64),
-        prediction_prob=np.full(len(prepared.lengths), np.nan, np.float32)
+        prediction_prob=np.full(len(padded.lengths), np.nan, np.float32)
         if regression
         else prob.cpu().numpy().astype(np.float32),
         prediction_value=value.double().cpu().numpy(),

@@ -193,7 +193,7 @@ def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkey
     real = engine_module.score_prepared
 
     def fails_on_seven(model, prepared, layers=()):
-        if (prepared.lengths == 7).any():
+        if (prepared.padded.lengths == 7).any():
             raise RuntimeError("simulated failure")
         return real(model, prepared, layers)
 

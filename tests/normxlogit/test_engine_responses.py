@@ -31,7 +31,7 @@ def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monke
     sizes = []
 
     def fails_on_nine(model, prepared, step_scores=False):  # on the model's forward thread
-        sizes.append(len(prepared.lengths))
+        sizes.append(len(prepared.padded.lengths))
         if (prepared.start == 9).any():
             raise RuntimeError("simulated out of memory")
         return real(model, prepared, step_scores)
@@ -64,7 +64,7 @@ def test_budget_counts_the_step_logits(make_pair, make_sm, make_ids, monkeypatch
     real = engine_module.score_prepared_responses
 
     def counted(model, prepared, step_scores=False):
-        calls.append(len(prepared.lengths))
+        calls.append(len(prepared.padded.lengths))
         return real(model, prepared, step_scores)
 
     monkeypatch.setattr(engine_module, "score_prepared_responses", counted)

@@ -50,7 +50,7 @@ def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_engine
     sizes = []
 
     def flaky(model, prepared, layers=()):  # on the model's forward thread
-        sizes.append(len(prepared.lengths))
+        sizes.append(len(prepared.padded.lengths))
         if (prepared.padded.input_ids == poison).any():
             raise RuntimeError("CUDA out of memory (simulated)")
         return real(model, prepared, layers)
