@@ -1,10 +1,11 @@
 """Run ``normxlogit annotate`` as a user does (its own process, DirectRunner) and measure it.
 
-Each run is a fresh process started the way the console script starts, timed on the wall clock
-from start to exit, with its peak resident memory (``VmHWM``, written by the process as it exits;
-Linux only) and its counts and batching from the manifest it writes. On request the process's
-BERT forward pass first sleeps in proportion to its padded tokens (``sleep_per_padded_token``): a
-stand-in for a model that takes time without taking the host's CPU, as a GPU does.
+Each run is a fresh process started the way the console script starts, timed from the end of its
+start-up imports to its exit (and on the wall clock from start to exit), with its peak resident
+memory (``VmHWM``, written by the process as it exits; Linux only) and its counts and batching from
+the manifest it writes. On request the process's BERT forward pass first sleeps in proportion to
+its padded tokens (``sleep_per_padded_token``): a stand-in for a model that takes time without
+taking the host's CPU, as a GPU does.
 """
 
 from __future__ import annotations
@@ -21,16 +22,26 @@ from pathlib import Path
 
 from normxlogit.transforms.layout import read_manifest
 
-# The console script's entry point, plus one thing at exit: the peak resident set size of this
-# process image (VmHWM). The kernel's ru_maxrss would not do: across fork + exec it keeps the
-# launcher's peak, so every child would report at least the benchmark process's own memory.
+# The console script's entry point, plus two things. At exit: the peak resident set size of this
+# process image (VmHWM; the kernel's ru_maxrss would not do: across fork + exec it keeps the
+# launcher's peak, so every child would report at least the benchmark process's own memory), and
+# the monotonic clock (one clock for every process on Linux) at the end of the start-up imports and
+# at exit. The imports (torch, transformers, Beam: about 5 s, moving by tenths of a second between
+# runs on a busy machine) are made before the clock starts, so a run's ``seconds`` do not carry
+# their noise; ``annotate`` would make the same imports lazily, and they cancel in a steady-state
+# difference anyway. The atexit hook is registered first, so it runs last.
 CLI = """
-import atexit, os, sys
-def write_peak_rss():
-    with open("/proc/self/status") as src, open(os.environ["NORMXLOGIT_BENCH_RSS"], "w") as dst:
-        dst.write(next(line for line in src if line.startswith("VmHWM:")).split()[1])
-atexit.register(write_peak_rss)
+import atexit, json, os, sys, time
+def write_run_log():
+    with open("/proc/self/status") as src:
+        peak_kb = int(next(line for line in src if line.startswith("VmHWM:")).split()[1])
+    with open(os.environ["NORMXLOGIT_BENCH_RUN_LOG"], "w") as dst:
+        json.dump({"peak_rss_kb": peak_kb, "started": _started, "ended": time.monotonic()}, dst)
+atexit.register(write_run_log)
+import torch, transformers, apache_beam, pyarrow.parquet
+import normxlogit.pipeline.annotate, normxlogit.transforms.model_handler
 from normxlogit.pipeline.cli import main
+_started = time.monotonic()
 sys.exit(main())
 """
 
@@ -81,7 +92,8 @@ class PipelineRun:
 
     Attributes:
         docs: records in the input.
-        seconds: wall time from process start to exit (imports and model loading included).
+        seconds: time from the end of the start-up imports to exit (model loading, pipeline
+            construction and the run itself included; see ``CLI``).
         peak_rss_mb: the process's peak resident set size, MiB.
         tokens: token rows written (manifest ``counts.tokens``).
         padded_tokens: positions the forward passes ran (manifest ``batching.padded_tokens``).
@@ -90,6 +102,7 @@ class PipelineRun:
         forward_s: with ``sleep_per_padded_token``, the forward passes' whole seconds (sleep included).
         sleep_calls: with ``sleep_per_padded_token``, the forward passes that slept (else None).
         slept_padded_tokens: with ``sleep_per_padded_token``, the positions those passes ran.
+        wall_s: wall time from process start to exit, imports included.
     """
 
     docs: int
@@ -102,6 +115,7 @@ class PipelineRun:
     forward_s: float | None = None
     sleep_calls: int | None = None
     slept_padded_tokens: int | None = None
+    wall_s: float | None = None
 
 
 def write_jsonl(path: Path, texts: Sequence[str], copies: int = 1) -> Path:
@@ -144,9 +158,9 @@ def run_annotate(
         "--id-field",
         "id",
     ]
-    rss_file = log.with_suffix(".rss")
-    rss_file.unlink(missing_ok=True)
-    env = {**os.environ, "NORMXLOGIT_BENCH_RSS": str(rss_file)}
+    run_file = log.with_suffix(".run.json")
+    run_file.unlink(missing_ok=True)
+    env = {**os.environ, "NORMXLOGIT_BENCH_RUN_LOG": str(run_file)}
     sleep_file = log.with_suffix(".sleep.json")
     sleep_file.unlink(missing_ok=True)
     if sleep_per_padded_token is not None:
@@ -155,17 +169,18 @@ def run_annotate(
     with open(log, "wb") as fh:
         start = time.perf_counter()
         code = subprocess.run([*cmd, *args], stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
-        seconds = time.perf_counter() - start
+        wall_s = time.perf_counter() - start
     if code != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise PipelineRunError(f"normxlogit annotate exited with {code}:\n{tail}")
     manifest = read_manifest(output)
     docs = sum(1 for _ in open(source, encoding="utf-8"))
+    run_log = json.loads(run_file.read_text())
     slept = json.loads(sleep_file.read_text()) if sleep_per_padded_token is not None else {}
     return PipelineRun(
         docs=docs,
-        seconds=seconds,
-        peak_rss_mb=int(rss_file.read_text()) / 1024,  # VmHWM is in KiB
+        seconds=run_log["ended"] - run_log["started"],
+        peak_rss_mb=run_log["peak_rss_kb"] / 1024,
         tokens=manifest.counts.tokens,
         padded_tokens=manifest.batching.padded_tokens,
         docs_annotated=manifest.counts.docs_annotated,
@@ -173,6 +188,7 @@ def run_annotate(
         forward_s=slept.get("forward_seconds"),
         sleep_calls=slept.get("calls"),
         slept_padded_tokens=slept.get("padded_tokens"),
+        wall_s=wall_s,
     )
 
 

@@ -8,6 +8,7 @@ record counted, and a manifest written last, once every output file is finalised
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import platform
 import re
@@ -160,7 +161,13 @@ def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam
 
     A failed run removes its manifest (if it got that far) and its part folders, so it leaves no
     partial results behind; success or failure, the run's ``_RUNNING`` marker is removed at the end.
+
+    The objects alive when the run starts (the imported libraries: this process's own, and the
+    local runner's workers') are frozen for its duration (``gc.freeze``; see
+    ``model_handler.settle_heap``) and unfrozen after it, so that a long-lived caller's heap is
+    collected as before.
     """
+    gc.freeze()
     try:
         try:
             runner = (
@@ -177,6 +184,7 @@ def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam
         with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
             return Manifest.from_json(fh.read()).counts
     finally:
+        gc.unfreeze()
         release_output(output)
 
 

@@ -105,7 +105,7 @@ def record_from_mapping(
         doc_id = str(value)
     text = mapping.get(fields.text_field, MISSING)
     target = mapping.get(fields.target_field, MISSING) if fields.target_field else None
-    kept = tuple(mapping.get(name) for name in fields.keep_fields)
+    kept = tuple(map(mapping.get, fields.keep_fields)) if fields.keep_fields else ()
     response = mapping.get(fields.response_field, MISSING) if fields.response_field else None
     messages = mapping.get(fields.messages_field, MISSING) if fields.messages_field else None
     return SourceRecord(source, locator, doc_id, text, target, raw, kept, response, messages)

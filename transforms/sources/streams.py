@@ -105,8 +105,11 @@ def _reached_end_of_stream(stream: CompressedFile) -> bool:
 
 
 def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
-    for number, line in enumerate(lines):
-        yield line[len(codecs.BOM_UTF8) :] if number == 0 and line.startswith(codecs.BOM_UTF8) else line
+    first = next(lines, None)
+    if first is None:
+        return
+    yield first[len(codecs.BOM_UTF8) :] if first.startswith(codecs.BOM_UTF8) else first
+    yield from lines
 
 
 def without_newline(line: bytes) -> bytes:

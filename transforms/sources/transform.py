@@ -20,6 +20,7 @@ from normxlogit.transforms.sources.fields import FieldSpec
 METRICS_NAMESPACE = "normxlogit"
 RECORDS = "records"
 DEAD_LETTER = "dead_letter"
+COUNT_EVERY = 1024  # records read between two updates of the ``records_read`` counter
 
 
 class ReadFileFn(beam.DoFn):
@@ -36,14 +37,25 @@ class ReadFileFn(beam.DoFn):
         self._records_read = Metrics.counter(METRICS_NAMESPACE, "records_read")
 
     def process(self, path: str) -> Iterator[SourceRecord | TaggedOutput[Literal["dead_letter"], DeadLetter]]:
-        """Stream the records and dead letters of the file at ``path``."""
-        for item in read_file(path, self.fields):
-            if isinstance(item, DeadLetter):
-                Metrics.counter(METRICS_NAMESPACE, f"dead_letter_{item.reason}").inc()
-                yield TaggedOutput(DEAD_LETTER, item)
-            else:
-                self._records_read.inc()
+        """Stream the records and dead letters of the file at ``path``.
+
+        Records are counted every ``COUNT_EVERY`` and at the end of the file, not one by one: an
+        update of a Beam counter costs microseconds, a sizeable share of reading a short record.
+        """
+        records = 0
+        try:
+            for item in read_file(path, self.fields):
+                if isinstance(item, DeadLetter):
+                    Metrics.counter(METRICS_NAMESPACE, f"dead_letter_{item.reason}").inc()
+                    yield TaggedOutput(DEAD_LETTER, item)
+                    continue
+                records += 1
+                if records == COUNT_EVERY:
+                    self._records_read.inc(records)
+                    records = 0
                 yield item
+        finally:
+            self._records_read.inc(records)
         self._files_read.inc()
 
 
