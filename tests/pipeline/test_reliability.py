@@ -7,6 +7,7 @@ default. Manifest faults and unfinished folders: test_output_folder.py.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
@@ -138,6 +139,22 @@ def test_truncated_gzip_names_the_file_and_writes_nothing(tmp_path, tiny_classif
     ]
     assert not (out / "manifest.json").exists()
     assert not list(out.rglob("*.parquet")) and not list(out.rglob("*.jsonl"))
+
+
+def test_a_run_leaves_the_collector_as_it_found_it(tmp_path, tiny_classifier):
+    """The run freezes the heap for its duration (its workers' libraries and model are not walked
+    by every full collection) and unfreezes it after, finished or failed: a caller that runs
+    pipelines in its own process keeps a collector that frees its garbage."""
+    good = tmp_path / "texts.txt"
+    good.write_text("a first text\na second text\n")
+    data = gzip.compress(("some text on a line\n" * 5000).encode())
+    bad = tmp_path / "cut.txt.gz"
+    bad.write_bytes(data[: len(data) // 2])
+    before = gc.get_freeze_count()
+    for source, code in ((good, 0), (bad, 2)):
+        out = tmp_path / f"out-{source.stem}"
+        assert main(["annotate", str(source), "--output", str(out), "--model", str(tiny_classifier)]) == code
+        assert gc.get_freeze_count() == before
 
 
 def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_classifier, capsys):

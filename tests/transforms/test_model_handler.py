@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,22 @@ def handler_and_engine(tiny_classifier):
     handler = NormXLogitModelHandler(
         ModelSpec(path=str(tiny_classifier)), ScoringOptions(batch_tokens=4096, docs_per_batch=8)
     )
-    return handler, handler.load_model()
+    engine = handler.load_model()
+    gc.unfreeze()  # load_model froze the test process's heap (a worker's; see the test below)
+    return handler, engine
+
+
+def test_loading_the_model_freezes_the_workers_heap_with_the_model_in_it(tiny_classifier):
+    """A worker's long-lived objects (the model's modules) leave the collector's full passes."""
+    handler = NormXLogitModelHandler(ModelSpec(path=str(tiny_classifier)), ScoringOptions())
+    before = gc.get_freeze_count()
+    try:
+        engine = handler.load_model()
+        assert gc.get_freeze_count() > before
+        model = engine.model.model
+        assert all(o is not model for o in gc.get_objects())  # frozen: in no generation
+    finally:
+        gc.unfreeze()
 
 
 def _records(texts, target=None):
