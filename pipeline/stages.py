@@ -40,7 +40,7 @@ from normxlogit.transforms.layout import (
     RunHeader,
 )
 from normxlogit.transforms.model_handler import ModelSpec
-from normxlogit.transforms.records import escape_surrogates, has_surrogates, pack_records, unpack_records
+from normxlogit.transforms.records import RecordBatch, escape_surrogates, has_surrogates
 from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
 from normxlogit.transforms.validate import (
     DEAD_LETTER,
@@ -255,33 +255,29 @@ def read_valid_batches(
     """Read, check ids, drop repeated ids and validate texts, one Beam element per batch of
     ``batch_size`` records, not per record.
 
-    Files are read into batches; ids are checked; the batches, packed as bytes (``pack_records``),
-    are spread over the workers (and threads) that score them, where repeated ids are dropped (only
+    Files are read into batches (``RecordBatch``); ids are checked; the batches, each one value to
+    the runner (``RecordBatchCoder``: packed, never a record at a time), are spread over the
+    workers (and threads) that score them, where repeated ids are dropped (only
     ids from a field can repeat: ``FindRepeatedIds`` finds their first occurrences from the ids
     alone) and records validated (``validate``, default ``ValidateTextBatch``). Only a reader's work
     is serial; a file's batches are scored in parallel, and no record crosses a shuffle on its own.
     """
     read = p | "Read" >> source.batched(batch_size)
-    ids = read.records | "ValidateIds" >> beam.ParDo(CheckBatchIds()).with_outputs(
-        DEAD_LETTER, RECORDS_SEEN, main="valid"
-    )
-    batches = (
-        ids.valid
-        | "Pack" >> beam.Map(pack_records)
-        | "SpreadBatches" >> beam.Reshuffle()
-        | "Unpack" >> beam.Map(unpack_records)
-    )
+    ids = read.records | "ValidateIds" >> beam.ParDo(CheckBatchIds()).with_output_types(
+        RecordBatch
+    ).with_outputs(DEAD_LETTER, RECORDS_SEEN, main="valid")
+    batches = ids.valid | "SpreadBatches" >> beam.Reshuffle()
     dead = [read.dead_letter, ids[DEAD_LETTER]]
     if fields.id_field:
         repeated = ids.valid | "FindRepeatedIds" >> FindRepeatedIds()
         unique = batches | "DropRepeats" >> beam.ParDo(
             DropRepeats(), beam.pvalue.AsDict(repeated)
-        ).with_outputs(DUPLICATES, main="unique")
+        ).with_output_types(RecordBatch).with_outputs(DUPLICATES, main="unique")
         batches = unique.unique
         dead.append(unique[DUPLICATES])
-    checked = batches | "Validate" >> beam.ParDo(validate or ValidateTextBatch()).with_outputs(
-        SKIPPED_EMPTY, DEAD_LETTER, main="valid"
-    )
+    checked = batches | "Validate" >> beam.ParDo(validate or ValidateTextBatch()).with_output_types(
+        RecordBatch
+    ).with_outputs(SKIPPED_EMPTY, DEAD_LETTER, main="valid")
     dead.append(checked[DEAD_LETTER])
     counts = [
         sum_as(ids[RECORDS_SEEN], "records_ok", int),

@@ -16,7 +16,7 @@ import zlib
 
 import apache_beam as beam
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord
+from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord
 
 DUPLICATES = "duplicates"
 
@@ -96,7 +96,7 @@ class DropRepeats(beam.DoFn):
 
     ``process`` takes the first occurrences of repeated ids (``FindRepeatedIds``) as a dict."""
 
-    def process(self, batch: list[SourceRecord], repeated: dict):
+    def process(self, batch: RecordBatch, repeated: dict):
         if not repeated:  # no id repeats anywhere: the usual case
             yield batch
             return
@@ -108,7 +108,7 @@ class DropRepeats(beam.DoFn):
             else:
                 yield beam.pvalue.TaggedOutput(DUPLICATES, _duplicate(record, *first))
         if kept:
-            yield kept
+            yield RecordBatch(kept)
 
 
 def _duplicate(repeat: SourceRecord, source: str, locator: str) -> DeadLetter:

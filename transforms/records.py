@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any
 
+from apache_beam import coders
+
 EXCERPT_CHARS = 500
 # Lone surrogates (a JSON "\ud800" escape, an undecodable file name) have no UTF-8 encoding.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -66,6 +68,13 @@ class SourceRecord:
     messages: Any = None
 
 
+class RecordBatch(list):
+    """A batch of ``SourceRecord``s, one Beam element: what the pipeline's front passes from the
+    reader to the model step. Its coder (``RecordBatchCoder``) packs it as one value."""
+
+    __slots__ = ()
+
+
 def pack_records(records: Sequence[SourceRecord]) -> bytes:
     """A batch of records as one bytes value (``unpack_records`` reverses it).
 
@@ -77,11 +86,39 @@ def pack_records(records: Sequence[SourceRecord]) -> bytes:
     return pickle.dumps([_FIELDS(record) for record in records], protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack_records(data: bytes) -> list[SourceRecord]:
+def unpack_records(data: bytes) -> RecordBatch:
     """The records ``pack_records`` packed, in order."""
-    return [SourceRecord(*values) for values in pickle.loads(data)]
+    return RecordBatch(SourceRecord(*values) for values in pickle.loads(data))
 
 
+class RecordBatchCoder(coders.Coder):
+    """Beam's coder of ``RecordBatch`` (registered for it): ``pack_records`` / ``unpack_records``.
+
+    Its size estimate does not encode: Beam estimates the size of the first elements of every
+    PCollection (and a sample after), and the generic coders would pickle a whole batch each time
+    (about 10 ms for 2,048 short records, on every step a batch passes, serial in the reading stage).
+    """
+
+    def encode(self, value: Sequence[SourceRecord]) -> bytes:
+        return pack_records(value)
+
+    def decode(self, encoded: bytes) -> RecordBatch:
+        return unpack_records(encoded)
+
+    def estimate_size(self, value: Sequence[SourceRecord]) -> int:
+        """About the packed size: the records as read, plus a constant for their other fields."""
+        return sum(map(len, map(_RAW, value))) + _RECORD_OVERHEAD * len(value)
+
+    def is_deterministic(self) -> bool:
+        return False  # JSON values kept from records (dicts) pickle in their own key order
+
+    def to_type_hint(self):
+        return RecordBatch
+
+
+_RAW = attrgetter("raw")
+_RECORD_OVERHEAD = 64  # bytes a packed record takes besides its raw text (ids, locator, pickling)
+coders.registry.register_coder(RecordBatch, RecordBatchCoder)
 _FIELDS = attrgetter(*(f.name for f in fields(SourceRecord)))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord, has_surrogates
+from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
 
 SKIPPED_EMPTY = "skipped_empty"
@@ -89,7 +89,7 @@ class CheckBatchIds(beam.DoFn):
     def __init__(self) -> None:
         self._dead = Metrics.counter("normxlogit", "invalid_id")
 
-    def process(self, batch: list[SourceRecord]):
+    def process(self, batch: RecordBatch):
         valid = []
         for record in batch:
             problem = id_problem(record)
@@ -100,7 +100,7 @@ class CheckBatchIds(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
         yield beam.pvalue.TaggedOutput(RECORDS_SEEN, len(batch))
         if valid:
-            yield valid
+            yield RecordBatch(valid)
 
 
 class ValidateTextBatch(beam.DoFn):
@@ -124,7 +124,7 @@ class ValidateTextBatch(beam.DoFn):
             return SKIPPED_EMPTY
         return None
 
-    def process(self, batch: list[SourceRecord]):
+    def process(self, batch: RecordBatch):
         valid, empty = [], 0
         for record in batch:
             way = self.route(record)
@@ -136,4 +136,4 @@ class ValidateTextBatch(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
         yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, empty)
         if valid:
-            yield valid
+            yield RecordBatch(valid)

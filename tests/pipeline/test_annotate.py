@@ -206,3 +206,38 @@ def test_default_model_on_the_demo_corpus(tmp_path, run_files):
     assert doc["prediction"][0].as_py() == " Paris"
     api = normxlogit.score(None, [prompt_lines[0]])[0]
     np.testing.assert_allclose(doc["score"].to_numpy(), api.scores, rtol=1e-4, atol=1e-5)
+
+
+def test_every_batch_step_of_the_front_is_a_record_batch(tmp_path):
+    """From the reader to the model step, every PCollection of records is typed ``RecordBatch``, so
+    Beam moves (the shuffle included) and measures each batch with ``RecordBatchCoder`` (packed
+    once, size estimated without packing), never with its generic pickling coder."""
+    import apache_beam as beam
+
+    from normxlogit.pipeline.stages import read_valid_batches
+    from normxlogit.transforms.records import RecordBatch
+    from normxlogit.transforms.sources import FieldSpec, ReadRecords
+
+    src = tmp_path / "reviews.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in REVIEWS))
+    fields = FieldSpec(id_field="id")
+    p = beam.Pipeline()
+    front = read_valid_batches(p, ReadRecords([str(src)], fields), fields, batch_size=2)
+    steps = {}
+
+    class MainOutputs(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if None in node.outputs:
+                steps[node.full_label] = node.outputs[None].element_type
+
+    p.visit(MainOutputs())
+    batch_steps = [
+        "Read/ReadFiles/ParDo(ReadFileBatchesFn)",
+        "ValidateIds/ParDo(CheckBatchIds)",
+        "SpreadBatches/RemoveRandomKeys",
+        "DropRepeats/ParDo(DropRepeats)",
+        "Validate/ParDo(ValidateTextBatch)",
+    ]
+    assert [steps[name] for name in batch_steps] == [RecordBatch] * len(batch_steps)
+    assert steps["SpreadBatches/AddRandomKeys"] == beam.typehints.Tuple[int, RecordBatch]
+    assert front.valid.element_type is RecordBatch

@@ -12,7 +12,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PBegin, TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord
+from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord
 from normxlogit.transforms.sources.base import read_file
 from normxlogit.transforms.sources.expand import expand_inputs
 from normxlogit.transforms.sources.fields import FieldSpec
@@ -60,21 +60,19 @@ class ReadFileFn(beam.DoFn):
 
 
 class ReadFileBatchesFn(ReadFileFn):
-    """``ReadFileFn`` that gives records in lists of ``batch_size`` (the last of a bundle shorter):
-    one Beam element per batch instead of one per record. A bundle's files share batches, so many
-    small files still make full batches."""
+    """``ReadFileFn`` that gives records in ``RecordBatch``es of ``batch_size`` (the last of a bundle
+    shorter): one Beam element per batch instead of one per record. A bundle's files share batches,
+    so many small files still make full batches."""
 
     def __init__(self, fields: FieldSpec, batch_size: int) -> None:
         super().__init__(fields)
         self._batch_size = batch_size
-        self._batch: list[SourceRecord] = []
+        self._batch = RecordBatch()
 
     def start_bundle(self) -> None:
-        self._batch = []
+        self._batch = RecordBatch()
 
-    def process(
-        self, path: str
-    ) -> Iterator[list[SourceRecord] | TaggedOutput[Literal["dead_letter"], DeadLetter]]:
+    def process(self, path: str) -> Iterator[RecordBatch | TaggedOutput[Literal["dead_letter"], DeadLetter]]:
         """Stream the file's dead letters, and its records in batches."""
         for item in super().process(path):
             if isinstance(item, TaggedOutput):
@@ -83,12 +81,12 @@ class ReadFileBatchesFn(ReadFileFn):
             self._batch.append(item)
             if len(self._batch) == self._batch_size:
                 yield self._batch
-                self._batch = []
+                self._batch = RecordBatch()
 
     def finish_bundle(self):
         if self._batch:
             yield GlobalWindows.windowed_value(self._batch)
-            self._batch = []
+            self._batch = RecordBatch()
 
 
 class ReadRecords(beam.PTransform):
