@@ -188,8 +188,10 @@ def settle_heap() -> None:
     all of them, about 0.3 s during which every thread of the worker waits (it holds the GIL): the
     host's threads stop tokenizing and the device gets no new batch. Scoring allocates fast enough
     to start such a pass every few seconds; once frozen, a full pass walks only the objects made
-    since (a few milliseconds). Garbage made before the freeze is collected first, so freezing
-    keeps nothing alive that would otherwise be freed.
+    since (a few milliseconds). Garbage made before the freeze is collected first; a frozen object
+    that later becomes part of a reference cycle no longer used stays until the worker ends (a
+    local run unfreezes when it ends), which the model and libraries, alive for the worker's life,
+    do not.
     """
     gc.collect()
     gc.freeze()
