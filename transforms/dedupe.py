@@ -100,7 +100,7 @@ class DropRepeats(beam.DoFn):
         if not repeated:  # no id repeats anywhere: the usual case
             yield batch
             return
-        kept = []
+        kept = RecordBatch()
         for record in batch:
             first = repeated.get(record.doc_id)
             if first is None or first == (record.source, record.locator):
@@ -108,7 +108,7 @@ class DropRepeats(beam.DoFn):
             else:
                 yield beam.pvalue.TaggedOutput(DUPLICATES, _duplicate(record, *first))
         if kept:
-            yield RecordBatch(kept)
+            yield kept
 
 
 def _duplicate(repeat: SourceRecord, source: str, locator: str) -> DeadLetter:

@@ -90,7 +90,7 @@ class CheckBatchIds(beam.DoFn):
         self._dead = Metrics.counter("normxlogit", "invalid_id")
 
     def process(self, batch: RecordBatch):
-        valid = []
+        valid = RecordBatch()
         for record in batch:
             problem = id_problem(record)
             if problem is None:
@@ -100,7 +100,7 @@ class CheckBatchIds(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
         yield beam.pvalue.TaggedOutput(RECORDS_SEEN, len(batch))
         if valid:
-            yield RecordBatch(valid)
+            yield valid
 
 
 class ValidateTextBatch(beam.DoFn):
@@ -125,7 +125,7 @@ class ValidateTextBatch(beam.DoFn):
         return None
 
     def process(self, batch: RecordBatch):
-        valid, empty = [], 0
+        valid, empty = RecordBatch(), 0
         for record in batch:
             way = self.route(record)
             if way is None:
@@ -136,4 +136,4 @@ class ValidateTextBatch(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
         yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, empty)
         if valid:
-            yield RecordBatch(valid)
+            yield valid
