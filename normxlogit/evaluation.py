@@ -17,7 +17,7 @@ import torch
 
 from normxlogit.baselines import GRADIENT_METHODS, encoded_gradient_scores, require_captum
 from normxlogit.encoding import EncodedText, RecordError
-from normxlogit.engine import MODEL_ERROR, BatchEngine, run_planned
+from normxlogit.engine import MODEL_ERROR, BatchEngine, OnBucket, bucket_reporter, run_planned
 from normxlogit.faithfulness import (
     DocFaithfulness,
     doc_faithfulness,
@@ -182,6 +182,7 @@ def evaluate_encoded(
     golds: Sequence[int | None],
     doc_ids: Sequence[str],
     opts: EvaluationOptions,
+    on_bucket: OnBucket | None = None,
 ) -> list[DocFaithfulness | RecordError]:
     """``evaluate_batch`` over a whole batch in length buckets, split and retried on failure.
 
@@ -189,6 +190,7 @@ def evaluate_encoded(
         engine: the batch engine (its ``batch_tokens`` is ignored: ``opts.batch_tokens`` plans).
         items: encoded texts, or the ``RecordError`` that stops one (kept as it is).
         golds: gold label per item (None where ``items`` holds an error).
+        on_bucket: hears of each bucket as it is evaluated (positions into ``items``).
 
     Returns:
         Per item, its ``DocFaithfulness`` or a ``RecordError`` (``model_error`` when the model
@@ -196,8 +198,9 @@ def evaluate_encoded(
     """
     out: list = list(items)
     keys = [i for i, e in enumerate(items) if not isinstance(e, RecordError)]
+    lengths = [len(items[k]) for k in keys]
     planned = run_planned(
-        [len(items[k]) for k in keys],
+        lengths,
         opts.batch_tokens,
         lambda idx: evaluate_batch(
             engine.model,
@@ -206,6 +209,7 @@ def evaluate_encoded(
             [doc_ids[keys[i]] for i in idx],
             opts,
         ),
+        on_done=bucket_reporter(on_bucket, keys, lengths),
     )
     for idx, results in planned.groups:
         for i, result in zip(idx, results):

@@ -31,7 +31,7 @@ import numpy as np
 
 from normxlogit.chat import encode_chat_batch
 from normxlogit.encoding import RecordError
-from normxlogit.engine import MODEL_ERROR, BatchEngine, run_planned
+from normxlogit.engine import MODEL_ERROR, BatchEngine, OnBucket, bucket_reporter, run_planned
 from normxlogit.faithfulness import DocFaithfulness, replacement_token, seeded_scores
 from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
 from normxlogit.loading import ScoringModel
@@ -231,8 +231,10 @@ def evaluate_response_items(
     items: Sequence[EncodedResponse | RecordError],
     doc_ids: Sequence[str],
     opts: ResponseEvaluationOptions,
+    on_bucket: OnBucket | None = None,
 ) -> list[DocFaithfulness | RecordError]:
-    """``evaluate_response_batch`` over length buckets, split and retried on failure.
+    """``evaluate_response_batch`` over length buckets, split and retried on failure; ``on_bucket``
+    hears of each bucket as it is evaluated (positions into ``items``).
 
     Returns:
         Per item, its ``DocFaithfulness`` or a ``RecordError``: the item's own, ``no_context_tokens``
@@ -245,12 +247,14 @@ def evaluate_response_items(
                 NO_CONTEXT, "no context token to rank: everything before the response is special or template"
             )
     keys = [i for i, e in enumerate(out) if not isinstance(e, RecordError)]
+    lengths = [len(out[k]) for k in keys]
     planned = run_planned(
-        [len(out[k]) for k in keys],
+        lengths,
         opts.batch_tokens,
         lambda idx: evaluate_response_batch(
             engine.model, [out[keys[i]] for i in idx], [doc_ids[keys[i]] for i in idx], opts
         ),
+        on_done=bucket_reporter(on_bucket, keys, lengths),
     )
     results: list = list(out)
     for idx, docs in planned.groups:

@@ -6,7 +6,8 @@ inputs -> ReadRecords in batches of --docs-per-batch -> check ids -> packed batc
           rows, dead letters) per batch -> attributions/ and documents/part-*.parquet
 every dead letter (read, duplicate, validation, model) -> errors/part-*.jsonl
 scored batches -> summary statistics, combined -> summaries/groups.jsonl (transforms/summaries.py)
-counts + finalised file names -> manifest.json (last)
+once the pipeline has ended: files counted and checked against the runner's counters
+          (pipeline/reconcile.py) -> manifest.json (last)
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ from normxlogit.chat import check_chat_template
 from normxlogit.encoding import TargetError, check_run_targets
 from normxlogit.heads import UnsupportedModelError, list_supported
 from normxlogit.loading import ModelInfo, load_skeleton
+from normxlogit.pipeline.reconcile import written_annotation
 from normxlogit.pipeline.stages import (
     Preflight,
-    count_as,
+    RunOutputs,
     package_versions,
     preflight,
     read_valid_batches,
     run_to_manifest,
-    sum_as,
     with_absolute_paths,
-    write_manifest_last,
 )
 from normxlogit.schema import document_schema, token_schema
-from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, Batching, RunDescription
+from normxlogit.transforms.counters import DOCS_ANNOTATED, PADDED_TOKENS, RunnerCounts
+from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, AnnotateCounts, Batching, RunDescription
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.response_records import CHAT, GENERATE, RESPONSE
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
@@ -97,8 +98,11 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
     return RunDescription(pre.manifest_header("annotate", cfg), sections)
 
 
-def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, manifest: dict) -> None:
-    """Add the annotate pipeline to ``p``, reading the inputs ``source`` already expanded."""
+def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -> None:
+    """Add the annotate pipeline to ``p``, reading the inputs ``source`` already expanded.
+
+    Its steps count records as they pass (``transforms/counters.py``); the launcher writes the
+    manifest once the files hold what they counted (``pipeline/reconcile.py``)."""
     front = read_valid_batches(p, source, cfg.fields, cfg.scoring.docs_per_batch)
     handler = NormXLogitModelHandler(
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
@@ -108,31 +112,21 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords, m
         *front.dead,
         annotated | "ModelDead" >> beam.FlatMap(lambda b: b.dead),
     ) | "AllDead" >> beam.Flatten()
-    counts = [
-        *front.counts,
-        count_as(dead, "errors"),
-        sum_as(annotated, "docs_annotated", lambda b: b.documents.num_rows),
-        sum_as(annotated, "tokens", lambda b: b.rows.num_rows),
-        sum_as(annotated, "padded_tokens", lambda b: b.padded_tokens),
-    ]
     tokens = token_schema(with_layers=bool(cfg.scoring.layers), step_scores=cfg.scoring.step_scores)
     documents = document_schema(cfg.scoring.keep_fields, responses=cfg.scoring.responses is not None)
-    files = {
-        "attributions": annotated
-        | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, attrgetter("rows")),
-        "documents": annotated
-        | "Documents" >> WriteBatchParquet(cfg.output, DOCUMENTS, documents, attrgetter("documents")),
-        "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output),
-        "summaries": annotated | "Summaries" >> WriteSummaries(cfg.output),
-    }
-    write_manifest_last(
-        p, cfg.output, manifest, counts, "docs_annotated", files, extra=("tokens",), sections=batching_section
-    )
+    rows, docs = attrgetter("rows"), attrgetter("documents")
+    _ = annotated | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, rows)
+    _ = annotated | "Documents" >> WriteBatchParquet(cfg.output, DOCUMENTS, documents, docs)
+    _ = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
+    _ = annotated | "Summaries" >> WriteSummaries(cfg.output)
 
 
-def batching_section(raw: dict[str, int]) -> dict[str, Batching]:
+def batching_section(counts: AnnotateCounts, counted: RunnerCounts) -> dict[str, Batching]:
     """The manifest's ``batching``: positions the forward passes ran, and their ratio to real tokens."""
-    return {"batching": Batching.of(raw.get("tokens", 0), raw.get("padded_tokens", 0))}
+    return {"batching": Batching.of(counts.tokens, counted[PADDED_TOKENS])}
+
+
+ANNOTATE_OUTPUTS = RunOutputs(DOCS_ANNOTATED, written_annotation, batching_section)
 
 
 def check_scoring(cfg: AnnotateConfig, info: ModelInfo) -> None:
@@ -205,5 +199,6 @@ def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:
     """
     cfg = with_absolute_paths(cfg)
     pre = preflight(cfg, options, check_model=lambda info: check_scoring(cfg, info))
-    manifest = describe_run(cfg, pre)
-    return run_to_manifest(options, cfg.output, lambda p: build_annotate(p, cfg, pre.source, manifest))
+    return run_to_manifest(
+        options, pre, describe_run(cfg, pre), lambda p: build_annotate(p, cfg, pre.source), ANNOTATE_OUTPUTS
+    )

@@ -16,8 +16,12 @@ import io
 import logging
 import sys
 
-from normxlogit.pipeline.commands.common import BEAM_EPILOG, ModelPathError
+from normxlogit.default_model import DefaultModelMissing
+from normxlogit.pipeline.commands.common import BEAM_EPILOG
+from normxlogit.pipeline.interrupts import caught, interrupted_message, signalled, signals_caught
 from normxlogit.pipeline.options import UnknownOptionError, split_beam_args
+from normxlogit.pipeline.runners import UnsupportedRunnerError, check_runner, runner_flag
+from normxlogit.pipeline.startup_checks import RunRefused
 
 COMMANDS = ("annotate", "evaluate", "report", "show")
 VERBOSE = "--verbose"
@@ -32,6 +36,8 @@ class QuietBeamNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if record.levelno >= logging.ERROR and signalled():
+            return False  # the steps a Ctrl-C or SIGTERM interrupted: the command says it in one line
         if record.levelno >= logging.ERROR:
             # A worker's traceback of an error the command reports in one line (a corrupt input
             # file): the line is the user's message, the traceback is noise; others are bugs.
@@ -101,19 +107,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command = argv[0]
     # --verbose takes no value, so the token is the flag wherever it stands; read it before
-    # splitting, which imports Beam.
+    # splitting, which may import Beam (when its own source cannot be read).
     verbose = VERBOSE in argv[1 : argv.index("--") if "--" in argv else None]
     configure_logging(verbose=verbose)
     try:
+        check_runner(runner_flag(argv[1:]))  # before its own flags are refused as unknown ones
         mine, beam_args = split_beam_args(argv[1:], subs[command])
-    except UnknownOptionError as err:
+    except (UnknownOptionError, UnsupportedRunnerError) as err:
         return _fail(command, err)
     args = parser.parse_args([command, *mine])
     try:
-        with contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
+        with signals_caught(), contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
             return _module(command).run(args, beam_args)
+    except (RunRefused, DefaultModelMissing) as err:  # refused before the heavy imports: keep it so
+        return _fail(command, err)
     except user_errors() as err:
         return _fail(command, err)
+    except BaseException as err:  # noqa: BLE001  (Ctrl-C or SIGTERM, whatever Beam wrapped it in)
+        status = caught(err)
+        if status is None:
+            raise
+        print(interrupted_message(command, getattr(args, "output", None)), file=sys.stderr)
+        return status
 
 
 class _WorkerTracebackFilter(io.TextIOBase):
@@ -125,7 +140,9 @@ class _WorkerTracebackFilter(io.TextIOBase):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        if "Traceback (most recent call last)" in text and any(m in text for m in _worker_error_markers()):
+        if "Traceback (most recent call last)" in text and (
+            signalled() or any(m in text for m in _worker_error_markers())
+        ):
             return len(text)
         return self._stream.write(text)
 
@@ -152,15 +169,14 @@ def _fail(command: str, err: BaseException) -> int:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors a user can fix: printed as one line, no traceback."""
     from normxlogit.api import LayerError
-    from normxlogit.default_model import DefaultModelMissing
     from normxlogit.encoding import TargetError
     from normxlogit.heads import UnsupportedModelError
     from normxlogit.loading import ModelLoadError
+    from normxlogit.pipeline.reconcile import LostRecordsError
     from normxlogit.pipeline.stages import OutputExistsError
     from normxlogit.transforms.sources import InputError
 
     return (
-        ModelPathError,
         LayerError,
         TargetError,
         DefaultModelMissing,
@@ -168,6 +184,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ModelLoadError,
         OutputExistsError,
         InputError,
+        LostRecordsError,
     )
 
 

@@ -4,7 +4,8 @@ inputs -> ReadRecords, in --docs-per-batch batches -> CheckBatchIds -> [DropRepe
        -> RunInference(FaithfulnessModelHandler) -> DocFaithfulness per record
        -> CombineGlobally(SumCurves) -> curves.parquet, summary.json, results.md, curves.png
 every dead letter (read, validation, label, model) -> errors/part-*.jsonl
-counts + written files -> manifest.json (last)
+once the pipeline has ended: files counted and checked against the runner's counters
+(pipeline/reconcile.py) -> manifest.json (last)
 
 Response mode (``--response-field``, ``--messages-field``, ``--generate``): no label; the handler
 measures each prompt/response pair (``normxlogit.response_evaluation``). Chat records need no text
@@ -23,18 +24,19 @@ from normxlogit.chat import ChatTemplateError, check_chat_template
 from normxlogit.evaluation import EvaluationError, check_evaluable, check_methods
 from normxlogit.faithfulness import PERCENTS, replacement_token
 from normxlogit.loading import ModelInfo, load_model
+from normxlogit.pipeline.reconcile import written_evaluation
 from normxlogit.pipeline.stages import (
     Preflight,
-    count_as,
+    RunOutputs,
     package_versions,
     preflight,
     read_valid_batches,
     run_to_manifest,
     with_absolute_paths,
-    write_manifest_last,
 )
 from normxlogit.response_evaluation import RESPONSE_METHODS, ResponseEvaluationOptions
 from normxlogit.responses import require_causal_lm
+from normxlogit.transforms.counters import DOCS_EVALUATED
 from normxlogit.transforms.evaluate_handler import (
     EvaluatedDoc,
     EvaluateHandlerOptions,
@@ -136,15 +138,15 @@ def build_evaluate(
     evaluated = front.valid | "Evaluate" >> RunInference(handler.with_no_batching())
     split = evaluated | "Split" >> beam.ParDo(SplitEvaluated()).with_outputs(DEAD_LETTER, main=EVALUATED)
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
-    results = (
+    _ = (
         split[EVALUATED]
         | "SumCurves" >> beam.CombineGlobally(SumCurves(len(methods)))
         | "WriteResults" >> beam.FlatMap(write_results, cfg.output, methods, section)
     )
-    done = EvaluateCounts.DONE
-    counts = [*front.counts, count_as(dead, "errors"), count_as(split[EVALUATED], done)]
-    files = {"results": results, "errors": dead | "DeadLetters" >> WriteDeadLetters(cfg.output)}
-    write_manifest_last(p, cfg.output, manifest, counts, done, files)
+    _ = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
+
+
+EVALUATE_OUTPUTS = RunOutputs(DOCS_EVALUATED, written_evaluation)
 
 
 def check_response_methods(opts: ResponseEvaluationOptions) -> None:
@@ -211,4 +213,6 @@ def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCount
 
     pre = preflight(cfg, options, check_model)
     manifest = describe_evaluation(cfg, pre, replacement[0])
-    return run_to_manifest(options, cfg.output, lambda p: build_evaluate(p, cfg, pre.source, manifest))
+    return run_to_manifest(
+        options, pre, manifest, lambda p: build_evaluate(p, cfg, pre.source, manifest), EVALUATE_OUTPUTS
+    )

@@ -2,23 +2,109 @@
 
 ``argparse.parse_known_args`` alone would take the value of an unknown ``--runner DirectRunner``
 for an input path. Beam's option classes know which of their flags take a value, so argv is
-split with their own parsers first; every Beam flag passes through unchanged. A flag that is
-neither ours nor Beam's is refused with the nearest known flag, instead of being dropped by Beam
-with a warning. Beam is imported only when argv holds a flag that is not ours, so ``--help`` and
-``report``/``show`` start fast.
+split with what they declare; every Beam flag passes through unchanged. A flag that is neither
+ours nor Beam's is refused with the nearest known flag, instead of being dropped by Beam with a
+warning. Beam's flags are read from the source of its options module, without importing Beam
+(seconds), so that ``--help``, ``report``, ``show`` and a refused flag answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
 
+# Where Beam declares its option classes, relative to the apache_beam package folder.
+_BEAM_OPTIONS_SOURCE = Path("options", "pipeline_options.py")
+_BASE_OPTIONS = "PipelineOptions"
+_ADD_ARGUMENT = ("add_argument", "add_value_provider_argument")
+# argparse's actions that consume no value; any other action (Beam's own Action subclasses too)
+# takes one unless ``nargs`` says otherwise.
+_NO_VALUE_ACTIONS = ("store_true", "store_false", "store_const", "append_const", "count", "help", "version")
+
+Nargs = int | str | None
+"""An option's ``nargs`` as argparse has it: 0 for a switch, None for one value, ``"?"`` optional."""
+
+
+def beam_flags() -> dict[str, Nargs]:
+    """Every flag of Beam's pipeline option classes, with its ``nargs``.
+
+    Read from the installed ``apache_beam/options/pipeline_options.py`` without importing Beam; if
+    that file cannot be found or read, Beam's option classes are asked instead (importing Beam).
+    """
+    path = _beam_options_path()
+    try:
+        flags = _flags_in_source(path.read_text(encoding="utf-8")) if path is not None else {}
+    except OSError:
+        flags = {}
+    return flags or {flag: action.nargs for flag, action in _beam_actions().items()}
+
+
+def _beam_options_path() -> Path | None:
+    # find_spec of a top-level package locates it without running its __init__.
+    spec = importlib.util.find_spec("apache_beam")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / _BEAM_OPTIONS_SOURCE
+    return path if path.is_file() else None
+
+
+def _flags_in_source(source: str) -> dict[str, Nargs]:
+    """The flags that ``_add_argparse_args`` of each ``PipelineOptions`` subclass in ``source``
+    declares with literal arguments, and their ``nargs``; the first declaration of a flag wins, as in
+    ``_beam_actions``. Empty when ``source`` does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    options = {_BASE_OPTIONS}
+    grew = True
+    while grew:  # subclasses of subclasses, in any order in the file
+        known = len(options)
+        options |= {c.name for c in classes if any(getattr(b, "id", None) in options for b in c.bases)}
+        grew = len(options) > known
+    flags: dict[str, Nargs] = {}
+    for cls in classes:
+        if cls.name != _BASE_OPTIONS and cls.name in options:
+            for flag, nargs in _declared_flags(cls):
+                flags.setdefault(flag, nargs)
+    return flags
+
+
+def _declared_flags(cls: ast.ClassDef) -> list[tuple[str, Nargs]]:
+    """(flag, nargs) of each ``parser.add_argument("--flag", ...)`` in the class's ``_add_argparse_args``."""
+    methods = [m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "_add_argparse_args"]
+    calls = [
+        node
+        for method in methods
+        for node in ast.walk(method)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in _ADD_ARGUMENT
+    ]
+    return [
+        (arg.value, _declared_nargs(call))
+        for call in calls
+        for arg in call.args
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.startswith("-")
+    ]
+
+
+def _declared_nargs(call: ast.Call) -> Nargs:
+    keywords = {k.arg: k.value for k in call.keywords}
+    if isinstance(keywords.get("nargs"), ast.Constant):
+        return keywords["nargs"].value
+    action = keywords.get("action")
+    return 0 if isinstance(action, ast.Constant) and action.value in _NO_VALUE_ACTIONS else None
+
 
 def _beam_actions() -> dict[str, argparse.Action]:
+    """Beam's flags as its option classes declare them (imports Beam: seconds)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -41,12 +127,12 @@ class UnknownOptionError(ValueError):
     """A ``--flag`` that neither normxlogit nor any Beam option class defines."""
 
 
-def _takes_value(action: argparse.Action, following: str | None) -> bool:
-    """Whether ``action``'s flag, written without ``=``, consumes the next token."""
-    if action.nargs == 0:
+def _takes_value(nargs: Nargs, following: str | None) -> bool:
+    """Whether a flag of this ``nargs``, written without ``=``, consumes the next token."""
+    if nargs == 0:
         return False
-    # Beam's ValueProvider options take an optional value (nargs="?"): not the next flag.
-    return action.nargs != "?" or (following is not None and not following.startswith("-"))
+    # An optional value (nargs="?", e.g. Beam's --update_compatibility_version): not the next flag.
+    return nargs != "?" or (following is not None and not following.startswith("-"))
 
 
 def unknown_option(flag: str, known: list[str]) -> UnknownOptionError:
@@ -68,7 +154,7 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
         UnknownOptionError: a ``--flag`` that neither normxlogit nor any Beam option class knows.
     """
     own = ours._option_string_actions
-    beam: dict[str, argparse.Action] | None = None  # Beam's flags, read at the first flag not ours
+    beam: dict[str, Nargs] | None = None  # Beam's flags, read at the first flag not ours
     mine: list[str] = []
     theirs: list[str] = []
     i = 0
@@ -80,10 +166,10 @@ def split_beam_args(argv: list[str], ours: argparse.ArgumentParser) -> tuple[lis
             mine.extend(argv[i:])
             break
         if token.startswith("-") and flag in own:
-            n = 0 if inline or not _takes_value(own[flag], following) else 1
+            n = 0 if inline or not _takes_value(own[flag].nargs, following) else 1
             mine.extend(argv[i : i + 1 + n])
         elif token.startswith("--"):
-            beam = _beam_actions() if beam is None else beam
+            beam = beam_flags() if beam is None else beam
             if flag not in beam:
                 raise unknown_option(flag, [*(f for f in own if f.startswith("--")), *beam])
             n = 0 if inline or not _takes_value(beam[flag], following) else 1

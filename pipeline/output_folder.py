@@ -24,6 +24,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
+from normxlogit.pipeline.startup_checks import finished_run_message
 from normxlogit.transforms.atomic_files import create_exclusively
 from normxlogit.transforms.layout import (
     MANIFEST_FILE,
@@ -165,10 +166,7 @@ def claim_output(output: str, overwrite: bool) -> None:
     """
     stale = _check_marker(output, overwrite)
     if _finished_manifest(output) and not overwrite:
-        raise OutputExistsError(
-            f"{output} already holds a finished run ({MANIFEST_FILE}); pass --overwrite to replace "
-            "it, or choose another --output"
-        )
+        raise OutputExistsError(finished_run_message(output))
     if stale:
         _delete(join(output, RUNNING_FILE))
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -13,15 +13,17 @@ import os
 import platform
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from typing import Any, Protocol
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 
 from normxlogit.loading import ModelInfo, inspect_model, resolve_device
+from normxlogit.pipeline.interrupts import signals_ignored
 from normxlogit.pipeline.options import LOCAL_RUNNER, local_runner
 from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsError: cli.py catches it here)
     OutputExistsError,
@@ -29,27 +31,20 @@ from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsErro
     claim_output,
     release_output,
 )
+from normxlogit.pipeline.reconcile import Written, input_records, reconcile
+from normxlogit.pipeline.runners import check_runner
+from normxlogit.transforms.counters import RunnerCounts
 from normxlogit.transforms.dedupe import DUPLICATES, DropRepeats, FindRepeatedIds
-from normxlogit.transforms.layout import (
-    COUNTS,
-    MANIFEST_FILE,
-    Counts,
-    Manifest,
-    OutputFiles,
-    RunDescription,
-    RunHeader,
-)
+from normxlogit.transforms.layout import Counts, Manifest, RunDescription, RunHeader
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.records import RecordBatch, escape_surrogates, has_surrogates
 from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
 from normxlogit.transforms.validate import (
     DEAD_LETTER,
-    RECORDS_SEEN,
-    SKIPPED_EMPTY,
     CheckBatchIds,
     ValidateTextBatch,
 )
-from normxlogit.transforms.writers import join, write_manifest
+from normxlogit.transforms.writers import write_manifest
 
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
 _LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner")
@@ -135,10 +130,11 @@ def preflight(
     """Check everything that can be checked before a run starts, then claim and clear the output folder.
 
     Raises:
-        InputError, ModelLoadError, UnsupportedModelError, OutputExistsError (and its
-        ``OutputBusyError``, ``OutputNotWritableError``; see ``pipeline/output_folder.py``), and
+        UnsupportedRunnerError, InputError, ModelLoadError, UnsupportedModelError, OutputExistsError
+        (and its ``OutputBusyError``, ``OutputNotWritableError``; see ``pipeline/output_folder.py``), and
         whatever ``check_model`` raises.
     """
+    check_runner(str(options.view_as(StandardOptions).runner))
     FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
     source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
     check_file_names(source.paths)
@@ -156,36 +152,89 @@ def preflight(
     return Preflight(source, info, runner)
 
 
-def run_to_manifest(options: PipelineOptions, output: str, build: Callable[[beam.Pipeline], None]) -> Counts:
-    """Run the pipeline that ``build`` composes; return its manifest's counts.
+@dataclass(frozen=True)
+class RunOutputs:
+    """How a command's finished run is counted: what it wrote, and what its manifest adds.
 
-    A failed run removes its manifest (if it got that far) and its part folders, so it leaves no
-    partial results behind; success or failure, the run's ``_RUNNING`` marker is removed at the end.
+    Attributes:
+        done: the count of records that got through (``docs_annotated``, ``docs_evaluated``).
+        written: the output folder -> what it holds (``reconcile.written_annotation``, ...).
+        sections: the reconciled counts and the runner's counters -> further keyword arguments of
+            ``RunDescription.finished`` (annotate's ``batching``).
+    """
+
+    done: str
+    written: Callable[[str], Written]
+    sections: Callable[[Counts, RunnerCounts], dict[str, Any]] | None = None
+
+
+def run_to_manifest(
+    options: PipelineOptions,
+    pre: Preflight,
+    description: RunDescription,
+    build: Callable[[beam.Pipeline], None],
+    outputs: RunOutputs,
+) -> Counts:
+    """Run the pipeline that ``build`` composes; once it has ended, reconcile its counts with the
+    files it wrote (``pipeline/reconcile.py``) and write the manifest; return its counts.
+
+    A failed run, or one whose files do not hold every record the runner counted, removes its
+    manifest (if it got that far) and its part folders, so it leaves no partial results behind;
+    success or failure, the run's ``_RUNNING`` marker is removed at the end.
 
     The objects alive when the run starts (the imported libraries: this process's own, and the
     local runner's workers') are frozen for its duration (``gc.freeze``; see
     ``model_handler.settle_heap``) and unfrozen after it, so that a long-lived caller's heap is
     collected as before.
+
+    Raises:
+        LostRecordsError: the files and the runner's counts differ (or cannot be checked).
     """
+    output = description.header.output
     gc.freeze()
     try:
         try:
             runner = (
                 local_runner(options) if options.view_as(StandardOptions).runner == LOCAL_RUNNER else None
             )
-            with beam.Pipeline(runner=runner, options=options) as p:
-                build(p)
+            p = beam.Pipeline(runner=runner, options=options)
+            build(p)
+            result = p.run()
+            state = result.wait_until_finish()
+            if state is not None and state != PipelineState.DONE:
+                raise RuntimeError(f"the runner {pre.runner} ended the pipeline in state {state}")
+            manifest = finished_manifest(result, pre, description, outputs)
+            write_manifest(output, manifest)
         except BaseException as err:
-            abandon_output(output)
+            with signals_ignored():  # a second Ctrl-C must not leave half the files
+                abandon_output(output)
             user_error = user_error_from_worker(err)
             if user_error is not None:
                 raise user_error from err
             raise
-        with FileSystems.open(join(output, MANIFEST_FILE)) as fh:
-            return Manifest.from_json(fh.read()).counts
+        return manifest.counts
     finally:
         gc.unfreeze()
-        release_output(output)
+        with signals_ignored():
+            release_output(output)
+
+
+def finished_manifest(result, pre: Preflight, description: RunDescription, outputs: RunOutputs) -> Manifest:
+    """The manifest of the pipeline run ``result``, its counts reconciled with what it wrote.
+
+    Raises:
+        LostRecordsError: see ``reconcile.reconcile``.
+    """
+    output = description.header.output
+    counted = RunnerCounts.from_result(result)
+    written = outputs.written(output)
+    counts = reconcile(
+        pre.runner, outputs.done, counted, written, lambda: input_records(pre.source.paths, pre.source.fields)
+    )
+    extra = outputs.sections(counts, counted or RunnerCounts({})) if outputs.sections else {}
+    return description.finished(
+        counts, written.files, end_time=datetime.datetime.now(datetime.timezone.utc), **extra
+    )
 
 
 # Errors a user can fix that workers raise while the pipeline runs (a whole input file that cannot
@@ -217,32 +266,12 @@ def _without_step(message: str) -> str:
     return re.sub(r" \[while running '.*'\]$", "", message)
 
 
-def count_as(pcoll, name: str):
-    """A one-element PCollection ``(name, number of elements of pcoll)``."""
-    return (
-        pcoll
-        | f"Count_{name}" >> beam.combiners.Count.Globally()
-        | f"Key_{name}" >> beam.Map(lambda n, k=name: (k, n))
-    )
-
-
-def sum_as(pcoll, name: str, value: Callable[[Any], int]):
-    """A one-element PCollection ``(name, sum of value(element) over pcoll)``."""
-    return (
-        pcoll
-        | f"Value_{name}" >> beam.Map(value)
-        | f"Sum_{name}" >> beam.CombineGlobally(sum)
-        | f"Key_{name}" >> beam.Map(lambda n, k=name: (k, n))
-    )
-
-
 @dataclass
 class ValidRecords:
-    """The records that reach the model, and what left before: dead letters and counts."""
+    """The records that reach the model, and the dead letters of those that left before."""
 
     valid: Any
     dead: list
-    counts: list
 
 
 def read_valid_batches(
@@ -265,7 +294,7 @@ def read_valid_batches(
     read = p | "Read" >> source.batched(batch_size)
     ids = read.records | "ValidateIds" >> beam.ParDo(CheckBatchIds()).with_output_types(
         RecordBatch
-    ).with_outputs(DEAD_LETTER, RECORDS_SEEN, main="valid")
+    ).with_outputs(DEAD_LETTER, main="valid")
     batches = ids.valid | "SpreadBatches" >> beam.Reshuffle()
     dead = [read.dead_letter, ids[DEAD_LETTER]]
     if fields.id_field:
@@ -277,79 +306,6 @@ def read_valid_batches(
         dead.append(unique[DUPLICATES])
     checked = batches | "Validate" >> beam.ParDo(validate or ValidateTextBatch()).with_output_types(
         RecordBatch
-    ).with_outputs(SKIPPED_EMPTY, DEAD_LETTER, main="valid")
+    ).with_outputs(DEAD_LETTER, main="valid")
     dead.append(checked[DEAD_LETTER])
-    counts = [
-        sum_as(ids[RECORDS_SEEN], "records_ok", int),
-        count_as(read.dead_letter, "read_errors"),
-        sum_as(checked[SKIPPED_EMPTY], SKIPPED_EMPTY, int),
-    ]
-    return ValidRecords(checked.valid, dead, counts)
-
-
-def reconcile_counts(raw: dict[str, int], done: str) -> Counts:
-    """The manifest's counts: records_read = ``done`` + skipped_empty + errors, and any other count.
-
-    Args:
-        raw: the pipeline's counts by name (``records_ok`` and ``read_errors`` make records_read).
-        done: the count of records that got through; it picks the counts class (``layout.COUNTS``).
-    """
-    cls = COUNTS[done]
-    read = raw.get("records_ok", 0) + raw.get("read_errors", 0)
-    return cls(
-        records_read=read, **{f.name: raw.get(f.name, 0) for f in fields(cls) if f.name != "records_read"}
-    )
-
-
-def write_manifest_last(
-    p: beam.Pipeline,
-    output: str,
-    manifest: RunDescription,
-    counts: list,
-    done: str,
-    files: dict[str, Any],
-    extra: tuple[str, ...] = (),
-    sections: Callable[[dict[str, int]], dict[str, Any]] | None = None,
-) -> None:
-    """Write ``OUT/manifest.json`` once every PCollection of ``files`` (file names) is complete.
-
-    Args:
-        manifest: what the command was asked to do.
-        counts: PCollections of ``(name, number)`` pairs, reconciled by ``reconcile_counts``
-            with ``done`` (the count of records that got through).
-        extra: the counts besides the reconciled ones (``tokens``); they must be the rest of the
-            fields of ``done``'s counts class.
-        sections: raw counts -> further keyword arguments of ``RunDescription.finished`` (e.g.
-            ``batching``).
-        files: output kind (an ``OutputFiles`` field) -> PCollection of the finalised file names;
-            the manifest lists them relative to ``output``.
-
-    Raises:
-        ValueError: counts or output kinds that ``layout`` does not know, before the pipeline runs.
-    """
-    reconciled = {"records_read", done, "skipped_empty", "errors"}
-    if done not in COUNTS or {f.name for f in fields(COUNTS[done])} != reconciled | set(extra):
-        raise ValueError(f"counts {done!r} + {list(extra)} match no counts class of layout.COUNTS")
-    OutputFiles.of({kind: () for kind in files})  # fails now, not after the run, on an unknown kind
-    root = join(output, "")
-    all_counts = tuple(counts) | "AllCounts" >> beam.Flatten()
-
-    def write(_, raw, **written):
-        raw = dict(raw)
-        listed = OutputFiles.of(
-            {kind: [f.removeprefix(root) for f in names] for kind, names in written.items()}
-        )
-        finished = manifest.finished(
-            reconcile_counts(raw, done),
-            listed,
-            end_time=datetime.datetime.now(datetime.timezone.utc),
-            **(sections(raw) if sections else {}),
-        )
-        return write_manifest(output, finished)
-
-    side = {kind: beam.pvalue.AsList(names) for kind, names in files.items()}
-    (
-        p
-        | "ManifestTrigger" >> beam.Create([None])
-        | "Manifest" >> beam.Map(write, raw=beam.pvalue.AsList(all_counts), **side)
-    )
+    return ValidRecords(checked.valid, dead)

@@ -5,7 +5,8 @@ are resolved (per-record problems become dead letters), and ``normxlogit.evaluat
 runs ``evaluate_batch`` (every method, every masked variant) over length buckets with the engine's
 split-and-retry, so a text the model fails on alone becomes a ``model_error`` dead letter. In
 response mode ``normxlogit.response_evaluation`` encodes (or generates) each record's response and
-measures it the same way, with the core's reasons for records it cannot take.
+measures it the same way, with the core's reasons for records it cannot take. Progress lines
+(``transforms.progress``, "docs evaluated") count each bucket as it is evaluated.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.loading import ScoringModel
 from normxlogit.response_evaluation import ResponseEvaluationOptions, encode_pairs, evaluate_response_items
 from normxlogit.transforms.model_handler import NAMESPACE, EngineHandler, ModelSpec
+from normxlogit.transforms.progress import Progress
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
 
@@ -40,12 +42,15 @@ class EvaluateHandlerOptions:
         docs_per_batch: records per RunInference batch (the pipeline reads records in batches of it).
         responses: response mode (a prompt and its response per record, no label); None: the
             paper's metrics on a labelled corpus.
+        input_bytes: total size of the input files, when every one is uncompressed text or JSON
+            Lines (progress lines then give the share evaluated); None otherwise.
     """
 
     evaluation: EvaluationOptions
     max_length: int | None = None
     docs_per_batch: int = 32
     responses: ResponseEvaluationOptions | None = None
+    input_bytes: int | None = None
 
 
 @dataclass
@@ -84,6 +89,7 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
         self._options = options
         self._docs = Metrics.counter(NAMESPACE, "docs_evaluated")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
+        self._progress = Progress(options.input_bytes, verb="evaluated")
 
     def run_inference(
         self,
@@ -92,22 +98,33 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[EvaluatedDoc]:
         """Evaluate one RunInference batch; returns one ``EvaluatedDoc`` per record, in order."""
-        results = (
-            self._evaluate_labelled(batch, model)
-            if self._options.responses is None
-            else self._evaluate_responses(batch, model, self._options.responses)
-        )
+        self._progress.start()
+        progress = self._progress.batch(batch)
+        on_bucket = self.bucket_counter(model, progress, batch)
+        opts, ids = self._options, [r.doc_id for r in batch]
+        if opts.responses is None:
+            items, golds = self._encode_labelled(batch, model)
+            results = evaluate_encoded(model, items, golds, ids, opts.evaluation, on_bucket)
+        else:
+            items = self._encode_responses(batch, model, opts.responses)
+            results = evaluate_response_items(model, items, ids, opts.responses, on_bucket)
         out = []
-        for record, result in zip(batch, results):
+        tokens = 0
+        for record, item, result in zip(batch, items, results):
             if isinstance(result, RecordError):
                 out.append(EvaluatedDoc(record, error=DeadLetter.of(record, result.reason, str(result))))
             else:
                 out.append(EvaluatedDoc(record, result=result))
-        self._docs.inc(sum(1 for d in out if d.result is not None))
+                tokens += len(item)
+        evaluated = sum(1 for d in out if d.result is not None)
+        self._docs.inc(evaluated)
         self._failed.inc(sum(1 for d in out if d.error is not None and d.error.reason == MODEL_ERROR))
+        progress.finish(evaluated, tokens)
         return out
 
-    def _evaluate_labelled(self, batch: Sequence[SourceRecord], model: BatchEngine) -> list:
+    @staticmethod
+    def _encode_labelled(batch: Sequence[SourceRecord], model: BatchEngine) -> tuple[list, list[int | None]]:
+        """The records' encodings (or the ``RecordError`` of their text or gold label) and gold labels."""
         items = model.encode([r.text for r in batch])
         golds: list[int | None] = [None] * len(batch)
         for i, record in enumerate(batch):
@@ -116,12 +133,11 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
                     golds[i] = gold_label(record, model.model)
                 except RecordError as err:
                     items[i] = err
-        return evaluate_encoded(model, items, golds, [r.doc_id for r in batch], self._options.evaluation)
+        return items, golds
 
     @staticmethod
-    def _evaluate_responses(
+    def _encode_responses(
         batch: Sequence[SourceRecord], model: BatchEngine, opts: ResponseEvaluationOptions
     ) -> list:
         responses = [r.messages if opts.source == "messages" else r.response for r in batch]
-        items = encode_pairs(model, [r.text for r in batch], responses, opts)
-        return evaluate_response_items(model, items, [r.doc_id for r in batch], opts)
+        return encode_pairs(model, [r.text for r in batch], responses, opts)

@@ -6,19 +6,14 @@ batch's texts and targets (or, in a response run, prompts and responses, chats, 
 answer) and turns its columnar results into one ``AnnotatedBatch``: an Arrow record batch of token
 rows, one of document rows, and the dead letters of the records that could not be scored. With
 ``large_model`` / ``model_copies`` the engine lives in one shared process per copy on each worker
-machine and the handler holds a proxy to it.
+machine and the handler holds a proxy to it. Progress lines (``transforms.progress``) count each
+bucket as the engine finishes it.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
-import sys
-import threading
-import time
-import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,9 +21,10 @@ from typing import Any, TypeVar
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, ScoredResponses
+from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, OnBucket, ScoredResponses
 from normxlogit.loading import load_model
 from normxlogit.schema import document_rows, response_document_rows, response_token_rows, token_rows
+from normxlogit.transforms.progress import BatchProgress, Progress
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceRecord
 from normxlogit.transforms.response_records import CHAT, GENERATE, response_problem
 from normxlogit.transforms.sources import MISSING
@@ -98,87 +94,6 @@ class ScoringOptions:
         return EngineOptions(self.max_length, self.target, self.foil, self.layers, self.batch_tokens)
 
 
-class _Progress:
-    """Progress lines on stderr: the first after the first batch, then one every ``every_s`` seconds.
-
-    One counter per run and process: the handler's copies (one per thread, unpickled) share it
-    through ``_shared_progress``, so a line counts the whole process. A worker process other than
-    the one that built the pipeline says which it is, since each prints its own part. Rates are
-    over the time since the process's first batch began, so model loading does not count. With
-    ``input_bytes`` (the input files' size, known when every file is uncompressed text or JSON
-    Lines: a record is one line), the line gives the share of it scored (the records' lines),
-    and, in the launching process, an ETA from that share.
-    """
-
-    def __init__(
-        self,
-        input_bytes: int | None = None,
-        every_s: float = 5.0,
-        key: str | None = None,
-        launcher_pid: int | None = None,
-    ):
-        self.input_bytes = input_bytes
-        self.every_s = every_s
-        self.key = key or uuid.uuid4().hex
-        self.launcher_pid = launcher_pid or os.getpid()
-        self.docs = self.tokens = self.scored_bytes = 0
-        self.started: float | None = None
-        self.last: float | None = None
-        self._lock = threading.Lock()
-        _PROGRESS.setdefault(self.key, self)
-
-    def __reduce__(self):
-        return (_shared_progress, (self.key, self.input_bytes, self.every_s, self.launcher_pid))
-
-    def start(self) -> None:
-        """Start the clock when the first batch begins scoring."""
-        with self._lock:
-            if self.started is None:
-                self.started = time.monotonic()
-
-    def add(self, docs: int, tokens: int, batch: Sequence[SourceRecord]) -> None:
-        """Count a scored batch (``docs`` annotated, ``tokens`` rows) and print a line when due."""
-        lines = sum(len(r.raw.encode("utf-8", "surrogatepass")) + 1 for r in batch) if self.input_bytes else 0
-        with self._lock:
-            self.docs += docs
-            self.tokens += tokens
-            self.scored_bytes += lines
-            now = time.monotonic()
-            if self.last is not None and now - self.last < self.every_s:
-                return
-            self.last = now
-            line = self.line(now)
-        print(line, file=sys.stderr, flush=True)
-
-    def line(self, now: float) -> str:
-        """The progress line at time ``now``."""
-        elapsed = max(now - (self.started or now), 1e-3)
-        here = os.getpid()
-        who = "" if here == self.launcher_pid else f"worker {here}: "
-        text = (
-            f"normxlogit: {who}{self.docs:,} docs, {self.tokens:,} tokens scored in {elapsed:,.1f} s "
-            f"({self.tokens / elapsed:,.0f} tokens/s)"
-        )
-        if self.input_bytes:
-            share = min(self.scored_bytes / self.input_bytes, 1.0)
-            text += f"; {share:.0%} of the input bytes"
-            if not who and 0 < share < 1:
-                text += f", about {elapsed * (1 - share) / share:,.0f} s left"
-        return text
-
-
-# The progress counter of each run in this process, by key; the handler's copies hold them.
-_PROGRESS: weakref.WeakValueDictionary[str, _Progress] = weakref.WeakValueDictionary()
-_PROGRESS_LOCK = threading.Lock()
-
-
-def _shared_progress(key: str, input_bytes: int | None, every_s: float, launcher_pid: int) -> _Progress:
-    """This process's progress counter of run ``key`` (unpickling a ``_Progress`` lands here)."""
-    with _PROGRESS_LOCK:
-        progress = _PROGRESS.get(key)
-        return progress or _Progress(input_bytes, every_s, key, launcher_pid)
-
-
 def settle_heap() -> None:
     """Collect garbage, then freeze every object alive (``gc.freeze``): the collector's full passes
     skip them from now on.
@@ -231,6 +146,18 @@ class EngineHandler(ModelHandler[SourceRecord, OutT, BatchEngine]):
     def get_metrics_namespace(self) -> str:
         return NAMESPACE
 
+    @staticmethod
+    def bucket_counter(
+        model: BatchEngine, progress: BatchProgress, records: Sequence[SourceRecord]
+    ) -> OnBucket | None:
+        """The engine's ``on_bucket`` for a call given ``records``: progress counted per bucket.
+
+        None when ``model`` is a proxy to an engine in a shared process (``large_model``,
+        ``model_copies``): a callback would run, and print, in that process; the batch is then
+        counted when it ends.
+        """
+        return progress.on_bucket(records) if isinstance(model, BatchEngine) else None
+
     def get_num_bytes(self, batch: Sequence[SourceRecord]) -> int:
         """Text bytes of the batch (Beam's default pickles the whole batch just to measure it)."""
         return sum(len(r.text) if isinstance(r.text, str) else len(r.raw) for r in batch)  # chats: raw
@@ -258,7 +185,7 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         self._tokens = Metrics.counter(NAMESPACE, "tokens")
         self._padded = Metrics.counter(NAMESPACE, "padded_tokens")
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
-        self._progress = _Progress(options.input_bytes)
+        self._progress = Progress(options.input_bytes, verb="scored")
 
     def run_inference(
         self,
@@ -268,13 +195,16 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
     ) -> Iterable[AnnotatedBatch]:
         """Score one batch of records; returns a one-element list: its ``AnnotatedBatch``."""
         self._progress.start()
+        progress = self._progress.batch(batch)
         if self._options.responses:
-            return [self._responses(batch, model)]
+            return [self._responses(batch, model, progress)]
         opts = self._options
         untargeted = [opts.targets_from_records and _no_target(r.target) for r in batch]
         ready = [r for r, skip in zip(batch, untargeted) if not skip]
         scored = model.score(
-            [r.text for r in ready], [None if r.target is MISSING else r.target for r in ready]
+            [r.text for r in ready],
+            [None if r.target is MISSING else r.target for r in ready],
+            on_bucket=self.bucket_counter(model, progress, ready),
         )
         done = [ready[i] for i in scored.index.tolist()]
         ids, sources = [r.doc_id for r in done], [r.source for r in done]
@@ -285,7 +215,7 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         ]
         dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
         annotated = self._annotated(
-            batch,
+            progress,
             done,
             dead,
             token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
@@ -294,7 +224,9 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         )
         return [annotated]
 
-    def _responses(self, batch: Sequence[SourceRecord], model: BatchEngine) -> AnnotatedBatch:
+    def _responses(
+        self, batch: Sequence[SourceRecord], model: BatchEngine, progress: BatchProgress
+    ) -> AnnotatedBatch:
         """A response run's batch: check each record's response (or chat), encode (or generate),
         score every answer in one teacher-forced pass per bucket."""
         opts = self._options
@@ -306,13 +238,15 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
             items = model.generate([r.text for r in ready], opts.max_new_tokens)
         else:
             items = model.encode_responses([r.text for r in ready], [r.response for r in ready])
-        scored: ScoredResponses = model.score_responses(items, opts.step_scores)
+        scored: ScoredResponses = model.score_responses(
+            items, opts.step_scores, on_bucket=self.bucket_counter(model, progress, ready)
+        )
         done = [ready[i] for i in scored.index.tolist()]
         ids, sources = [r.doc_id for r in done], [r.source for r in done]
         dead = [DeadLetter.of(r, p.reason, str(p)) for r, p in zip(batch, problems) if p is not None]
         dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
         return self._annotated(
-            batch,
+            progress,
             done,
             dead,
             response_token_rows(scored, ids, sources, opts.step_scores),
@@ -329,7 +263,7 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
 
     def _annotated(
         self,
-        batch: Sequence[SourceRecord],
+        progress: BatchProgress,
         done: Sequence[SourceRecord],
         dead: list[DeadLetter],
         rows,
@@ -344,7 +278,7 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         self._tokens.inc(rows.num_rows)
         self._padded.inc(padded_tokens)
         self._failed.inc(failed)
-        self._progress.add(len(done), rows.num_rows, batch)
+        progress.finish(len(done), rows.num_rows)
         return AnnotatedBatch(rows=rows, documents=documents, dead=dead, padded_tokens=padded_tokens)
 
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from normxlogit.transforms.counters import NAMESPACE
+from normxlogit.transforms.counters import SKIPPED_EMPTY as SKIPPED_EMPTY_COUNTER
 from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
 
 SKIPPED_EMPTY = "skipped_empty"
-RECORDS_SEEN = "records_seen"
 DEAD_LETTER = "dead_letter"
 INVALID_UNICODE = "invalid_unicode"
 
@@ -82,12 +83,12 @@ def _holds_surrogates(value: object) -> bool:
 
 class CheckBatchIds(beam.DoFn):
     """Check the ids of a batch of records: the batch of records whose doc_id is valid Unicode (main;
-    none when no record is), the others to ``dead_letter``, the batch's size to ``records_seen``.
+    none when no record is), the others to ``dead_letter``.
 
     Ids are checked before repeats are looked for: an id that is not valid Unicode cannot be a key."""
 
     def __init__(self) -> None:
-        self._dead = Metrics.counter("normxlogit", "invalid_id")
+        self._dead = Metrics.counter(NAMESPACE, "invalid_id")
 
     def process(self, batch: RecordBatch):
         valid = RecordBatch()
@@ -98,19 +99,18 @@ class CheckBatchIds(beam.DoFn):
             else:
                 self._dead.inc()
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, DeadLetter.of(record, *problem))
-        yield beam.pvalue.TaggedOutput(RECORDS_SEEN, len(batch))
         if valid:
             yield valid
 
 
 class ValidateTextBatch(beam.DoFn):
     """Route each record of a batch (``route``): the batch of records to annotate (main; none when
-    no record is left), dead letters to ``dead_letter``, the number of empty texts to
-    ``skipped_empty``."""
+    no record is left), dead letters to ``dead_letter``; empty texts are counted (the
+    ``skipped_empty`` counter, which the manifest reports) and go no further."""
 
     def __init__(self) -> None:
-        self._empty = Metrics.counter("normxlogit", "skipped_empty")
-        self._dead = Metrics.counter("normxlogit", "invalid_text")
+        self._empty = Metrics.counter(NAMESPACE, SKIPPED_EMPTY_COUNTER)
+        self._dead = Metrics.counter(NAMESPACE, "invalid_text")
 
     def route(self, record: SourceRecord) -> DeadLetter | str | None:
         """A record's way out: its ``DeadLetter``, ``SKIPPED_EMPTY``, or None (to annotate)."""
@@ -125,15 +125,12 @@ class ValidateTextBatch(beam.DoFn):
         return None
 
     def process(self, batch: RecordBatch):
-        valid, empty = RecordBatch(), 0
+        valid = RecordBatch()
         for record in batch:
             way = self.route(record)
             if way is None:
                 valid.append(record)
-            elif way == SKIPPED_EMPTY:
-                empty += 1
-            else:
+            elif way != SKIPPED_EMPTY:
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER, way)
-        yield beam.pvalue.TaggedOutput(SKIPPED_EMPTY, empty)
         if valid:
             yield valid

@@ -14,8 +14,10 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
+from apache_beam.metrics import Metrics
 
 from normxlogit.transforms.atomic_files import replace_atomically
+from normxlogit.transforms.counters import DEAD_LETTERS, NAMESPACE
 from normxlogit.transforms.layout import ERRORS, MANIFEST_FILE, MANIFEST_TEMP_FILE, Manifest, PartFiles
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter
 
@@ -65,8 +67,22 @@ class WriteBatchParquet(beam.PTransform):
         )
 
 
+class DeadLetterLines(beam.DoFn):
+    """A dead letter -> its JSON line, counted (``counters.DEAD_LETTERS``) as it goes to the writer."""
+
+    def __init__(self) -> None:
+        self._count = Metrics.counter(NAMESPACE, DEAD_LETTERS)
+
+    def process(self, letter: DeadLetter):
+        self._count.inc()
+        yield letter.to_json()
+
+
 class WriteDeadLetters(beam.PTransform):
     """Dead letters -> ``OUT/errors/part-SSSSS-of-NNNNN.jsonl``; returns the file names.
+
+    Each is counted on its way in (``DeadLetterLines``), so that the launcher can check that the
+    files hold every one (``pipeline/reconcile.py``).
 
     A run without dead letters writes no file: Beam's S3 filesystem cannot write an empty object
     (S3 rejects a multipart upload of zero parts), so an empty shard would fail the run there.
@@ -79,7 +95,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, letters):
         return (
             letters
-            | "ToJson" >> beam.Map(DeadLetter.to_json)
+            | "ToJson" >> beam.ParDo(DeadLetterLines())
             | "WriteJsonl"
             >> beam.io.WriteToText(self._prefix, file_name_suffix=ERRORS.suffix, skip_if_empty=True)
         )

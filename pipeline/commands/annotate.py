@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, replace
 
 from normxlogit.pipeline.commands.common import (
@@ -14,8 +13,10 @@ from normxlogit.pipeline.commands.common import (
     line_input_bytes,
     model_spec,
     positive_int,
+    refuse_before_start,
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
+from normxlogit.pipeline.startup_checks import RunRefused
 
 NAME = "annotate"
 
@@ -112,7 +113,7 @@ def field_names(value: str, responses: bool = False) -> tuple[str, ...]:
     return names
 
 
-class ResponseFlagError(ValueError):
+class ResponseFlagError(RunRefused):
     """Flags that do not go together in a response run (or a response flag without one)."""
 
 
@@ -159,7 +160,8 @@ def response_mode(args: argparse.Namespace) -> str | None:
             "layers"
         )
     try:
-        field_names(",".join(args.keep_fields), responses=True)
+        if args.keep_fields:  # no names, nothing to check: spares importing the schema (and torch)
+            field_names(",".join(args.keep_fields), responses=True)
     except argparse.ArgumentTypeError as err:
         raise ResponseFlagError(str(err)) from err
     if args.generate is not None and args.max_length is not None and args.generate >= args.max_length:
@@ -170,15 +172,18 @@ def response_mode(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """Run the annotate pipeline and print its counts."""
+    """Run the annotate pipeline and print its counts.
+
+    Raises:
+        ResponseFlagError, ModelPathError, DefaultModelMissing, RunRefused: clashing flags and the
+            refusals of ``refuse_before_start``, before torch, transformers and Beam are imported.
+    """
+    responses = response_mode(args)
+    refuse_before_start(args)
+
     from normxlogit.pipeline.annotate import AnnotateConfig, run_annotate
     from normxlogit.transforms.model_handler import ScoringOptions
 
-    try:
-        responses = response_mode(args)
-    except ResponseFlagError as err:
-        print(f"normxlogit annotate: error: {err}", file=sys.stderr)
-        return 2
     options = pipeline_options(beam_args, threads=local_threads(args.device))
     cfg = AnnotateConfig(
         inputs=tuple(args.inputs),

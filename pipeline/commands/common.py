@@ -1,7 +1,8 @@
 """Options shared by the subcommands that read a corpus and load a model.
 
 The specs they build are imported when a command runs, not when its parser is built: those
-modules import Beam, and ``--help`` should not wait for it.
+modules import Beam, and ``--help`` should not wait for it. Neither should a run that cannot start:
+``refuse_before_start`` checks what needs no model and no Beam first.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import argparse
 import os
 import re
 from typing import TYPE_CHECKING
+
+from normxlogit.default_model import default_gguf_path
+from normxlogit.pipeline.startup_checks import RunRefused, check_local_inputs, check_output_free, is_local
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -32,7 +36,7 @@ INPUTS_HELP = (
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 
 
-class ModelPathError(ValueError):
+class ModelPathError(RunRefused):
     """``--model`` names no local file or folder."""
 
 
@@ -142,6 +146,21 @@ def check_local_model(path: str | None) -> None:
     raise ModelPathError(message)
 
 
+def refuse_before_start(args: argparse.Namespace) -> None:
+    """The refusals of a corpus command that need neither a model nor Beam, in the order the run's
+    own checks make them: the model (a Hub name, a missing path, the default model's package not
+    installed), the local inputs, a finished run in a local --output.
+
+    Raises:
+        ModelPathError, DefaultModelMissing, RunRefused: one line each.
+    """
+    check_local_model(args.model)
+    if args.model is None:
+        default_gguf_path()
+    check_local_inputs(args.inputs)
+    check_output_free(args.output, args.overwrite)
+
+
 def model_spec(args: argparse.Namespace) -> ModelSpec:
     """The workers' model spec from parsed model options, once ``--model`` is known to exist.
 
@@ -180,7 +199,8 @@ def line_input_bytes(patterns: list[str], options: PipelineOptions) -> int | Non
     from normxlogit.transforms.sources.streams import is_http_url, split_compression
 
     FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
-    paths = expand_inputs(patterns)
+    # Absolute, as the run expands them: Beam's local match of a bare ``*.jsonl`` lists no folder.
+    paths = expand_inputs([os.path.abspath(p) if is_local(p) else p for p in patterns])
     if any(
         is_http_url(p)
         or split_compression(p)[1] != CompressionTypes.UNCOMPRESSED

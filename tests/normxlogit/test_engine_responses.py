@@ -37,8 +37,11 @@ def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monke
         return real(model, prepared, step_scores)
 
     monkeypatch.setattr(engine_module, "score_prepared_responses", fails_on_nine)
-    scored = BatchEngine(sm).score_responses(items, step_scores=True)
+    heard = []
+    scored = BatchEngine(sm).score_responses(items, step_scores=True, on_bucket=heard.append)
     assert scored.size == 5 and scored.index.tolist() == [0, 3, 4]
+    assert sorted(i for bucket in heard for i in bucket.index) == [0, 3, 4]  # each scored pair once
+    assert sum(bucket.tokens for bucket in heard) == scored.tokens
     assert {i: e.reason for i, e in scored.errors.items()} == {1: "missing_response", 2: "model_error"}
     assert max(sizes) > 1 and 1 in sizes, "the failing bucket is halved down to the bad pair"
     for d, enc in enumerate(scored.encoded):

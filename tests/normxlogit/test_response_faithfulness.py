@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from normxlogit.encoding import RecordError
-from normxlogit.engine import BatchEngine
+from normxlogit.engine import BatchEngine, BucketDone
 from normxlogit.faithfulness import PERCENTS
 from normxlogit.response_baselines import gradient_x_input_l2_steps, gradient_x_input_signed
 from normxlogit.response_evaluation import (
@@ -160,11 +160,14 @@ def test_pairs_without_rankable_context_are_dead_letters(make_pair, lm, make_ids
     only_bos = encoded_response(make_ids(3, seed=17), [T, R, R], [True, False, False], start=1)
     good = make_pair(make_ids(4, seed=18), make_ids(2, seed=19))
     err = RecordError("empty_response", "no tokens")
+    heard = []
     out = evaluate_response_items(
         BatchEngine(lm),
         [only_bos, good, err],
         ["x", "y", "z"],
         ResponseEvaluationOptions(methods=("normxlogit",)),
+        on_bucket=heard.append,
     )
     assert out[0].reason == NO_CONTEXT and out[2] is err
+    assert heard == [BucketDone((1,), len(good))]  # progress hears of the evaluated pair only
     assert out[1].drop.shape == (1, 2, len(PERCENTS))

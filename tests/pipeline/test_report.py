@@ -296,3 +296,25 @@ def test_show_unknown_id_lists_near_ids(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no document with id 'corpus/part-1.jsonl#L3'" in err
     assert "near ids: 'corpus/part-1.jsonl#L" in err
+
+
+def test_show_unknown_id_lists_ids_it_begins_or_is_part_of(tmp_path, capsys):
+    run = tmp_path / "run"
+    synthetic().write_synthetic_run(run, 20)
+    path = run / ATTRIBUTIONS.name(0, 1)
+    table = pq.read_table(path)
+    rename = dict(
+        zip(dict.fromkeys(table["doc_id"].to_pylist()), ["c7-wrong-author", "c70", "doc-c7", "C7x"])
+    )
+    ids = pa.array([rename.get(i, i) for i in table["doc_id"].to_pylist()], pa.string())
+    pq.write_table(table.set_column(0, table.schema.field(0), ids), path)
+
+    assert main(["show", str(run), "--doc", "c7"]) == 2
+    # Those starting with it (case ignored, shortest first), then those containing it: difflib's ratio
+    # (0.5 and up) finds none of them for so short an id.
+    assert capsys.readouterr().err.splitlines() == [
+        f"normxlogit show: error: no document with id 'c7' in {run} (20 documents); near ids: 'C7x', "
+        "'c70', 'c7-wrong-author', 'doc-c7'"
+    ]
+    assert main(["show", str(run), "--doc", "c7-wrong-autor"]) == 2
+    assert "(20 documents); near ids: 'c7-wrong-author'" in capsys.readouterr().err

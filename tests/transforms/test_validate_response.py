@@ -7,7 +7,7 @@ import pytest
 
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
-from normxlogit.transforms.validate import DEAD_LETTER, SKIPPED_EMPTY
+from normxlogit.transforms.validate import DEAD_LETTER
 from normxlogit.transforms.validate_response import ValidateResponseBatch
 
 CHAT = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
@@ -19,17 +19,15 @@ def _record(line: int, text=MISSING, response=None, messages=None) -> SourceReco
 
 def _route(source: str, batch: list[SourceRecord]) -> tuple[list, dict[str, str], int]:
     """(records to evaluate, dead letter reason by locator, skipped count)."""
-    valid, dead, skipped = [], {}, 0
+    valid, dead = [], {}
     for out in ValidateResponseBatch(source).process(batch):
         if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == DEAD_LETTER:
             assert isinstance(out.value, DeadLetter)
             dead[out.value.locator] = out.value.reason
-        elif isinstance(out, beam.pvalue.TaggedOutput):
-            assert out.tag == SKIPPED_EMPTY
-            skipped += out.value
         else:
+            assert not isinstance(out, beam.pvalue.TaggedOutput), out.tag  # skipped ones are only counted
             valid += out
-    return valid, dead, skipped
+    return valid, dead, len(batch) - len(valid) - len(dead)
 
 
 @pytest.mark.parametrize("source", ["response", "generate"])
