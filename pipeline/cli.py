@@ -18,7 +18,13 @@ import sys
 
 from normxlogit.default_model import DefaultModelMissing
 from normxlogit.pipeline.commands.common import BEAM_EPILOG
-from normxlogit.pipeline.interrupts import caught, interrupted_message, signalled, signals_caught
+from normxlogit.pipeline.interrupts import (
+    CaughtSignals,
+    interrupted_message,
+    signalled,
+    signals_caught,
+    signals_ignored,
+)
 from normxlogit.pipeline.options import UnknownOptionError, split_beam_args
 from normxlogit.pipeline.runners import UnsupportedRunnerError, check_runner, runner_flag
 from normxlogit.pipeline.startup_checks import RunRefused
@@ -116,19 +122,31 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownOptionError, UnsupportedRunnerError) as err:
         return _fail(command, err)
     args = parser.parse_args([command, *mine])
-    try:
-        with signals_caught(), contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
-            return _module(command).run(args, beam_args)
-    except (RunRefused, DefaultModelMissing) as err:  # refused before the heavy imports: keep it so
-        return _fail(command, err)
-    except user_errors() as err:
-        return _fail(command, err)
-    except BaseException as err:  # noqa: BLE001  (Ctrl-C or SIGTERM, whatever Beam wrapped it in)
-        status = caught(err)
-        if status is None:
-            raise
+    with signals_caught() as signals:
+        try:
+            with contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
+                return _module(command).run(args, beam_args)
+        except BaseException as err:  # noqa: BLE001  (sorted below; anything else is re-raised)
+            with signals_ignored():  # a second Ctrl-C while this is decided and said
+                return _exit_on(command, args, err, signals)
+
+
+def _exit_on(command: str, args: argparse.Namespace, err: BaseException, signals: CaughtSignals) -> int:
+    """The exit status for ``err``, with its one line: a signal (130/143), a refusal or a user
+    error (2). Anything else is a bug: re-raised, with its traceback.
+
+    Signals are sorted first: ``user_errors()`` imports the heavy modules, and a Ctrl-C may have
+    come while they were being imported.
+    """
+    status = signals.exit_status(err)
+    if status is not None:
         print(interrupted_message(command, getattr(args, "output", None)), file=sys.stderr)
         return status
+    if isinstance(err, (RunRefused, DefaultModelMissing)):  # refused before the heavy imports: keep it so
+        return _fail(command, err)
+    if isinstance(err, Exception) and isinstance(err, user_errors()):
+        return _fail(command, err)
+    raise err
 
 
 class _WorkerTracebackFilter(io.TextIOBase):

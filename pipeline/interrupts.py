@@ -1,12 +1,12 @@
 """Ctrl-C and SIGTERM during a command: one line, the exit status a shell expects, no traceback.
 
 Within ``signals_caught``, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` (a
-``KeyboardInterrupt``) in the main thread, and the signal is remembered: Beam re-raises what
-interrupted a step as a ``RuntimeError`` naming it, so the exception alone does not say a signal
-ended the run. The run unwinds the same way from either: ``stages.run_to_manifest`` removes the part
-files and the ``_RUNNING`` marker (a manifest is never there before the run has ended), and
-``cli.main`` prints ``normxlogit COMMAND: interrupted; OUT holds no finished run`` and exits 130
-(SIGINT) or 143 (SIGTERM), as a shell reports a process a signal ended.
+``KeyboardInterrupt``) in the main thread, and the signal is remembered (``CaughtSignals``): Beam
+re-raises what interrupted a step as a ``RuntimeError`` naming it, so the exception alone does not
+say a signal ended the run. The run unwinds the same way from either: ``stages.run_to_manifest``
+removes the part files and the ``_RUNNING`` marker (a manifest is never there before the run has
+ended), and ``cli.main`` prints ``normxlogit COMMAND: interrupted; OUT holds no finished run`` and
+exits 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process a signal ended.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 EXIT_SIGINT = 128 + signal.SIGINT
 EXIT_SIGTERM = 128 + signal.SIGTERM
@@ -24,12 +25,22 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the main thread was when it came."""
 
 
-_received: list[int] = []  # the signals caught by the innermost ``signals_caught`` block
+@dataclass
+class CaughtSignals:
+    """The signals a ``signals_caught`` block has caught, in order."""
+
+    received: list[int] = field(default_factory=list)
+
+    def exit_status(self, err: BaseException) -> int | None:
+        """130 (SIGINT) or 143 (SIGTERM) when a signal ended the block with ``err``, whatever Beam
+        wrapped it in; None when ``err`` has another cause."""
+        first = self.received[0] if self.received else None
+        if first is None and isinstance(err, KeyboardInterrupt):  # raised outside our handlers
+            first = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        return None if first is None else EXIT_SIGTERM if first == signal.SIGTERM else EXIT_SIGINT
 
 
-def _raise(signum, frame) -> None:
-    _received.append(signum)
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+_active: CaughtSignals | None = None  # the block in force, for ``signalled``
 
 
 def _main_thread() -> bool:
@@ -37,36 +48,35 @@ def _main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def signals_caught() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise in the main thread and are remembered
-    (``caught``). Elsewhere than in the main thread, nothing changes (Python takes signals there
-    only)."""
+def signals_caught() -> Iterator[CaughtSignals]:
+    """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` in the main
+    thread, and each is remembered in the yielded ``CaughtSignals``. Elsewhere than in the main
+    thread nothing changes (Python takes signals in its main thread only); the state is still
+    yielded, empty."""
+    global _active
+    state = CaughtSignals()
     if not _main_thread():
-        yield
+        yield state
         return
-    _received.clear()
-    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def raise_for(signum, frame) -> None:
+        state.received.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {sig: signal.signal(sig, raise_for) for sig in (signal.SIGINT, signal.SIGTERM)}
+    outer, _active = _active, state
     try:
-        yield
+        yield state
     finally:
+        _active = outer
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def signalled() -> bool:
-    """Whether a signal has ended (is ending) the command: Beam's logged tracebacks of the
-    interrupted steps are noise then."""
-    return bool(_received)
-
-
-def caught(err: BaseException) -> int | None:
-    """The exit status for ``err`` when a signal ended the command (130 SIGINT, 143 SIGTERM),
-    whatever Beam wrapped it in; None otherwise."""
-    if _received:
-        return EXIT_SIGTERM if _received[0] == signal.SIGTERM else EXIT_SIGINT
-    if isinstance(err, KeyboardInterrupt):
-        return EXIT_SIGTERM if isinstance(err, Terminated) else EXIT_SIGINT
-    return None
+    """Whether a signal is ending the command (inside ``signals_caught``): Beam's logged tracebacks
+    of the interrupted steps are noise then."""
+    return _active is not None and bool(_active.received)
 
 
 @contextlib.contextmanager

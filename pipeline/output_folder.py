@@ -30,6 +30,7 @@ from normxlogit.transforms.layout import (
     MANIFEST_FILE,
     MANIFEST_TEMP_FILE,
     PART_FOLDERS,
+    RESULT_FILES,
     RUNNING_FILE,
     Manifest,
     RunningMarker,
@@ -152,6 +153,20 @@ def _write_marker(output: str, marker: RunningMarker) -> None:
         ) from err
 
 
+def check_output(output: str, overwrite: bool) -> bool:
+    """Refuse an output folder this run cannot take (``claim_output`` checks it again as it claims);
+    True when a stale marker is there that ``overwrite`` clears.
+
+    Raises:
+        OutputExistsError: a finished run without ``overwrite``.
+        OutputBusyError: another run's marker (see the module docstring).
+    """
+    stale = _check_marker(output, overwrite)
+    if _finished_manifest(output) and not overwrite:
+        raise OutputExistsError(finished_run_message(output))
+    return stale
+
+
 def claim_output(output: str, overwrite: bool) -> None:
     """Claim ``output`` for this run, then clear what an earlier run left there.
 
@@ -164,16 +179,16 @@ def claim_output(output: str, overwrite: bool) -> None:
         OutputBusyError: another run's marker (see the module docstring).
         OutputNotWritableError: the folder cannot be written.
     """
-    stale = _check_marker(output, overwrite)
-    if _finished_manifest(output) and not overwrite:
-        raise OutputExistsError(finished_run_message(output))
+    stale = check_output(output, overwrite)
     if stale:
         _delete(join(output, RUNNING_FILE))
     now = datetime.datetime.now(datetime.timezone.utc)
     _write_marker(output, RunningMarker(os.getpid(), socket.gethostname(), now))
-    for name in (MANIFEST_FILE, MANIFEST_TEMP_FILE):
-        _delete(join(output, name))
-    remove_parts(output)
+    try:
+        abandon_output(output)
+    except BaseException:  # a Ctrl-C while clearing: the claim goes with it
+        release_output(output)
+        raise
 
 
 def release_output(output: str) -> None:
@@ -189,8 +204,9 @@ def release_output(output: str) -> None:
 
 
 def abandon_output(output: str) -> None:
-    """After a failed run: remove its manifest (if the failure came after it) and its part files."""
-    for name in (MANIFEST_FILE, MANIFEST_TEMP_FILE):
+    """After a failed run, or before a run: remove the manifest, evaluate's result files and the part
+    files."""
+    for name in (MANIFEST_FILE, MANIFEST_TEMP_FILE, *RESULT_FILES):
         _delete(join(output, name))
     remove_parts(output)
 

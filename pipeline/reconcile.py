@@ -23,7 +23,6 @@ figures; no manifest is written, so the folder holds no finished run. The manife
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -34,17 +33,20 @@ from apache_beam.io.filesystems import FileSystems
 from normxlogit.transforms.counters import (
     DEAD_LETTERS,
     DOCS_ANNOTATED,
+    FILES_READ,
     SKIPPED_EMPTY,
     TOKENS,
     RunnerCounts,
 )
-from normxlogit.transforms.evaluate_results import CURVES, PLOT, SUMMARY, TABLE
 from normxlogit.transforms.layout import (
     ATTRIBUTIONS,
     COUNTS,
     DOCUMENTS,
     ERRORS,
     GROUPS,
+    PLOT,
+    RESULTS,
+    SUMMARY,
     AnnotateCounts,
     Counts,
     EvaluateCounts,
@@ -52,9 +54,9 @@ from normxlogit.transforms.layout import (
     PartFiles,
 )
 from normxlogit.transforms.sources import FieldSpec, InputFileError, read_file
+from normxlogit.transforms.summary_stats import CORPUS
 from normxlogit.transforms.writers import join
 
-_SHARD = re.compile(r"-(\d+)-of-(\d+)")
 _CHUNK = 1 << 20
 
 
@@ -84,8 +86,8 @@ class Written:
 def _exists(path: str) -> bool:
     try:
         return FileSystems.exists(path)
-    except BeamIOError:
-        return False
+    except BeamIOError as err:
+        raise LostRecordsError(f"cannot check {path}, so the run cannot be checked: {err}") from err
 
 
 def list_parts(output: str, parts: PartFiles) -> list[str]:
@@ -94,16 +96,21 @@ def list_parts(output: str, parts: PartFiles) -> list[str]:
     Raises:
         LostRecordsError: the set is incomplete (a shard of ``-of-N`` missing) or mixes counts.
     """
+    pattern = join(output, parts.folder, parts.pattern)
     try:
-        found = FileSystems.match([join(output, parts.folder, parts.pattern)])[0].metadata_list
-    except BeamIOError:
-        found = []
+        found = FileSystems.match([pattern])[0].metadata_list  # none found: an empty list
+    except BeamIOError as err:
+        raise LostRecordsError(f"cannot list {pattern}, so the run cannot be checked: {err}") from err
     root = join(output, "")
     names = sorted(m.path.removeprefix(root) for m in found)
-    shards = [_SHARD.search(name.rsplit("/", 1)[-1]) for name in names]
-    totals = {int(s.group(2)) for s in shards if s}
-    numbers = {int(s.group(1)) for s in shards if s}
-    if names and (len(totals) != 1 or numbers != set(range(totals.pop()))):
+    try:
+        shards = [parts.shard_of(name) for name in names]
+    except ValueError as err:
+        raise LostRecordsError(
+            f"{join(output, parts.folder)} holds a file the run did not write: {err}"
+        ) from err
+    totals = {total for _, total in shards}
+    if names and (len(totals) != 1 or {shard for shard, _ in shards} != set(range(totals.pop()))):
         raise LostRecordsError(
             f"{join(output, parts.folder)} holds an incomplete set of part files ({', '.join(names)}): "
             "a shard was lost"
@@ -145,9 +152,10 @@ def written_annotation(output: str) -> Written:
     summarized = None
     for name in summaries:
         with _open(output, name) as fh:
-            for line in fh.read().decode("utf-8").splitlines():
+            # Lines end in "\n" only: str.splitlines would also split at U+2028 inside a word.
+            for line in filter(None, fh.read().split(b"\n")):
                 group = json.loads(line)
-                if group.get("kind") == "corpus":
+                if group.get("kind") == CORPUS:
                     summarized = int(group["docs"])
     files = OutputFiles.of(
         {"attributions": attributions, "documents": documents, "errors": errors, "summaries": summaries}
@@ -166,14 +174,16 @@ def written_evaluation(output: str) -> Written:
     dead letters.
 
     Raises:
-        LostRecordsError: no ``summary.json``, or an incomplete set of dead-letter files.
+        LostRecordsError: a result file missing, or an incomplete set of dead-letter files.
     """
     errors = list_parts(output, ERRORS)
-    if not _exists(join(output, SUMMARY)):
-        raise LostRecordsError(f"{join(output, SUMMARY)} was not written")
+    missing = [name for name in RESULTS if not _exists(join(output, name))]
+    if missing:
+        raise LostRecordsError(f"{', '.join(join(output, name) for name in missing)} not written")
     with _open(output, SUMMARY) as fh:
         samples = int(json.loads(fh.read())["samples"])
-    results = [name for name in (CURVES, SUMMARY, TABLE, PLOT) if _exists(join(output, name))]
+    # Earlier runs' files were cleared when the folder was claimed: a plot here is this run's.
+    results = [*RESULTS, *([PLOT] if _exists(join(output, PLOT)) else [])]
     files = OutputFiles.of({"results": results, "errors": errors})
     return Written(files, done=samples, errors=line_count(output, errors))
 
@@ -194,6 +204,7 @@ def reconcile(
     counted: RunnerCounts | None,
     written: Written,
     inputs_hold: Callable[[], int | None],
+    input_files: int,
 ) -> Counts:
     """The manifest's counts, once the runner's counters and the written files agree.
 
@@ -204,6 +215,7 @@ def reconcile(
         written: what the output folder holds.
         inputs_hold: the number of records the inputs hold (None when it cannot be known); called
             only when the runner reported no counters.
+        input_files: how many input files the run was given (each must have been read).
 
     Raises:
         LostRecordsError: one line naming the runner and each figure that differs.
@@ -235,8 +247,15 @@ def reconcile(
             f"{accounted:,} ({written.done:,} {noun} + {written.errors:,} dead letters + {skipped:,} "
             "skipped as empty)"
         )
+    if counted[FILES_READ] != input_files:
+        differ.append(f"input files read: the readers counted {counted[FILES_READ]:,} of {input_files:,}")
     if differ:
-        raise LostRecordsError(f"the runner {runner} lost records: {'; '.join(differ)}")
+        hint = (
+            ""
+            if counted.committed
+            else " (this runner reports attempted counters only: a bundle it retried is counted twice)"
+        )
+        raise LostRecordsError(f"the runner {runner} lost records: {'; '.join(differ)}{hint}")
     counts = {"records_read": counted.records_read, done: written.done, "skipped_empty": skipped}
     counts["errors"] = written.errors
     if done == DOCS_ANNOTATED:

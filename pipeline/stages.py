@@ -28,6 +28,7 @@ from normxlogit.pipeline.options import LOCAL_RUNNER, local_runner
 from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsError: cli.py catches it here)
     OutputExistsError,
     abandon_output,
+    check_output,
     claim_output,
     release_output,
 )
@@ -104,11 +105,13 @@ def check_file_names(paths: list[str]) -> None:
 
 @dataclass(frozen=True)
 class Preflight:
-    """What the checks before a run found: the expanded inputs, the model, the runner."""
+    """What the checks before a run found: the expanded inputs, the model, the runner; whether the
+    output folder may be taken over (``--overwrite``)."""
 
     source: ReadRecords
     info: ModelInfo
     runner: str
+    overwrite: bool = False
 
     def manifest_header(self, command: str, cfg: CorpusConfig) -> RunHeader:
         """The part of a manifest every command writes the same way; the run starts now."""
@@ -127,7 +130,8 @@ class Preflight:
 def preflight(
     cfg: CorpusConfig, options: PipelineOptions, check_model: Callable[[ModelInfo], None] = lambda _: None
 ) -> Preflight:
-    """Check everything that can be checked before a run starts, then claim and clear the output folder.
+    """Check everything that can be checked before a run starts (the output folder is claimed and
+    cleared when the run starts, ``run_to_manifest``).
 
     Raises:
         UnsupportedRunnerError, InputError, ModelLoadError, UnsupportedModelError, OutputExistsError
@@ -148,8 +152,8 @@ def preflight(
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")  # Beam's own default
     if runner in _LOCAL_RUNNERS:
         resolve_device(cfg.spec.device)  # local workers share this machine's devices
-    claim_output(cfg.output, cfg.overwrite)
-    return Preflight(source, info, runner)
+    check_output(cfg.output, cfg.overwrite)
+    return Preflight(source, info, runner, cfg.overwrite)
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,9 @@ def run_to_manifest(
     build: Callable[[beam.Pipeline], None],
     outputs: RunOutputs,
 ) -> Counts:
-    """Run the pipeline that ``build`` composes; once it has ended, reconcile its counts with the
-    files it wrote (``pipeline/reconcile.py``) and write the manifest; return its counts.
+    """Claim the output folder, run the pipeline that ``build`` composes; once it has ended,
+    reconcile its counts with the files it wrote (``pipeline/reconcile.py``) and write the manifest;
+    return its counts.
 
     A failed run, or one whose files do not hold every record the runner counted, removes its
     manifest (if it got that far) and its part folders, so it leaves no partial results behind;
@@ -191,6 +196,7 @@ def run_to_manifest(
         LostRecordsError: the files and the runner's counts differ (or cannot be checked).
     """
     output = description.header.output
+    claim_output(output, pre.overwrite)  # nothing in the folder is this run's before it
     gc.freeze()
     try:
         try:
@@ -228,8 +234,14 @@ def finished_manifest(result, pre: Preflight, description: RunDescription, outpu
     output = description.header.output
     counted = RunnerCounts.from_result(result)
     written = outputs.written(output)
+    paths = pre.source.paths
     counts = reconcile(
-        pre.runner, outputs.done, counted, written, lambda: input_records(pre.source.paths, pre.source.fields)
+        pre.runner,
+        outputs.done,
+        counted,
+        written,
+        lambda: input_records(paths, pre.source.fields),
+        len(paths),
     )
     extra = outputs.sections(counts, counted or RunnerCounts({})) if outputs.sections else {}
     return description.finished(

@@ -1,12 +1,12 @@
 """The Beam counters a run keeps, and the totals a runner reports of them.
 
-Each counter is updated by the step where records change hands: a reader as it parses records
-(``records_read``, and ``dead_letter_<reason>`` for the records it cannot parse), the validators
-(``skipped_empty``), the model step (``docs_annotated`` or ``docs_evaluated``, ``tokens``,
-``padded_tokens``) and the dead-letter writer (``dead_letters``, every dead letter handed to it).
-Counters travel beside the data, not in it: a runner that drops elements still reports what the
-steps before the loss counted, which is how the launcher (``pipeline/reconcile.py``) finds records
-that never reached a file.
+Each counter is updated by the step where records change hands: a reader as it finishes a file
+(``files_read``) and parses records (``records_read``, and ``dead_letter_<reason>`` for the records
+it cannot parse), the validators (``skipped_empty``), the model step (``docs_annotated`` or
+``docs_evaluated``, ``tokens``, ``padded_tokens``) and the dead-letter writer (``dead_letters``,
+every dead letter handed to it). Counters travel beside the data, not in it: a runner that drops
+elements still reports what the steps before the loss counted, which is how the launcher
+(``pipeline/reconcile.py``) finds records that never reached a file.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NAMESPACE = "normxlogit"
+FILES_READ = "files_read"
 RECORDS_READ = "records_read"
 READ_DEAD_LETTER = "dead_letter_"  # prefix: the readers' counters per dead-letter reason
 SKIPPED_EMPTY = "skipped_empty"
@@ -31,9 +32,12 @@ class RunnerCounts:
 
     Attributes:
         totals: counter name -> total; a counter no step updated is absent (read as 0).
+        committed: the totals are committed values (each bundle counted once, however often it was
+            retried); False when the runner keeps attempted values only.
     """
 
     totals: dict[str, int]
+    committed: bool = True
 
     def __getitem__(self, name: str) -> int:
         return self.totals.get(name, 0)
@@ -55,15 +59,17 @@ class RunnerCounts:
 
         try:
             counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-        except (NotImplementedError, AttributeError, KeyError, TypeError):
+        except Exception:  # noqa: BLE001  (no metrics API, or a job server without metrics: none)
             return None
         totals: dict[str, int] = {}
+        committed = True
         for counter in counters:
             try:
                 value = counter.committed
-            except Exception:  # runners that keep no committed values raise here  # noqa: BLE001
+            except Exception:  # noqa: BLE001  (runners that keep no committed values raise here)
                 value = None
-            value = counter.attempted if value is None else value
+            if value is None:
+                committed, value = False, counter.attempted
             name = counter.key.metric.name
             totals[name] = totals.get(name, 0) + int(value or 0)
-        return cls(totals) if totals else None
+        return cls(totals, committed) if totals else None

@@ -23,7 +23,8 @@ from normxlogit.evaluation import EvaluationOptions, evaluate_encoded
 from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.loading import ScoringModel
 from normxlogit.response_evaluation import ResponseEvaluationOptions, encode_pairs, evaluate_response_items
-from normxlogit.transforms.model_handler import NAMESPACE, EngineHandler, ModelSpec
+from normxlogit.transforms.counters import DOCS_EVALUATED, NAMESPACE
+from normxlogit.transforms.model_handler import EngineHandler, ModelSpec
 from normxlogit.transforms.progress import Progress
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources import MISSING
@@ -87,7 +88,7 @@ class FaithfulnessModelHandler(EngineHandler[EvaluatedDoc]):
     def __init__(self, spec: ModelSpec, options: EvaluateHandlerOptions):
         super().__init__(spec, EngineOptions(max_length=options.max_length))
         self._options = options
-        self._docs = Metrics.counter(NAMESPACE, "docs_evaluated")
+        self._docs = Metrics.counter(NAMESPACE, DOCS_EVALUATED)
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = Progress(options.input_bytes, verb="evaluated")
 

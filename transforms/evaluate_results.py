@@ -27,12 +27,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from normxlogit.faithfulness import METRICS, CurveSums, DocFaithfulness
+from normxlogit.transforms.layout import CURVES, PLOT, SUMMARY, TABLE
 from normxlogit.transforms.writers import join
 
-CURVES = "curves.parquet"
-SUMMARY = "summary.json"
-TABLE = "results.md"
-PLOT = "curves.png"
 CURVE_SCHEMA = pa.schema(
     [
         ("method", pa.string()),

@@ -4,6 +4,7 @@
     OUT/documents/part-SSSSS-of-NNNNN.parquet      document rows (annotate)
     OUT/errors/part-SSSSS-of-NNNNN.jsonl           dead letters
     OUT/summaries/groups.jsonl                     corpus summaries (annotate)
+    OUT/curves.parquet, summary.json, results.md   faithfulness results (evaluate; curves.png too)
     OUT/manifest.json                              written last: a valid one marks a finished run
     OUT/_RUNNING                                   while a run writes the folder: who claimed it
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +50,18 @@ class PartFiles:
         """Path of part ``shard`` (0-based) of ``shards``, relative to the run folder."""
         return f"{self.folder}/{self.prefix}-{shard:05d}-of-{shards:05d}{self.suffix}"
 
+    def shard_of(self, name: str) -> tuple[int, int]:
+        """``(shard, shards)`` of a part file's name (any folder before it), as ``name`` writes it.
+
+        Raises:
+            ValueError: the name is not one of these part files'.
+        """
+        base = name.rsplit("/", 1)[-1]
+        match = re.fullmatch(rf"{re.escape(self.prefix)}-(\d+)-of-(\d+){re.escape(self.suffix)}", base)
+        if match is None:
+            raise ValueError(f"{name} is not a {self.folder} part file")
+        return int(match.group(1)), int(match.group(2))
+
     def paths(self, run: Path) -> list[Path]:
         """The part files of a local run folder, in shard order."""
         return sorted((Path(run) / self.folder).glob(self.pattern))
@@ -75,6 +89,14 @@ ATTRIBUTIONS = PartFiles("attributions", ".parquet")
 DOCUMENTS = PartFiles("documents", ".parquet")
 ERRORS = PartFiles("errors", ".jsonl")
 GROUPS = SingleFile("summaries", "groups", ".jsonl")
+# evaluate's result files, in the run folder itself (``transforms/evaluate_results.py`` writes them);
+# the plot is written only when there is something to draw and matplotlib is installed.
+CURVES = "curves.parquet"
+SUMMARY = "summary.json"
+TABLE = "results.md"
+PLOT = "curves.png"
+RESULTS = (CURVES, SUMMARY, TABLE)
+RESULT_FILES = (*RESULTS, PLOT)
 # Every folder a run writes part files to: cleared before a run and after a failed one.
 PART_FOLDERS = (ATTRIBUTIONS.folder, DOCUMENTS.folder, ERRORS.folder, GROUPS.folder)
 

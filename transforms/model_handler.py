@@ -24,12 +24,12 @@ from apache_beam.ml.inference.base import ModelHandler
 from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, OnBucket, ScoredResponses
 from normxlogit.loading import load_model
 from normxlogit.schema import document_rows, response_document_rows, response_token_rows, token_rows
+from normxlogit.transforms.counters import DOCS_ANNOTATED, NAMESPACE, PADDED_TOKENS, TOKENS
 from normxlogit.transforms.progress import BatchProgress, Progress
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceRecord
 from normxlogit.transforms.response_records import CHAT, GENERATE, response_problem
 from normxlogit.transforms.sources import MISSING
 
-NAMESPACE = "normxlogit"
 OutT = TypeVar("OutT")
 MISSING_TARGET = "missing_target"
 _MISSING_TARGET_MESSAGE = (
@@ -181,9 +181,9 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
     ):
         super().__init__(spec, options.engine_options(), model_copies=model_copies, large_model=large_model)
         self._options = options
-        self._docs = Metrics.counter(NAMESPACE, "docs_annotated")
-        self._tokens = Metrics.counter(NAMESPACE, "tokens")
-        self._padded = Metrics.counter(NAMESPACE, "padded_tokens")
+        self._docs = Metrics.counter(NAMESPACE, DOCS_ANNOTATED)
+        self._tokens = Metrics.counter(NAMESPACE, TOKENS)
+        self._padded = Metrics.counter(NAMESPACE, PADDED_TOKENS)
         self._failed = Metrics.counter(NAMESPACE, "model_errors")
         self._progress = Progress(options.input_bytes, verb="scored")
 

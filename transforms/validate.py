@@ -14,12 +14,10 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from normxlogit.transforms.counters import NAMESPACE
-from normxlogit.transforms.counters import SKIPPED_EMPTY as SKIPPED_EMPTY_COUNTER
+from normxlogit.transforms.counters import NAMESPACE, SKIPPED_EMPTY
 from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord, has_surrogates
 from normxlogit.transforms.sources import MISSING
 
-SKIPPED_EMPTY = "skipped_empty"
 DEAD_LETTER = "dead_letter"
 INVALID_UNICODE = "invalid_unicode"
 
@@ -109,7 +107,7 @@ class ValidateTextBatch(beam.DoFn):
     ``skipped_empty`` counter, which the manifest reports) and go no further."""
 
     def __init__(self) -> None:
-        self._empty = Metrics.counter(NAMESPACE, SKIPPED_EMPTY_COUNTER)
+        self._empty = Metrics.counter(NAMESPACE, SKIPPED_EMPTY)
         self._dead = Metrics.counter(NAMESPACE, "invalid_text")
 
     def route(self, record: SourceRecord) -> DeadLetter | str | None:

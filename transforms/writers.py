@@ -2,8 +2,9 @@
 
 All files go through Beam's file sinks, which write to a temporary folder and rename into place
 when the write finalises, so a run that dies leaves no half-written part files. The manifest is
-written by a step that waits (as side inputs) on the finalised file names of every write, and
-atomically, so a valid manifest marks a finished run.
+written by the launcher once the pipeline has ended and the files hold what the runner counted
+(``pipeline/reconcile.py``), and atomically (``write_manifest``), so a valid manifest marks a
+finished run.
 """
 
 from __future__ import annotations

@@ -48,6 +48,14 @@ def positive_int(value: str) -> int:
     return n
 
 
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return n
+
+
 def add_corpus_options(parser: argparse.ArgumentParser) -> None:
     """INPUT..., --output, --overwrite, the record field options and --verbose."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUTS_HELP)

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.pipeline.evaluate import EvaluateConfig, run_evaluate
     from normxlogit.response_evaluation import ResponseEvaluationOptions
     from normxlogit.transforms.evaluate_handler import EvaluateHandlerOptions
-    from normxlogit.transforms.evaluate_results import TABLE
+    from normxlogit.transforms.layout import TABLE
     from normxlogit.transforms.writers import join
 
     responses = None

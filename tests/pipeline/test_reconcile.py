@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +43,7 @@ def _counted(read=4, docs=3, errors=1, tokens=30, skipped=0, unparsed=0) -> Runn
         "docs_annotated": docs,
         "dead_letters": errors,
         "tokens": tokens,
+        "files_read": 1,
     }
     if skipped:
         totals["skipped_empty"] = skipped
@@ -59,7 +58,7 @@ def _never_called():
 
 def test_counts_come_from_the_files_when_the_runner_agrees():
     counts = reconcile(
-        "R", "docs_annotated", _counted(read=5, skipped=1, unparsed=1), _written(), _never_called
+        "R", "docs_annotated", _counted(read=5, skipped=1, unparsed=1), _written(), _never_called, 1
     )
     assert (
         counts.records_read,
@@ -89,7 +88,7 @@ def test_counts_come_from_the_files_when_the_runner_agrees():
 )
 def test_a_file_short_of_the_runner_count_fails_naming_both_figures(written, figure):
     with pytest.raises(LostRecordsError) as err:
-        reconcile("SomeRunner", "docs_annotated", _counted(), written, _never_called)
+        reconcile("SomeRunner", "docs_annotated", _counted(), written, _never_called, 1)
     assert str(err.value).startswith("the runner SomeRunner lost records: ")
     assert figure in str(err.value)
 
@@ -99,21 +98,34 @@ def test_records_read_must_equal_what_the_files_account_for():
     with pytest.raises(
         LostRecordsError, match=r"records read: the readers counted 6, the files account for 4"
     ):
-        reconcile("R", "docs_annotated", _counted(read=6), _written(), _never_called)
+        reconcile("R", "docs_annotated", _counted(read=6), _written(), _never_called, 1)
+
+
+def test_every_input_file_must_have_been_read():
+    with pytest.raises(LostRecordsError, match=r"input files read: the readers counted 1 of 2$"):
+        reconcile("R", "docs_annotated", _counted(), _written(), _never_called, 2)
+
+
+def test_attempted_only_counters_are_named_when_they_differ():
+    counted = RunnerCounts({**_counted().totals, "records_read": 8}, committed=False)
+    with pytest.raises(
+        LostRecordsError, match=r"attempted counters only: a bundle it retried is counted twice"
+    ):
+        reconcile("FlinkRunner", "docs_annotated", counted, _written(), _never_called, 1)
 
 
 def test_a_runner_without_counters_fails_unless_the_inputs_are_empty():
     with pytest.raises(LostRecordsError) as err:
-        reconcile("DaskRunner", "docs_annotated", None, _written(0, 0, 0, None), lambda: 20)
+        reconcile("DaskRunner", "docs_annotated", None, _written(0, 0, 0, None), lambda: 20, 1)
     assert str(err.value) == (
         "the runner DaskRunner reported no counts, so the run cannot be checked for lost records: the "
         "inputs hold 20 records, the files hold 0 annotated documents and 0 dead letters (20 unaccounted for)"
     )
     with pytest.raises(LostRecordsError, match="files hold 3 annotated documents"):
-        reconcile("R", "docs_annotated", None, _written(), lambda: 4)
+        reconcile("R", "docs_annotated", None, _written(), lambda: 4, 1)
     with pytest.raises(LostRecordsError, match="the inputs hold an unknown number of records"):
-        reconcile("R", "docs_annotated", None, _written(0, 0, 0, None), lambda: None)
-    empty = reconcile("R", "docs_evaluated", None, Written(OutputFiles(), 0, 0), lambda: 0)
+        reconcile("R", "docs_annotated", None, _written(0, 0, 0, None), lambda: None, 1)
+    empty = reconcile("R", "docs_evaluated", None, Written(OutputFiles(), 0, 0), lambda: 0, 1)
     assert (empty.records_read, empty.docs_evaluated, empty.errors) == (0, 0, 0)
 
 
@@ -274,48 +286,3 @@ def test_the_real_dask_runner_loses_records_and_the_run_fails(tmp_path, tiny_cla
     assert "unaccounted for" in message
     _assert_no_finished_run(out)
     assert json.loads(DEMO.read_text().splitlines()[0])["id"]  # the input itself is intact
-
-
-def _interrupt_a_run(tmp_path: Path, model: Path, signum: int, whole_group: bool) -> tuple[int, str, Path]:
-    """Start ``normxlogit annotate`` on a corpus that takes a while, wait for its first progress
-    line, send ``signum`` (to its process group, as a terminal's Ctrl-C does, or to it alone, as a
-    service manager does); its exit status, stderr and output folder."""
-    corpus = tmp_path / "corpus.txt"
-    words = "the film was great bad long short funny sad plot music acting".split()
-    corpus.write_text(
-        "\n".join(" ".join(words[(i + j) % len(words)] for j in range(30)) for i in range(40000))
-    )
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "normxlogit.pipeline.cli", "annotate", str(corpus), "--output", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--model", str(model), "--docs-per-batch", "512"],
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if "tokens scored" in line:
-            break
-    assert (out / RUNNING_FILE).exists(), "".join(seen)
-    (os.killpg if whole_group else os.kill)(proc.pid, signum)
-    rest = proc.stderr.read()
-    return proc.wait(timeout=120), "".join(seen) + rest, out
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "signum, whole_group, status",
-    [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)],
-    ids=["ctrl-c", "sigterm"],
-)
-def test_an_interrupted_run_says_so_in_one_line_and_leaves_no_run(
-    tmp_path, tiny_classifier, signum, whole_group, status
-):
-    code, stderr, out = _interrupt_a_run(tmp_path, tiny_classifier, signum, whole_group)
-    assert code == status, stderr
-    assert stderr.strip().splitlines()[-1] == f"normxlogit annotate: interrupted; {out} holds no finished run"
-    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr and "Terminated" not in stderr
-    _assert_no_finished_run(out)
-    assert not list(out.rglob("beam-temp-*"))

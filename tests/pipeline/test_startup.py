@@ -52,13 +52,20 @@ def finished_run(tmp_path_factory) -> Path:
     synthetic = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(synthetic)
     run = tmp_path_factory.mktemp("startup") / "run"
-    synthetic.write_synthetic_run(run, 20)
+    synthetic.write_synthetic_run(run, 20, documents=True)
     return run
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["annotate", "--help"], ["evaluate", "--help"], ["report", "--help"], ["show", "--help"]],
+    [
+        ["--help"],
+        ["annotate", "--help"],
+        ["evaluate", "--help"],
+        ["report", "--help"],
+        ["show", "--help"],
+        ["stats", "--help"],
+    ],
     ids=lambda args: " ".join(args),
 )
 def test_help_imports_no_heavy_module(args):
@@ -76,6 +83,14 @@ def test_report_imports_no_heavy_module(finished_run, tmp_path):
 def test_show_imports_no_heavy_module(finished_run):
     probe = run_probe(["show", str(finished_run), "--doc", "corpus/part-1.jsonl#L2"])
     assert (probe["code"], probe["heavy"]) == (0, [])
+
+
+def test_stats_imports_no_heavy_module(finished_run, tmp_path):
+    probe = run_probe(
+        ["stats", str(finished_run), "--by", "prediction", "--out", str(tmp_path), "--bootstrap", "20"]
+    )
+    assert (probe["code"], probe["heavy"]) == (0, [])
+    assert (tmp_path / "words.parquet").stat().st_size > 0
 
 
 HUB_HINT = (
@@ -184,7 +199,8 @@ def test_beams_flags_are_read_without_importing_beam(monkeypatch):
     assert _flags_in_source(_beam_options_path().read_text(encoding="utf-8")) == declared == beam_flags()
     assert declared["--runner"] is None and declared["--save_main_session"] == 0
     monkeypatch.setattr(options, "_beam_options_path", lambda: None)
-    assert beam_flags() == declared
+    # This process may have imported more option classes (a runner's) than a fresh one.
+    assert declared.items() <= beam_flags().items()
 
 
 def test_the_package_loads_its_public_names_on_first_use():

@@ -12,12 +12,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PBegin, TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
 
+from normxlogit.transforms.counters import FILES_READ, NAMESPACE, READ_DEAD_LETTER, RECORDS_READ
 from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord
 from normxlogit.transforms.sources.base import read_file
 from normxlogit.transforms.sources.expand import expand_inputs
 from normxlogit.transforms.sources.fields import FieldSpec
 
-METRICS_NAMESPACE = "normxlogit"
 RECORDS = "records"
 DEAD_LETTER = "dead_letter"
 COUNT_EVERY = 1024  # records read between two updates of the ``records_read`` counter
@@ -33,8 +33,8 @@ class ReadFileFn(beam.DoFn):
     def __init__(self, fields: FieldSpec) -> None:
         super().__init__()
         self.fields = fields
-        self._files_read = Metrics.counter(METRICS_NAMESPACE, "files_read")
-        self._records_read = Metrics.counter(METRICS_NAMESPACE, "records_read")
+        self._files_read = Metrics.counter(NAMESPACE, FILES_READ)
+        self._records_read = Metrics.counter(NAMESPACE, RECORDS_READ)
 
     def process(self, path: str) -> Iterator[SourceRecord | TaggedOutput[Literal["dead_letter"], DeadLetter]]:
         """Stream the records and dead letters of the file at ``path``.
@@ -46,7 +46,7 @@ class ReadFileFn(beam.DoFn):
         try:
             for item in read_file(path, self.fields):
                 if isinstance(item, DeadLetter):
-                    Metrics.counter(METRICS_NAMESPACE, f"dead_letter_{item.reason}").inc()
+                    Metrics.counter(NAMESPACE, f"{READ_DEAD_LETTER}{item.reason}").inc()
                     yield TaggedOutput(DEAD_LETTER, item)
                     continue
                 records += 1
