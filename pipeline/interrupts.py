@@ -50,9 +50,10 @@ def _main_thread() -> bool:
 @contextlib.contextmanager
 def signals_caught() -> Iterator[CaughtSignals]:
     """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` in the main
-    thread, and each is remembered in the yielded ``CaughtSignals``. Elsewhere than in the main
-    thread nothing changes (Python takes signals in its main thread only); the state is still
-    yielded, empty."""
+    thread, and each is remembered in the yielded ``CaughtSignals``; once one has come, exceptions
+    that end other threads (Beam's, left failing by the interrupted run) are not printed. Elsewhere
+    than in the main thread nothing changes (Python takes signals in its main thread only); the
+    state is still yielded, empty."""
     global _active
     state = CaughtSignals()
     if not _main_thread():
@@ -63,12 +64,18 @@ def signals_caught() -> Iterator[CaughtSignals]:
         state.received.append(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
+    def quiet_once_signalled(args) -> None:  # Beam's threads that the interrupted run leaves failing
+        if not state.received:
+            hook(args)
+
     previous = {sig: signal.signal(sig, raise_for) for sig in (signal.SIGINT, signal.SIGTERM)}
     outer, _active = _active, state
+    hook, threading.excepthook = threading.excepthook, quiet_once_signalled
     try:
         yield state
     finally:
         _active = outer
+        threading.excepthook = hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -14,6 +14,7 @@ import argparse
 import ast
 import difflib
 import importlib.util
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -230,11 +231,29 @@ def pipeline_options(beam_args: list[str], threads: int = 1) -> PipelineOptions:
 def local_runner(options: PipelineOptions):
     """The runner object for ``LOCAL_RUNNER``: Beam's FnApiRunner set up as the DirectRunner sets it
     up, with the pipeline options in its provision info, so that worker processes
-    (``multi_processing``) get them too (S3 endpoint and credentials, say)."""
+    (``multi_processing``) get them too (S3 endpoint and credentials, say).
+
+    With ``multi_processing``, its workers are Beam's SDK worker started through
+    ``normxlogit.pipeline.sdk_worker``, which ignores Ctrl-C (the launcher stops them): the same
+    subprocess environment Beam's FnApiRunner builds for that mode, given as the runner's default
+    environment, with the mode set to ``in_memory`` so that Beam keeps it (it replaces the default
+    environment only for ``multi_processing`` and ``multi_threading``; the worker count is read
+    either way).
+    """
+    from apache_beam.options.pipeline_options import DirectOptions
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    from apache_beam.transforms import environments
 
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=info)
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return fn_runner.FnApiRunner(provision_info=info)
+    direct.direct_running_mode = "in_memory"
+    workers = environments.SubprocessSDKEnvironment.from_command_string(
+        # exec: the shell Beam starts it with (shell=True) would die of the Ctrl-C itself
+        command_string=f"exec {sys.executable} -m normxlogit.pipeline.sdk_worker"
+    )
+    return fn_runner.FnApiRunner(default_environment=workers, provision_info=info)

@@ -103,14 +103,27 @@ def _assert_one_line_and_no_run(code: int, status: int, stderr: str, out: Path) 
         (signal.SIGINT, True, 130, ()),
         (signal.SIGTERM, False, 143, ()),
         (signal.SIGINT, True, 130, ("--direct_num_workers", "2", "--direct_running_mode", "multi_threading")),
+        (
+            signal.SIGINT,
+            True,
+            130,
+            ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
+        ),
+        (
+            signal.SIGTERM,
+            False,
+            143,
+            ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
+        ),
     ],
-    ids=["ctrl-c", "sigterm", "ctrl-c-two-threads"],
+    ids=["ctrl-c", "sigterm", "ctrl-c-two-threads", "ctrl-c-two-processes", "sigterm-two-processes"],
 )
 def test_an_interrupted_run_says_so_in_one_line_and_leaves_no_run(
     tmp_path, tiny_classifier, signum, whole_group, status, extra
 ):
     """Signalled after its first progress line: the model is scoring, the folder is claimed. To its
-    process group, as a terminal's Ctrl-C; to the launcher alone, as a service manager's SIGTERM."""
+    process group, as a terminal's Ctrl-C (Beam's worker processes get it too); to the launcher
+    alone, as a service manager's SIGTERM. No worker process is left behind."""
     proc, out = _launch(tmp_path, tiny_classifier, *extra)
     seen = []
     for line in proc.stderr:
@@ -121,6 +134,19 @@ def test_an_interrupted_run_says_so_in_one_line_and_leaves_no_run(
     (os.killpg if whole_group else os.kill)(proc.pid, signum)
     stderr = "".join(seen) + proc.stderr.read()
     _assert_one_line_and_no_run(proc.wait(timeout=120), status, stderr, out)
+    assert _session_processes(proc.pid) == []  # its workers are gone with it
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live processes of session ``sid``."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(name)) == sid:
+                found.append(int(name))
+        except ProcessLookupError:
+            pass
+    return found
 
 
 @pytest.mark.slow
