@@ -74,7 +74,10 @@ def test_run_planned_tells_of_each_bucket_as_it_settles_before_the_next_runs():
     assert set(planned.failed) == {3}
 
 
-def test_on_bucket_hears_each_scored_bucket_in_input_positions(make_sm, make_ids, make_encoded, monkeypatch):
+@pytest.fixture
+def failing_seven(make_sm, make_ids, make_encoded, monkeypatch):
+    """A classifier whose forward pass fails on any bucket holding the 7-token text, and four items:
+    texts of 6, 7 and 8 tokens with a record error in second place."""
     sm = make_sm("bert", "classification")
     encoded = [make_encoded(sm, make_ids(n, seed=n)) for n in (6, 7, 8)]
     items = [encoded[0], RecordError("unknown_target", "no such class"), encoded[1], encoded[2]]
@@ -86,6 +89,11 @@ def test_on_bucket_hears_each_scored_bucket_in_input_positions(make_sm, make_ids
         return real(model, prepared, layers)
 
     monkeypatch.setattr(engine_module, "score_prepared", fails_on_seven)
+    return sm, items
+
+
+def test_on_bucket_hears_each_scored_bucket_in_input_positions(failing_seven):
+    sm, items = failing_seven
     heard = []
     scored = BatchEngine(sm).score_encoded(items, on_bucket=heard.append)
     # one bucket of the three texts fails; its halves [6] and [7, 8] run, then [7] and [8]
@@ -230,18 +238,8 @@ def test_scored_batch_is_columnar_in_input_order(make_sm, make_ids, make_encoded
     assert scored.foil == [None] * len(lengths) and (scored.scores.foil_id == -1).all()
 
 
-def test_errors_stay_in_place_and_pickle(make_sm, make_ids, make_encoded, monkeypatch):
-    sm = make_sm("bert", "classification")
-    encoded = [make_encoded(sm, make_ids(n, seed=n)) for n in (6, 7, 8)]
-    items = [encoded[0], RecordError("unknown_target", "no such class"), encoded[1], encoded[2]]
-    real = engine_module.score_prepared
-
-    def fails_on_seven(model, prepared, layers=()):
-        if (prepared.padded.lengths == 7).any():
-            raise RuntimeError("simulated failure")
-        return real(model, prepared, layers)
-
-    monkeypatch.setattr(engine_module, "score_prepared", fails_on_seven)
+def test_errors_stay_in_place_and_pickle(failing_seven):
+    sm, items = failing_seven
     scored = BatchEngine(sm).score_encoded(items)
     assert scored.size == 4 and scored.index.tolist() == [0, 3]
     assert {i: e.reason for i, e in scored.errors.items()} == {1: "unknown_target", 2: "model_error"}
