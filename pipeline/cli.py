@@ -29,7 +29,7 @@ from normxlogit.pipeline.options import UnknownOptionError, split_beam_args
 from normxlogit.pipeline.runners import UnsupportedRunnerError, check_runner, runner_flag
 from normxlogit.pipeline.startup_checks import RunRefused
 
-COMMANDS = ("annotate", "evaluate", "report", "show")
+COMMANDS = ("annotate", "evaluate", "report", "show", "stats", "compare")
 VERBOSE = "--verbose"
 # Beam warnings that say nothing about a normxlogit run, hidden unless --verbose: the GCP extras
 # check that apache_beam logs when it is imported, and a sink with nothing to write (errors/

@@ -128,7 +128,9 @@ def batch_stats(
 
     stripped = pc.utf8_trim_whitespace(token)
     kept = np.flatnonzero(~special & (pc.utf8_length(stripped).to_numpy(zero_copy_only=False) > 0))
-    words, word_score, word_doc = _words(rows, documents, doc, special, score, token)
+    doc_texts = _array(documents, "text") if "text" in documents.schema.names else None
+    found = token_words(rows, doc, ~special, doc_texts)
+    words, word_score, word_doc = found.text, found.score, found.doc
 
     texts = pa.concat_arrays([stripped.take(pa.array(kept)), words])
     unit = np.r_[np.ones(kept.size, np.int64), np.zeros(len(words), np.int64)]  # 0: WORD, 1: TOKEN
@@ -195,12 +197,50 @@ def _document_groups(documents) -> tuple[np.ndarray, pa.Table]:
     return np.stack(codes), pa.table({"kind": kind_column, "group": pa.concat_arrays(names)})
 
 
-def _words(rows, documents, doc: np.ndarray, special: np.ndarray, score: np.ndarray, token: pa.Array):
-    """Stripped text, summed score and document of each word of the batch, in row order."""
+@dataclass(frozen=True)
+class Words:
+    """The words of a batch of token rows, one entry per word, in row order.
+
+    A word is a run of consecutive kept rows of one document with the same ``word_index``.
+
+    Attributes:
+        text: the word's text (string), stripped of surrounding whitespace.
+        score: (words,) float64 sum of its tokens' scores.
+        doc: (words,) the document number (as passed in ``doc``) it lies in.
+        first_row: (words,) row of its first token.
+        n_tokens: (words,) its token rows.
+        char_start, char_end: (words,) the smallest start and the largest end of its tokens.
+    """
+
+    text: pa.Array
+    score: np.ndarray
+    doc: np.ndarray
+    first_row: np.ndarray
+    n_tokens: np.ndarray
+    char_start: np.ndarray
+    char_end: np.ndarray
+
+
+def token_words(rows, doc: np.ndarray, keep: np.ndarray, texts: pa.Array | None = None) -> Words:
+    """Group token rows into words (``word_index``) and sum their scores, without a loop per word.
+
+    Args:
+        rows: token rows with ``token``, ``char_start``, ``char_end``, ``word_index`` (null or -1
+            outside words) and ``score``; the rows of a document are contiguous.
+        doc: (rows,) the document number of each row.
+        keep: (rows,) bool, rows that may belong to a word (e.g. not special tokens).
+        texts: the document texts, indexed by document number. A word whose tokens overlap (byte-level
+            BPE can give two tokens one character's span) or leave a gap inside it is taken from
+            its document's text; without ``texts`` it is rebuilt from its tokens with overlaps
+            removed, which is the same text unless the tokens leave a gap.
+    """
     word_index = pc.fill_null(_array(rows, "word_index"), -1).to_numpy()
-    in_word = np.flatnonzero(~special & (word_index >= 0))
+    in_word = np.flatnonzero(keep & (word_index >= 0))
     if in_word.size == 0:
-        return pa.array([], pa.string()), np.zeros(0), np.zeros(0, np.int64)
+        empty = np.zeros(0, np.int64)
+        return Words(pa.array([], pa.string()), np.zeros(0), empty, empty, empty, empty, empty)
+    token = _array(rows, "token").cast(pa.string())
+    score = _numpy(rows, "score").astype(np.float64)
     w_doc, w_index = doc[in_word], word_index[in_word]
     continues = (w_doc[1:] == w_doc[:-1]) & (w_index[1:] == w_index[:-1])
     starts = np.flatnonzero(np.r_[True, ~continues])
@@ -217,7 +257,6 @@ def _words(rows, documents, doc: np.ndarray, special: np.ndarray, score: np.ndar
         word_of_row = np.cumsum(np.r_[True, ~continues]) - 1
         bad = np.unique(word_of_row[broken])
         ends = np.r_[starts[1:], in_word.size]
-        texts = _array(documents, "text") if "text" in documents.schema.names else None
         fixed = [
             _word_span(
                 token,
@@ -232,7 +271,15 @@ def _words(rows, documents, doc: np.ndarray, special: np.ndarray, score: np.ndar
         mask = np.zeros(len(starts), bool)
         mask[bad] = True
         joined = pc.replace_with_mask(joined, pa.array(mask), pa.array(fixed, pa.string()))
-    return pc.utf8_trim_whitespace(joined), word_score, w_doc[starts]
+    return Words(
+        text=pc.utf8_trim_whitespace(joined),
+        score=word_score,
+        doc=w_doc[starts],
+        first_row=in_word[starts],
+        n_tokens=np.diff(np.r_[starts, in_word.size]),
+        char_start=np.minimum.reduceat(char_start, starts),
+        char_end=np.maximum.reduceat(char_end, starts),
+    )
 
 
 def _word_span(token, in_word, char_start, char_end, word: slice, text: str | None) -> str:

@@ -65,6 +65,7 @@ def finished_run(tmp_path_factory) -> Path:
         ["report", "--help"],
         ["show", "--help"],
         ["stats", "--help"],
+        ["compare", "--help"],
     ],
     ids=lambda args: " ".join(args),
 )
@@ -91,6 +92,14 @@ def test_stats_imports_no_heavy_module(finished_run, tmp_path):
     )
     assert (probe["code"], probe["heavy"]) == (0, [])
     assert (tmp_path / "words.parquet").stat().st_size > 0
+
+
+def test_compare_imports_no_heavy_module(finished_run, tmp_path):
+    probe = run_probe(
+        ["compare", str(finished_run), str(finished_run), "--out", str(tmp_path), "--bootstrap", "20"]
+    )
+    assert (probe["code"], probe["heavy"]) == (0, [])
+    assert (tmp_path / "documents.parquet").stat().st_size > 0
 
 
 HUB_HINT = (

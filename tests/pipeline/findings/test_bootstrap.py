@@ -1,0 +1,189 @@
+"""The document bootstrap: seeded per-document weights, coverage on simulated corpora with a known
+truth, chunked sums, p- and q-values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import false_discovery_control
+
+from normxlogit.pipeline.findings.bootstrap import (
+    ReplicateSums,
+    Resampling,
+    document_keys,
+    mean_interval,
+    median_interval,
+    p_values,
+    percentile_interval,
+    poisson_weights,
+    q_values,
+    ratio_difference_interval,
+    ratio_interval,
+    ratio_replicates,
+    share_interval,
+)
+from normxlogit.pipeline.report.run_reader import doc_hash
+
+TRUE_MEAN = 2.0
+
+
+def simulated_corpora(n_corpora: int, n_docs: int, rng: np.random.Generator):
+    """Per-document sums of corpora whose words have mean score ``TRUE_MEAN``.
+
+    A document holds 1 + Poisson(3) occurrences; each scores TRUE_MEAN + u_d + e with a document
+    effect u_d ~ N(0, 1) shared by its occurrences and noise e ~ N(0, 1): occurrences of one
+    document are correlated (intra-document correlation 0.5).
+
+    Returns:
+        (corpora, docs) sums of scores and occurrence counts, and (corpora, docs) effects u_d.
+    """
+    count = rng.poisson(3.0, (n_corpora, n_docs)) + 1
+    effect = rng.normal(0.0, 1.0, (n_corpora, n_docs))
+    score = count * (TRUE_MEAN + effect) + rng.normal(0.0, 1.0, (n_corpora, n_docs)) * np.sqrt(count)
+    return score, count.astype(np.float64), effect
+
+
+def covered(score: np.ndarray, count: np.ndarray, weights: np.ndarray, resampling: Resampling) -> np.ndarray:
+    """Whether each corpus's percentile interval of sum(score) / sum(count) covers the truth.
+
+    Args:
+        score, count: (corpora, units); weights: (corpora, units, B).
+    """
+    replicates = ratio_replicates(
+        np.matmul(score[:, None, :], weights)[:, 0], np.matmul(count[:, None, :], weights)[:, 0]
+    )
+    low, high = percentile_interval(replicates, resampling.level)
+    return (low <= TRUE_MEAN) & (TRUE_MEAN <= high)
+
+
+def test_document_bootstrap_covers_the_true_mean_and_a_token_bootstrap_does_not():
+    resampling = Resampling(replicates=400, seed=0)
+    rng = np.random.default_rng(20240601)
+    n_corpora, n_docs, batch = 2000, 100, 100
+    documents, tokens = [], []
+    for first in range(0, n_corpora, batch):
+        score, count, effect = simulated_corpora(batch, n_docs, rng)
+        keys = np.arange(first * n_docs, (first + batch) * n_docs, dtype=np.uint64)
+        weights = poisson_weights(keys, resampling).reshape(batch, n_docs, -1)
+        documents.append(covered(score, count, weights, resampling))
+        if first < 200:  # the token bootstrap on the same data: 200 corpora, each occurrence resampled
+            for c in range(batch):
+                per_doc = count[c].astype(int)
+                occurrence = TRUE_MEAN + np.repeat(effect[c], per_doc) + rng.normal(0, 1, per_doc.sum())
+                keys = np.arange(per_doc.sum(), dtype=np.uint64) + np.uint64((first + c) << 20)
+                w = poisson_weights(keys, resampling)[None]
+                tokens.append(covered(occurrence[None], np.ones((1, per_doc.sum())), w, resampling))
+    doc_coverage, token_coverage = np.concatenate(documents).mean(), np.concatenate(tokens).mean()
+    assert len(np.concatenate(documents)) == 2000 and len(np.concatenate(tokens)) == 200
+    print(f"coverage of nominal 95% intervals: documents {doc_coverage:.3f}, tokens {token_coverage:.3f}")
+    assert 0.93 <= doc_coverage <= 0.97, doc_coverage
+    # Occurrences of a document share its effect: resampling them as if independent gives intervals
+    # too narrow by about sqrt(1 + (m - 1) * 0.5), far below the nominal 95%.
+    assert token_coverage < 0.85, token_coverage
+
+
+def test_weights_are_poisson_one_and_a_function_of_seed_document_and_replicate():
+    resampling = Resampling(replicates=1000, seed=7)
+    keys = document_keys([f"doc-{i}" for i in range(3000)])
+    weights = poisson_weights(keys, resampling)
+    assert weights.shape == (3000, 1000) and weights.min() == 0 and (weights == np.round(weights)).all()
+    assert abs(weights.mean() - 1) < 0.01 and abs(weights.var() - 1) < 0.02
+    assert abs((weights == 0).mean() - np.exp(-1)) < 0.005
+    # a document's weights do not depend on the other documents, their order or the replicates asked
+    np.testing.assert_array_equal(poisson_weights(keys[[17, 3]], resampling), weights[[17, 3]])
+    np.testing.assert_array_equal(poisson_weights(keys, resampling, 100, 130), weights[:, 100:130])
+    assert not np.array_equal(poisson_weights(keys, Resampling(1000, seed=8)), weights)
+    assert abs(np.corrcoef(weights[0], weights[1])[0, 1]) < 0.1
+
+
+def test_document_keys_are_the_reports_doc_hash():
+    ids = ["a", "corpus/part-1.jsonl#L2", "\u202eevil 😀"]
+    assert document_keys(ids).tolist() == [doc_hash(i) for i in ids]
+    import pyarrow as pa
+
+    assert document_keys(pa.array(ids)).tolist() == document_keys(ids).tolist()
+
+
+def test_sums_added_chunk_by_chunk_equal_the_sums_of_all_documents_at_once():
+    resampling = Resampling(replicates=50, seed=3)
+    rng = np.random.default_rng(0)
+    keys = document_keys([f"d{i}" for i in range(40)])
+    values = rng.normal(size=(40, 3)) * (rng.random((40, 3)) < 0.6)
+    whole = values.T @ poisson_weights(keys, resampling)
+    sums = ReplicateSums(3, resampling)
+    for a in range(0, 40, 7):
+        doc, row = np.nonzero(values[a : a + 7])
+        # each entry split in two halves: repeated (row, document) entries add
+        half = values[a : a + 7][doc, row] / 2
+        sums.add(np.r_[row, row], np.r_[doc, doc], np.r_[half, half], keys[a : a + 7])
+    np.testing.assert_allclose(sums.replicates, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums.totals, values.sum(axis=0), rtol=1e-12)
+
+
+def test_a_paired_difference_is_the_interval_of_the_differences():
+    """Two measures on the same documents with one denominator: the difference of the two ratios is
+    the ratio of the differences, replicate by replicate."""
+    resampling = Resampling(replicates=300, seed=1)
+    rng = np.random.default_rng(5)
+    count = rng.integers(1, 6, 200).astype(float)
+    a = rng.normal(1.0, 1.0, 200) * count
+    b = a + rng.normal(0.3, 0.2, 200) * count  # b = a + 0.3 per occurrence, strongly paired
+    keys = document_keys([f"d{i}" for i in range(200)])
+    paired = ratio_difference_interval(b, count, a, count, keys, resampling)
+    direct = ratio_interval(b - a, count, keys, resampling)
+    np.testing.assert_allclose(
+        [paired.estimate, paired.low, paired.high], [direct.estimate, direct.low, direct.high]
+    )
+    assert paired.low[0] > 0.25 and paired.high[0] < 0.35 and paired.p_value[0] < 0.01
+    # the same means as independent groups (no document in both) give a far wider interval
+    split = np.arange(200) < 100
+    unpaired = ratio_difference_interval(
+        b * ~split, count * ~split, a * split, count * split, keys, resampling
+    )
+    assert (unpaired.high - unpaired.low)[0] > 5 * (paired.high - paired.low)[0]
+
+
+def test_shares_means_and_medians_have_their_point_estimates_inside_their_intervals():
+    resampling = Resampling(replicates=400, seed=2)
+    rng = np.random.default_rng(9)
+    keys = document_keys([f"d{i}" for i in range(300)])
+    total = rng.gamma(2.0, 1.0, 300) + 1
+    part = total * rng.beta(2, 8, 300)
+    share = share_interval(part, total, keys, resampling)
+    assert share.estimate[0] == pytest.approx(part.sum() / total.sum())
+    assert share.low[0] < share.estimate[0] < share.high[0] and 0 < share.low[0] and share.high[0] < 1
+    values = rng.normal(0.4, 1.0, 300)
+    mean, median = mean_interval(values, keys, resampling), median_interval(values, keys, resampling)
+    assert mean.estimate[0] == pytest.approx(values.mean()) and median.estimate[0] == np.median(values)
+    for interval in (mean, median):
+        assert interval.low[0] < interval.estimate[0] < interval.high[0] and interval.p_value[0] < 0.01
+    with pytest.raises(ValueError, match="absolute scores"):
+        share_interval(-part, total, keys, resampling)
+
+
+def test_p_values_are_twice_the_smaller_tail_and_skip_missing_replicates():
+    replicates = np.array([[-1.0, 1.0, 2.0, 3.0, np.nan], [1.0, 2.0, 3.0, 4.0, 5.0], [np.nan] * 5])
+    p = p_values(replicates)
+    assert p[0] == pytest.approx(2 * (1 + 1) / 5) and p[1] == pytest.approx(2 / 6) and np.isnan(p[2])
+    low, high = percentile_interval(replicates, 0.5)
+    assert (low[1], high[1]) == (2.0, 4.0) and np.isnan(low[2])
+
+
+def test_q_values_are_benjamini_hochberg():
+    rng = np.random.default_rng(11)
+    p = np.r_[rng.uniform(0, 0.01, 20), rng.uniform(0, 1, 200)]
+    np.testing.assert_allclose(q_values(p), false_discovery_control(p, method="bh"), rtol=1e-12)
+    with_missing = np.r_[p[:50], np.nan, p[50:]]
+    q = q_values(with_missing)
+    assert np.isnan(q[50])
+    np.testing.assert_allclose(np.delete(q, 50), false_discovery_control(p, method="bh"), rtol=1e-12)
+    assert np.isnan(q_values(np.array([np.nan]))).all() and q_values(np.array([])).size == 0
+
+
+def test_resampling_refuses_what_cannot_be_drawn_and_says_what_it_draws():
+    assert Resampling().describe() == (
+        "95% percentile interval, document bootstrap (Poisson(1) weight per document), B=1000, seed 0"
+    )
+    for bad in ({"replicates": 0}, {"seed": -1}, {"level": 1.0}):
+        with pytest.raises(ValueError):
+            Resampling(**bad)

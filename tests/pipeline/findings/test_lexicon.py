@@ -1,0 +1,118 @@
+"""Lexicons: read from JSON or CSV, refused in one line when malformed, and their share differences
+between slices recovered with intervals that cover a known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from normxlogit.encoding import _WORD
+from normxlogit.pipeline.findings.bootstrap import Resampling, document_keys, ratio_difference_interval
+from normxlogit.pipeline.findings.lexicon import WORD_PATTERN, LexiconError, read_lexicon
+from normxlogit.pipeline.findings.stats import StatsOptions, compute_stats
+
+
+def test_json_and_csv_lexicons_read_the_same(tmp_path):
+    (tmp_path / "l.json").write_text(
+        '{"identity": ["Muslim", "gay", "gay"], "negation": ["not", "never", "n"]}'
+    )
+    (tmp_path / "l.csv").write_text(
+        "category,word\nidentity,Muslim\nidentity,gay\nnegation,not\nnegation,never\nnegation,n\n"
+    )
+    from_json, from_csv = read_lexicon(tmp_path / "l.json"), read_lexicon(tmp_path / "l.csv")
+    assert from_json.categories == from_csv.categories == ("identity", "negation")
+    assert from_json.words == from_csv.words == (("Muslim", "gay"), ("not", "never", "n"))
+    assert read_lexicon(tmp_path / "l.json", casefold=True).words[0] == ("muslim", "gay")
+    position, category = from_json.matches(pa.array(["gay", "the", "not", "muslim"]))
+    assert sorted(zip(position.tolist(), category.tolist())) == [(0, 0), (2, 1)]
+
+
+def test_entries_are_words_as_word_index_splits_them():
+    assert WORD_PATTERN.pattern == _WORD.pattern and WORD_PATTERN.flags == _WORD.flags
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("l.json", "{not json", "not valid JSON"),
+        ("l.json", '["a", "b"]', 'expected an object of categories, each a list of words: {"category"'),
+        ("l.json", '{"a": "word"}', "expected an object of categories"),
+        ("l.json", '{"a": ["gay man"]}', "'gay man' in category 'a' is not one word"),
+        ("l.json", "{}", "no category holds a word"),
+        ("l.csv", "name,term\na,b\n", "expected a header with the columns category, word, found name, term"),
+        ("l.txt", "a", "expected a .json or .csv file"),
+    ],
+)
+def test_a_malformed_lexicon_is_refused_in_one_line(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(LexiconError, match=None) as err:
+        read_lexicon(tmp_path / name)
+    assert str(err.value).startswith(f"--lexicon {tmp_path / name}: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(LexiconError, match="cannot read it"):
+        read_lexicon(tmp_path / "missing.json")
+
+
+def shares(n_docs: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-document (category mass, total mass): 9 other words and Binomial(4, p) category words,
+    each of absolute score 1 to 3: the share's truth is 4p / (9 + 4p)."""
+    k = rng.binomial(4, p, n_docs)
+    part = np.array([rng.uniform(1, 3, n).sum() for n in k])
+    return part, part + rng.uniform(1, 3, (n_docs, 9)).sum(axis=1)
+
+
+def test_the_interval_of_a_difference_of_shares_covers_the_truth_in_simulated_corpora():
+    resampling = Resampling(replicates=400, seed=4)
+    rng = np.random.default_rng(17)
+    truth = 4 * 0.5 / (9 + 4 * 0.5) - 4 * 0.3 / (9 + 4 * 0.3)
+    keys = document_keys([f"d{i}" for i in range(160)])
+    hits = []
+    for _ in range(200):
+        part_a, total_a = shares(80, 0.5, rng)
+        part_b, total_b = shares(80, 0.3, rng)
+        zero = np.zeros(80)
+        found = ratio_difference_interval(
+            np.r_[part_a, zero],
+            np.r_[total_a, zero],
+            np.r_[zero, part_b],
+            np.r_[zero, total_b],
+            keys,
+            resampling,
+        )
+        hits.append(found.low[0] <= truth <= found.high[0])
+        keys = keys + np.uint64(1000)  # fresh documents for the next corpus
+    assert 0.91 <= np.mean(hits) <= 0.99, np.mean(hits)
+
+
+def test_stats_recovers_a_known_difference_of_lexicon_shares_between_slices(runs, tmp_path):
+    rng = np.random.default_rng(3)
+    docs = []
+    for dialect, p in (("A", 0.5), ("B", 0.25), ("C", 0.25)):
+        for i in range(300):
+            k = int(rng.binomial(4, p))
+            words = ["id"] * k + ["w"] * 9
+            scores = [1.0 if rng.random() < 0.5 else -1.0 for _ in words]  # |score| 1: the share counts words
+            docs.append(runs.Doc(f"{dialect}{i}", words, scores, {"dialect": dialect}))
+    run = runs.write(tmp_path / "run", docs, keep_fields=("dialect",))
+    (tmp_path / "lex.json").write_text('{"identity": ["id"]}')
+    options = StatsOptions(
+        by=("dialect",), resampling=Resampling(1000, seed=0), lexicon=read_lexicon(tmp_path / "lex.json")
+    )
+    table = compute_stats(run, options).lexicon
+    rows = {(r["slice"], r["versus"]): r for r in table.to_pylist()}
+    share_a, share_b = 2 / 11, 1 / 10
+    for name, truth in (("A", share_a), ("B", share_b)):
+        assert rows[(name, None)]["share_ci_low"] <= truth <= rows[(name, None)]["share_ci_high"]
+    large = rows[("A", "B")]
+    assert large["difference_ci_low"] <= share_a - share_b <= large["difference_ci_high"]
+    assert large["difference_ci_low"] > 0 and large["p_value"] < 0.01
+    same = rows[("B", "C")]  # no difference: the interval holds 0
+    assert same["difference_ci_low"] <= 0 <= same["difference_ci_high"] and same["p_value"] > 0.05
+    counted = table.filter(pc.and_(pc.equal(table["slice"], "A"), pc.is_null(table["versus"])))
+    assert counted["n_occurrences"].to_pylist() == [sum(d.words.count("id") for d in docs[:300])]
+    assert table.column_names[:4] == ["slice_field", "slice", "versus", "category"]
+    assert [(r["slice"], r["versus"]) for r in table.to_pylist()] == [
+        ("*", None), ("A", None), ("A", "B"), ("A", "C"), ("B", None), ("B", "C"), ("C", None)
+    ]  # fmt: skip
