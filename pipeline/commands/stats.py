@@ -55,6 +55,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     s.add_argument("--casefold", action="store_true", help="lower-case words (and lexicon entries)")
     s.add_argument(
+        "--top",
+        type=non_negative_int,
+        default=5,
+        metavar="N",
+        help="print each slice's N words of highest mean score that have an interval (default: 5; 0: none)",
+    )
+    s.add_argument(
         "--lexicon",
         metavar="FILE",
         help='categories of words: JSON {"category": ["word", ...]} or CSV with columns category,word',
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.pipeline.findings.lexicon import LexiconError, read_lexicon
     from normxlogit.pipeline.findings.slices import SliceError
     from normxlogit.pipeline.findings.stats import StatsOptions, compute_stats, write_findings
+    from normxlogit.pipeline.findings.terminal import top_word_lines
     from normxlogit.transforms.layout import RunNotFoundError
 
     if beam_args:
@@ -89,6 +97,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
         return 2
     paths = write_findings(findings, Path(args.out))
+    for line in top_word_lines(findings.words, args.top, "mean_score", "mean_ci_low", "mean_ci_high"):
+        print(line)
     print(
         f"normxlogit: wrote {', '.join(str(p) for p in paths)} ({findings.words.num_rows:,} slice-word rows) "
         f"in {time.monotonic() - started:.1f} s"

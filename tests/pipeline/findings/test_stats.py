@@ -260,3 +260,31 @@ def test_user_errors_end_in_one_line(case, message, synthetic_run, synthetic, tm
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("normxlogit stats: error: " + message.format(tmp=tmp_path))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_top_words_print_with_their_interval_lift_and_q():
+    import pyarrow as pa
+
+    from normxlogit.pipeline.findings.terminal import top_word_lines
+
+    words = pa.table(
+        {
+            "slice_field": ["*", "*", "*", "label", "label"],
+            "slice": ["*", "*", "*", "pos", "pos"],
+            "word": ["good", "the", "rare", "good", "the"],
+            "n_docs": [40, 50, 2, 20, 25],
+            "mean_score": [2.5, 0.1, 9.0, 3.0, 0.2],
+            "mean_ci_low": [2.0, 0.05, None, 2.4, 0.1],
+            "mean_ci_high": [3.0, 0.15, None, 3.6, 0.3],
+            "lift": [None, None, None, 1.5, 2.0],
+            "q_value": [None, None, None, 0.01, 0.5],
+        }
+    )
+    lines = top_word_lines(words, 1, "mean_score", "mean_ci_low", "mean_ci_high")
+    # "rare" has the highest mean but no interval (too few documents): it is not a finding.
+    assert lines == [
+        "corpus: top 1 words by mean_score",
+        "  good             2.5 [2, 3]                        40 docs",
+        "label = 'pos': top 1 words by mean_score",
+        "  good             3 [2.4, 3.6]                      20 docs  lift 1.5  q 0.01",
+    ]
