@@ -253,6 +253,21 @@ def _hostile_ids(table: pa.Table) -> pa.Table:
     return table.set_column(1, table.schema.field(1), pa.array(sources, pa.string()))
 
 
+def write_rescored_copy(run: Path, out: Path, seed: int = 1) -> Path:
+    """A second run over ``run``'s documents, as another model would score them: ``run`` copied to
+    ``out`` with each token's score replaced by ``0.5 * score + N(0, 2)`` (for ``compare``)."""
+    import shutil
+
+    shutil.copytree(run, out)
+    path = out / ATTRIBUTIONS.name(0, 1)
+    table = pq.read_table(path)
+    score = table["score"].to_numpy()
+    noisy = 0.5 * score + np.random.default_rng(seed).normal(0, 2, len(score))
+    at = table.schema.get_field_index("score")
+    pq.write_table(table.set_column(at, table.schema.field(at), pa.array(noisy.astype(np.float32))), path)
+    return out
+
+
 def write_summaries(out: Path) -> None:
     """Write ``summaries/groups.jsonl`` as the pipeline would (same accumulator, from the rows)."""
     from normxlogit.pipeline.report.run_reader import scan_run

@@ -31,12 +31,26 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=500,
         help="documents embedded in the page; a larger run is sampled by a hash of doc_id (default: 500)",
     )
+    r.add_argument(
+        "--stats",
+        metavar="DIR",
+        help="the --out folder of `normxlogit stats` of this run: its Findings section shows those figures "
+        "(top words per slice by mean score or lift with 95%% intervals, lexicon shares); without it the "
+        "report computes them for its sampled documents with 200 bootstrap replicates",
+    )
+    r.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="the --out folder of `normxlogit compare OUT RUN_B`: adds a Comparison section (agreement "
+        "per document, the largest differences with intervals, one document coloured by each run)",
+    )
     return r
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Write the report and say where it is."""
     from normxlogit.pipeline.report.build import write_report
+    from normxlogit.pipeline.report.findings_input import FindingsDirError
     from normxlogit.pipeline.report.run_reader import RunNotFoundError
 
     if beam_args:
@@ -44,8 +58,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     started = time.monotonic()
     try:
-        path = write_report(args.output, args.out, args.max_docs)
-    except RunNotFoundError as err:
+        path = write_report(args.output, args.out, args.max_docs, args.stats, args.compare)
+    except (RunNotFoundError, FindingsDirError) as err:
         print(f"normxlogit report: error: {err}", file=sys.stderr)
         return 2
     size = path.stat().st_size

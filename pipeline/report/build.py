@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from normxlogit.pipeline.report.compare_input import read_compare_dir
+from normxlogit.pipeline.report.corpus_views import grouped_fields
+from normxlogit.pipeline.report.findings_input import read_stats_dir, sample_findings
 from normxlogit.pipeline.report.page import ReportInput, render_page
 from normxlogit.pipeline.report.run_reader import (
     read_annotate_manifest,
@@ -15,19 +18,33 @@ from normxlogit.pipeline.report.run_reader import (
 DEFAULT_SAMPLE = 500
 
 
-def build_report(output: str | Path, sample_size: int = DEFAULT_SAMPLE) -> str:
+def build_report(
+    output: str | Path,
+    sample_size: int = DEFAULT_SAMPLE,
+    stats: str | Path | None = None,
+    compare: str | Path | None = None,
+) -> str:
     """The report page (HTML) of the run in ``output``.
 
     Corpus summaries come from the run's ``summaries/`` when present; for runs written before
-    summaries existed they are computed from the token rows in the same streaming pass.
+    summaries existed they are computed from the token rows in the same streaming pass. Findings
+    come from ``stats`` (a ``normxlogit stats`` folder) or are computed for the sampled documents;
+    ``compare`` (a ``normxlogit compare`` folder with this run as RUN_A) adds the Comparison section.
 
     Raises:
         RunNotFoundError: ``output`` holds no finished run.
+        FindingsDirError: ``stats`` or ``compare`` lacks a file its command writes.
     """
     folder = Path(output)
     manifest = read_annotate_manifest(folder)
     summaries = read_summaries(folder)
+    comparison = None if compare is None else read_compare_dir(Path(compare), folder)
+    findings = None if stats is None else read_stats_dir(Path(stats))
     scan = scan_run(folder, sample_size, with_summaries=summaries is None)
+    if findings is None:
+        mode = manifest.sections.get("target", {}).get("mode")
+        ids = [d["id"] for d in scan.sample]
+        findings = sample_findings(folder, ids, scan.docs, grouped_fields(mode))
     data = ReportInput(
         output=str(output),
         manifest=manifest,
@@ -35,12 +52,20 @@ def build_report(output: str | Path, sample_size: int = DEFAULT_SAMPLE) -> str:
         scan=scan,
         summaries=scan.summaries if summaries is None else summaries,
         summaries_source="computed from the token rows" if summaries is None else "from the pipeline",
+        findings=findings,
+        comparison=comparison,
     )
     return render_page(data)
 
 
-def write_report(output: str | Path, destination: str | Path, sample_size: int = DEFAULT_SAMPLE) -> Path:
+def write_report(
+    output: str | Path,
+    destination: str | Path,
+    sample_size: int = DEFAULT_SAMPLE,
+    stats: str | Path | None = None,
+    compare: str | Path | None = None,
+) -> Path:
     """Write the report page of ``output`` to ``destination`` (UTF-8) and return its path."""
     path = Path(destination)
-    path.write_text(build_report(output, sample_size), encoding="utf-8")
+    path.write_text(build_report(output, sample_size, stats, compare), encoding="utf-8")
     return path

@@ -66,19 +66,26 @@ def top_table(title: str, entries: list[dict], limit: int = TOP_ROWS) -> str:
 
 
 def group_tables(group: dict, limit: int = TOP_ROWS) -> str:
-    """Top words and tokens of one group, by mean and by total score."""
-    return (
-        '<div class="grid">'
-        + "".join(
-            top_table(title, group[key], limit)
-            for title, key in (
-                ("words by mean score", "top_words_by_mean"),
-                ("words by total score", "top_words_by_total"),
-                ("tokens by mean score", "top_tokens_by_mean"),
-                ("tokens by total score", "top_tokens_by_total"),
-            )
+    """Top words and tokens of one group by mean score; by total score (which ranks frequent words
+    such as ``the`` and ``.`` first) only in a collapsed block."""
+    by_mean = "".join(
+        top_table(title, group[key], limit)
+        for title, key in (
+            ("words by mean score", "top_words_by_mean"),
+            ("tokens by mean score", "top_tokens_by_mean"),
         )
-        + "</div>"
+    )
+    by_total = "".join(
+        top_table(title, group[key], limit)
+        for title, key in (
+            ("words by total score", "top_words_by_total"),
+            ("tokens by total score", "top_tokens_by_total"),
+        )
+    )
+    return (
+        f'<div class="grid">{by_mean}</div><details class="totals"><summary>by total score '
+        f'<span class="muted">(count &times; mean: frequent words first)</span></summary>'
+        f'<div class="grid">{by_total}</div></details>'
     )
 
 
@@ -100,21 +107,33 @@ def groups_of_kind(summaries: list[dict], kind: str, title: str) -> str:
     return f'<h3 id="by-{esc(kind)}">{esc(title)}</h3>{blocks}{more}'
 
 
+def grouped_fields(target_mode: str | None) -> tuple[str, ...]:
+    """The document fields the corpus views (and the report's own findings) group by.
+
+    With the prediction as target the target groups repeat the prediction groups; in response runs
+    they group by the response's first token, which says little.
+    """
+    if target_mode == "prediction" or target_mode in RESPONSE_MODES:
+        return (PREDICTION, SOURCE)
+    return (PREDICTION, TARGET, SOURCE)
+
+
 def corpus_section(summaries: list[dict], scan: RunScan, target_mode: str | None) -> str:
     """The corpus views: predictions, score histogram, top words overall and per group."""
     corpus = next((g for g in summaries if g["kind"] == CORPUS), None)
     overall = "" if corpus is None else group_tables(corpus)
     histogram = histogram_bars(corpus["histogram"] if corpus else [])
-    kinds = [(PREDICTION, "Top words per prediction"), (SOURCE, "Top words per source")]
-    # With the prediction as target the target groups repeat the prediction groups; in response runs
-    # they group by the response's first token, which says little.
-    if target_mode != "prediction" and target_mode not in RESPONSE_MODES:
-        kinds.insert(1, (TARGET, "Top words per target"))
-    per_group = "".join(groups_of_kind(summaries, kind, title) for kind, title in kinds)
+    titles = {
+        PREDICTION: "Top words per prediction",
+        TARGET: "Top words per target",
+        SOURCE: "Top words per source",
+    }
+    per_group = "".join(groups_of_kind(summaries, kind, titles[kind]) for kind in grouped_fields(target_mode))
     return f"""<section id="corpus"><h2>Corpus</h2>
 <div class="pair"><div><h3>Predictions</h3>{bar_rows(scan.by_prediction)}</div>
 <div><h3>Sources</h3>{bar_rows(scan.by_source)}</div></div>
 <h3>Token scores</h3>{histogram}
 <h3>Whole corpus</h3><p class="muted">A word's score is the sum of its tokens' scores; "mean" ranks
-words seen at least 3 times.</p>{overall}
+words seen at least 3 times. Means with 95% intervals, and lift per slice: see
+Findings below.</p>{overall}
 {per_group}</section>"""

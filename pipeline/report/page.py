@@ -16,8 +16,13 @@ from dataclasses import dataclass
 
 from normxlogit.display import LEVELS, PALETTE, hex_color
 from normxlogit.pipeline.report.assets import BASE_CSS, SCRIPT, palette_css
+from normxlogit.pipeline.report.compare_input import ComparisonInput
+from normxlogit.pipeline.report.compare_views import COMPARE_CSS, comparison_section
 from normxlogit.pipeline.report.corpus_views import corpus_section
 from normxlogit.pipeline.report.escaping import embed_json, esc, iso, lit
+from normxlogit.pipeline.report.findings_input import FindingsInput
+from normxlogit.pipeline.report.findings_views import RANKING_CSS, findings_section
+from normxlogit.pipeline.report.intervals import WHISKER_CSS
 from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, DeadLetters, RunScan
 from normxlogit.transforms.layout import Manifest
 
@@ -32,6 +37,8 @@ class ReportInput:
     scan: RunScan
     summaries: list[dict]
     summaries_source: str
+    findings: FindingsInput
+    comparison: ComparisonInput | None = None
 
 
 def script_hash(script: str) -> str:
@@ -199,12 +206,14 @@ def render_page(data: ReportInput) -> str:
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>normxlogit report</title>
-<style>{BASE_CSS}{palette_css()}</style></head>
+<style>{BASE_CSS}{WHISKER_CSS}{RANKING_CSS}{COMPARE_CSS}{palette_css()}</style></head>
 <body><header class="top"><h1>normxlogit report</h1>
 <div>{iso(data.output)}</div></header><main>
 {run_section(data)}
 {dead_letter_section(data.dead)}
 {corpus_section(data.summaries, data.scan, data.manifest.sections.get("target", {}).get("mode"))}
+{findings_section(data.findings)}
+{"" if data.comparison is None else comparison_section(data.comparison)}
 {documents_section(data)}
 </main>
 <script type="application/json" id="report-data">{payload}</script>

@@ -318,3 +318,142 @@ def test_show_unknown_id_lists_ids_it_begins_or_is_part_of(tmp_path, capsys):
     ]
     assert main(["show", str(run), "--doc", "c7-wrong-autor"]) == 2
     assert "(20 documents); near ids: 'c7-wrong-author'" in capsys.readouterr().err
+
+
+def section(html: str, name: str) -> str:
+    """The HTML of one ``<section id=name>`` of the page."""
+    return re.search(rf'<section id="{name}">(.*?)</section>', html, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def findings_dirs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A synthetic run A, ``stats A --by prediction`` and ``compare A B`` (B: A's documents rescored)."""
+    folder = tmp_path_factory.mktemp("report-findings")
+    run_a = folder / "a"
+    synthetic().write_synthetic_run(run_a, 240, documents=True, misclassified=0.3)
+    run_b = synthetic().write_rescored_copy(run_a, folder / "b")
+    stats, compared = folder / "stats", folder / "compare"
+    lexicon = folder / "lexicon.json"
+    lexicon.write_text(json.dumps({"short": ["an", "el"], "long": ["ananan", "anananan"]}))
+    argv = ["stats", str(run_a), "--by", "prediction", "--out", str(stats), "--bootstrap", "50"]
+    assert main([*argv, "--lexicon", str(lexicon)]) == 0
+    assert main(["compare", str(run_a), str(run_b), "--out", str(compared), "--bootstrap", "50"]) == 0
+    return run_a, stats, compared
+
+
+def test_report_computes_findings_for_its_sample(findings_dirs, tmp_path):
+    run = findings_dirs[0]
+    page = tmp_path / "r.html"
+    assert main(["report", str(run), "--out", str(page), "--max-docs", "60"]) == 0
+    html = page.read_text(encoding="utf-8")
+    findings = section(html, "findings")
+    assert "computed by the report for the sampled 60 documents (B=200" in findings
+    assert "95% percentile interval, document bootstrap (Poisson(1) weight per document), B=200, seed 0" in (
+        findings
+    )
+    # The target is not always the prediction (30% misclassified): sliced as the corpus views group.
+    assert "target = " in findings and "prediction = " in findings and "source = " in findings
+    # The corpus slice's means are those of the sampled documents' words, recounted from the token rows.
+    sampled = pa.array([d["id"] for d in embedded_docs(html)])
+    rows = pq.read_table(run / ATTRIBUTIONS.name(0, 1))
+    rows = rows.filter(
+        pa.compute.and_(pa.compute.is_in(rows["doc_id"], sampled), pa.compute.invert(rows["special"]))
+    )
+    words = pa.table(
+        {"word": pa.compute.utf8_trim_whitespace(rows["token"]), "score": rows["score"].cast(pa.float64())}
+    )
+    means = {
+        w: m for w, m in zip(*words.group_by("word").aggregate([("score", "mean")]).to_pydict().values())
+    }
+    corpus = findings.split("</details>")[0]
+    label = r'<td class="label"><code class="lit">&quot;(\w+)&quot;</code></td>'
+    shown = re.findall(label + r'<td class="num">\d+</td>' * 2 + r'<td class="num">(-?[\d.e+-]+) \[', corpus)
+    assert len(shown) == 10
+    assert [float(m) for _, m in shown] == sorted((float(m) for _, m in shown), reverse=True)
+    assert [float(m) for _, m in shown] == [float(f"{means[w]:.3g}") for w, _ in shown]
+
+
+def test_corpus_views_rank_words_by_mean_and_keep_totals_folded(findings_dirs, tmp_path):
+    """Issue 23 changed this view: words by total score (frequency first) are no longer shown first."""
+    page = tmp_path / "r.html"
+    assert main(["report", str(findings_dirs[0]), "--out", str(page)]) == 0
+    corpus = section(page.read_text(encoding="utf-8"), "corpus")
+    whole = corpus.split('<h3 id="by-prediction">')[0]
+    assert whole.index("words by mean score") < whole.index('<details class="totals">')
+    assert whole.index('<details class="totals">') < whole.index("words by total score")
+
+
+def test_report_shows_stats_and_compare_folders(findings_dirs, tmp_path):
+    run, stats, compared = findings_dirs
+    page = tmp_path / "r.html"
+    argv = ["report", str(run), "--out", str(page), "--stats", str(stats), "--compare", str(compared)]
+    assert main(argv) == 0
+    html = page.read_text(encoding="utf-8")
+    findings = section(html, "findings")
+    assert f"read from {stats}" in findings and "B=50, seed 0" in findings
+    words = pq.read_table(stats / "words.parquet").to_pylist()
+    corpus = [w for w in words if w["slice_field"] == "*" and w["mean_ci_low"] is not None]
+    top = sorted(corpus, key=lambda w: (-w["mean_score"], w["word"]))[:10]
+    first_table = findings.split("</table>")[0]
+    assert re.findall(r"&quot;(\w+)&quot;", first_table) == [w["word"] for w in top]
+    assert first_table.count('class="ci"') == 10 and first_table.count('class="span"') == 10
+    assert findings.count("<details") == 4  # the corpus and the three predictions
+    shares = pq.read_table(stats / "lexicon.parquet").to_pylist()
+    corpus_short = next(r for r in shares if r["slice"] == "*" and r["category"] == "short")
+    low, high = corpus_short["share_ci_low"], corpus_short["share_ci_high"]
+    assert f"{corpus_short['share']:.3g} [{low:.3g}, {high:.3g}]" in findings.split("Lexicon shares")[1]
+    differences = [r for r in shares if r["versus"] is not None]
+    assert len(differences) == 6 and findings.count("difference [95% CI]") == 1  # 3 pairs x 2 categories
+
+    comparison = section(html, "comparison")
+    summary = json.loads((compared / "summary.json").read_text())
+    documents = pq.read_table(compared / "documents.parquet")
+    assert f'<td class="num" id="compare-compared">{documents.num_rows:,}</td>' in comparison
+    rho = summary["spearman"]
+    assert f"{rho['median']:.3g} [{rho['ci_low']:.3g}, {rho['ci_high']:.3g}]" in comparison
+    bars = re.search(r'id="spearman-histogram">(.*?)</div><div class="axis">', comparison).group(1)
+    assert (
+        sum(int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) documents", bars)) == documents.num_rows
+    )
+    deltas = pq.read_table(compared / "words.parquet").to_pylist()
+    rose = max((w for w in deltas if w["delta_ci_low"] is not None), key=lambda w: w["delta"])
+    higher_b = comparison.split('id="largest-deltas">')[1].split("</table>")[0]
+    assert re.search(r"&quot;(\w+)&quot;", higher_b).group(1) == rose["word"]
+    # The side-by-side document is the median-Spearman one; each run colours every one of its words.
+    ranked = sorted(
+        (r for r in documents.to_pylist() if r["spearman"] is not None), key=lambda r: r["spearman"]
+    )
+    middle = ranked[(len(ranked) - 1) // 2]
+    side = comparison.split('id="side-by-side">')[1]
+    assert f"{middle['doc_id']}</span>, the document with the median Spearman" in comparison
+    n_words = sum(1 for d in rows_of(run, middle["doc_id"]) if not d)
+    assert side.count('<span class="tok c') == 2 * n_words
+
+
+def rows_of(run: Path, doc_id: str) -> list[bool]:
+    """The ``special`` flag of each token row of one document."""
+    rows = pq.read_table(run / ATTRIBUTIONS.name(0, 1), columns=["doc_id", "special"])
+    return [s for d, s in zip(rows["doc_id"].to_pylist(), rows["special"].to_pylist()) if d == doc_id]
+
+
+def test_report_without_a_documents_table_says_why_it_has_no_findings(tmp_path):
+    run = tmp_path / "run"
+    synthetic().write_synthetic_run(run, 20)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+    findings = section((tmp_path / "r.html").read_text(encoding="utf-8"), "findings")
+    assert "not computed:" in findings and "has no documents table" in findings
+
+
+def test_report_refuses_a_folder_that_is_not_a_stats_or_compare_output(findings_dirs, tmp_path, capsys):
+    run = findings_dirs[0]
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--stats", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"normxlogit report: error: {tmp_path} has no words.parquet; pass the --out folder of a finished "
+        "`normxlogit stats`"
+    )
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--compare", str(tmp_path)]) == 2
+    assert (
+        "no documents.parquet; pass the --out folder of a finished `normxlogit compare`"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "r.html").exists()

@@ -438,3 +438,40 @@ def test_byte_level_bpe_characters_show_once(tmp_path, browser):
         assert tools.evaluate(f"{OUT_OF_ORDER}({json.dumps(selector)})") == [], selector
     assert script_errors(tools) == []
     save_documents_screenshot(tools, "report-bpe-documents.png")
+
+
+def test_findings_and_comparison_sections(tmp_path, browser):
+    from normxlogit.pipeline.cli import main
+
+    synthetic = _synthetic()
+    run_a = tmp_path / "a"
+    synthetic.write_synthetic_run(run_a, 200, documents=True, misclassified=0.3)
+    run_b = synthetic.write_rescored_copy(run_a, tmp_path / "b")
+    stats, compared = tmp_path / "stats", tmp_path / "compare"
+    assert main(["stats", str(run_a), "--by", "prediction", "--out", str(stats), "--bootstrap", "100"]) == 0
+    assert main(["compare", str(run_a), str(run_b), "--out", str(compared), "--bootstrap", "100"]) == 0
+    page = write_report(run_a, tmp_path / "findings.html", sample_size=50, stats=stats, compare=compared)
+    tools = browser(page)
+
+    shown = (
+        "[...document.querySelectorAll('#findings details[open] table')].map(t => t.offsetParent !== null)"
+    )
+    lift_note = "document.querySelector('#findings details[open] p.by-lift').offsetParent !== null"
+    assert tools.evaluate(shown) == [True] and not tools.evaluate(lift_note)  # the corpus: by mean
+    whiskers = "[...document.querySelectorAll('#findings details[open] .ci .span')].map(e => e.offsetWidth)"
+    assert all(w > 0 for w in tools.evaluate(whiskers))
+    tools.evaluate("document.getElementById('findings-rank-lift').click()")
+    assert tools.evaluate(shown) == [False] and tools.evaluate(lift_note)  # no lift in the corpus: a note
+    tools.evaluate("document.querySelectorAll('#findings details').forEach(d => d.open = true)")
+    lift_tables = (
+        "[...document.querySelectorAll('#findings table.by-lift')].filter(t => t.offsetParent).length"
+    )
+    assert tools.evaluate(lift_tables) == 3  # one per prediction
+    tools.evaluate("document.getElementById('findings-rank-mean').click()")
+    assert tools.evaluate("document.querySelectorAll('#side-by-side .tok').length") > 0
+    assert tools.evaluate("document.querySelectorAll('img, iframe, object, embed, a').length") == 0
+    assert [u for u in requested_urls(tools) if not u.startswith(("file:", "data:"))] == []
+    assert script_errors(tools) == []
+    others = "document.querySelectorAll('main > section:not(#findings):not(#comparison)')"
+    tools.evaluate(f"{others}.forEach(s => s.hidden = true)")
+    assert save_screenshot(tools, "report-findings-comparison.png").stat().st_size > 10_000

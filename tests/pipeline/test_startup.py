@@ -81,6 +81,20 @@ def test_report_imports_no_heavy_module(finished_run, tmp_path):
     assert html.stat().st_size > 0
 
 
+@pytest.mark.parametrize("option", ["--stats", "--compare"])
+def test_report_with_findings_imports_no_heavy_module(option, finished_run, tmp_path):
+    folder = tmp_path / "findings"
+    if option == "--stats":
+        made = ["stats", str(finished_run), "--by", "prediction", "--out", str(folder), "--bootstrap", "20"]
+    else:
+        made = ["compare", str(finished_run), str(finished_run), "--out", str(folder), "--bootstrap", "20"]
+    assert run_probe(made)["code"] == 0
+    html = tmp_path / "r.html"
+    probe = run_probe(["report", str(finished_run), "--out", str(html), option, str(folder)])
+    assert (probe["code"], probe["heavy"]) == (0, [])
+    assert html.stat().st_size > 0
+
+
 def test_show_imports_no_heavy_module(finished_run):
     probe = run_probe(["show", str(finished_run), "--doc", "corpus/part-1.jsonl#L2"])
     assert (probe["code"], probe["heavy"]) == (0, [])
