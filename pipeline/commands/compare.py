@@ -24,7 +24,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "each run's mean score, delta = mean_b - mean_a with a paired 95% document-bootstrap interval, "
         "ranks), flips.parquet (words whose sign or top-k membership flips, in how many documents each "
         "way) and summary.json (documents in both runs or one, median char_coverage and Spearman with "
-        "intervals, the options). Rank-based figures are primary: two models' scores have different scales.",
+        "intervals, the options). Rank-based figures are primary: two models' scores have different scales. "
+        "Chat runs: documents are matched on their rendered text, so runs whose models render chats with "
+        "different templates share no document; char_coverage counts the template's characters too.",
     )
     c.add_argument("run_a", metavar="RUN_A", help="the --output folder of a finished `normxlogit annotate`")
     c.add_argument("run_b", metavar="RUN_B", help="another one over the same documents")

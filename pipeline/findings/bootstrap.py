@@ -340,6 +340,9 @@ def median_interval(values: np.ndarray, keys: np.ndarray, resampling: Resampling
     reaches half the total); the point estimate is ``np.median``. The p-value tests ``median == 0``.
     """
     values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:  # no document has a value: nothing to estimate
+        nothing = np.array([np.nan])
+        return Interval(nothing, nothing, nothing, nothing)
     order = np.argsort(values, kind="stable")
     sorted_values, sorted_keys = values[order], np.asarray(keys)[order]
     medians = np.full(resampling.replicates, np.nan)
@@ -348,11 +351,11 @@ def median_interval(values: np.ndarray, keys: np.ndarray, resampling: Resampling
         b = min(a + step, resampling.replicates)
         weights = poisson_weights(sorted_keys, resampling, a, b)
         cumulative = np.cumsum(weights, axis=0)
-        total = cumulative[-1] if len(values) else np.zeros(b - a)
+        total = cumulative[-1]
         drawn = total > 0
         at = np.argmax(cumulative >= total / 2, axis=0)
-        medians[a:b] = np.where(drawn, sorted_values[np.minimum(at, max(len(values) - 1, 0))], np.nan)
-    estimate = np.array([np.median(values)]) if len(values) else np.array([np.nan])
+        medians[a:b] = np.where(drawn, sorted_values[np.minimum(at, len(values) - 1)], np.nan)
+    estimate = np.array([np.median(values)])
     return _interval(estimate, medians[None, :], resampling, 0.0)
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from normxlogit.pipeline.findings.compare import DOCUMENTS_FILE, SUMMARY_FILE, WORDS_FILE
 from normxlogit.pipeline.findings.words import SEGMENT, TOKEN_COLUMNS, WORD_SCHEMA, words_of_rows
-from normxlogit.pipeline.report.findings_input import required_file
+from normxlogit.pipeline.report.findings_input import FindingsDirError, required_file
 from normxlogit.pipeline.report.run_reader import read_document_texts
 from normxlogit.transforms.layout import ATTRIBUTIONS
 
@@ -103,11 +103,18 @@ def read_compare_dir(folder: Path, run_a: Path) -> ComparisonInput:
     ``run_a`` (the report's run) and the run B that summary.json names.
 
     Raises:
-        FindingsDirError: no documents.parquet, words.parquet or summary.json.
+        FindingsDirError: no documents.parquet, words.parquet or summary.json, or a comparison whose run
+            A is not the report's run.
     """
     documents = pq.read_table(required_file(folder, DOCUMENTS_FILE, "compare"))
     words = pq.read_table(required_file(folder, WORDS_FILE, "compare"))
     summary = json.loads(required_file(folder, SUMMARY_FILE, "compare").read_text(encoding="utf-8"))
+    compared_a = Path(summary["run_a"]["path"])
+    if compared_a.resolve() != Path(run_a).resolve():
+        raise FindingsDirError(
+            f"{folder} compares {compared_a} with another run, not {run_a}: pass it to the report of "
+            f"{compared_a}, or run `normxlogit compare {run_a} RUN_B --out DIR`"
+        )
     run_b = Path(summary["run_b"]["path"])
     return ComparisonInput(folder, documents, words, summary, side_by_side(documents, run_a, run_b))
 

@@ -66,15 +66,27 @@ def mean_table(rows: pa.Table, limit: int = TOP_WORDS) -> str:
 
 
 def lift_table(rows: pa.Table, corpus: bool, limit: int = TOP_WORDS) -> str:
-    """The tested words of a slice, highest lift first, with their mean's whisker."""
+    """The tested words of a slice with a positive mean inside and outside it, highest lift first, with
+    their mean's whisker."""
     if corpus:
         return (
             '<p class="muted by-lift">Lift compares a slice with the rest of its field: the whole corpus has '
             "none.</p>"
         )
-    top = _top(rows.filter(pc.is_valid(rows["p_value"])), "lift", "lift", limit)
+    # A ratio of means ranks only where both means are positive: with signed scores a word more
+    # negative inside the slice (-2 / -0.1) would lead, and one that turns positive would trail.
+    tested = rows.filter(pc.is_valid(rows["p_value"]))
+    top = _top(
+        tested.filter(pc.and_(pc.greater(tested["mean_score"], 0), pc.greater(tested["lift"], 0))),
+        "lift",
+        "lift",
+        limit,
+    )
     if not top:
-        return '<p class="muted by-lift">No word is in enough documents inside and outside this slice.</p>'
+        return (
+            '<p class="muted by-lift">No word is in enough documents inside and outside this slice with a '
+            "positive mean score in both.</p>"
+        )
     axis = Axis.of((r["mean_ci_low"] for r in top), (r["mean_ci_high"] for r in top))
     body = "".join(
         f'<tr><td class="label">{lit(r["word"])}</td><td class="num">{r["n_docs"]:,}</td>'

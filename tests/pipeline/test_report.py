@@ -457,3 +457,14 @@ def test_report_refuses_a_folder_that_is_not_a_stats_or_compare_output(findings_
         in capsys.readouterr().err
     )
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_a_comparison_of_another_run(findings_dirs, tmp_path, capsys):
+    run_a, _, compared = findings_dirs
+    other = tmp_path / "other"
+    synthetic().write_synthetic_run(other, 20, documents=True)
+    assert main(["report", str(other), "--out", str(tmp_path / "r.html"), "--compare", str(compared)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"normxlogit report: error: {compared} compares {run_a} with another run, not {other}: pass it to "
+        f"the report of {run_a}, or run `normxlogit compare {other} RUN_B --out DIR`"
+    )

@@ -296,6 +296,17 @@ def test_documents_in_one_run_only_are_counted(tmp_path, runs):
     assert words.loc[["word3"], ["delta_ci_low", "p_value", "rank_a", "rank_b"]].isna().all(axis=None)
 
 
+def test_documents_without_a_correlation_give_null_medians(tmp_path, runs, capsys):
+    """One-word documents have no Spearman: the medians are null, not a crash."""
+    docs = [runs.Doc(f"d{i}", [f"w{i}"], [float(i)]) for i in range(8)]
+    run_a, run_b = write_run(tmp_path / "a", runs, docs), write_run(tmp_path / "b", runs, docs)
+    assert main(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / SUMMARY_FILE).read_text())
+    assert summary["spearman"]["median"] is None and summary["spearman"]["n_docs"] == 0
+    assert summary["char_coverage"]["median"] == 1.0
+    assert "median Spearman n/a" in capsys.readouterr().out
+
+
 def test_user_mistakes_fail_in_one_line(tmp_path, runs, capsys):
     run_a = write_run(tmp_path / "a", runs, [runs.Doc("x", ["one", "two"], [1.0, 2.0])])
     run_b = write_run(tmp_path / "b", runs, [runs.Doc("y", ["one", "two"], [1.0, 2.0])])
