@@ -51,7 +51,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         type=positive_int,
         default=5,
         metavar="N",
-        help="words in fewer documents of a slice get no interval and no test (default: 5)",
+        help="words in fewer documents of a slice get no interval and no test (default: 5); "
+        "percentile intervals undercover with few documents: nominal 95%% intervals covered the true mean "
+        "about 88%% of the time at 5 documents, 91%% at 10, 93%% at 20, 94%% at 100 (simulation)",
     )
     s.add_argument("--casefold", action="store_true", help="lower-case words (and lexicon entries)")
     s.add_argument(

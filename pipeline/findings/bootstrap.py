@@ -10,8 +10,9 @@ pure function of (seed, the document's key, b): its key is a 64-bit hash of its 
 (``document_keys``), the weight the inverse Poisson CDF of SplitMix64 output. So the weights of a
 document do not depend on which other documents are in memory, the order or batching of the run,
 or which chunk of a large corpus is being processed: a corpus is summed chunk by chunk
-(``ReplicateSums``) in memory bounded by the chunk, and two runs over the same documents (``compare``)
-get the same weights for the same document, which makes their differences paired.
+(``ReplicateSums``), the weights of at most ``DOCS_PER_CHUNK`` documents in memory at once, and two
+runs over the same documents (``compare``) get the same weights for the same document, which makes
+their differences paired.
 
 Known behaviour: the Poisson bootstrap approximates the usual (multinomial) bootstrap, whose
 replicates hold exactly n documents; here the number of documents drawn varies around n. For ratio
@@ -59,8 +60,9 @@ def _inverse_cdf_table() -> np.ndarray:
 _INVERSE_CDF = _inverse_cdf_table()
 # Rows of weighted sums computed in one sparse product: bounds the temporary (rows x B) array.
 _ROWS_PER_PRODUCT = 2048
-# Documents weighted at once by the in-memory helpers: bounds the (documents x B) weights.
-_DOCS_PER_CHUNK = 2048
+# Documents weighted at once: bounds the (documents x B) weights, whatever the documents' lengths (a chunk
+# of word rows holds as many documents as words when each document is one word).
+DOCS_PER_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class ReplicateSums:
 
     A row is one quantity (a word's score in a slice, its occurrences, a slice's absolute score);
     each chunk of documents adds sparse entries (row, document, value). Memory: ``rows x B``
-    float64 plus, per chunk, its documents' weights.
+    float64 plus the weights of at most ``DOCS_PER_CHUNK`` documents.
 
     Attributes:
         totals: (rows,) the sums with every weight 1.
@@ -161,6 +163,9 @@ class ReplicateSums:
     def add(self, row: np.ndarray, doc: np.ndarray, value: np.ndarray, keys: np.ndarray) -> None:
         """Add a chunk's entries; the same (row, document) may repeat (its values add).
 
+        The entries are taken by document, ``DOCS_PER_CHUNK`` distinct documents at a time, so the
+        weights in memory do not grow with the number of documents in the chunk.
+
         Args:
             row: (entries,) row of each entry.
             doc: (entries,) document of each entry, an index into ``keys``.
@@ -171,11 +176,21 @@ class ReplicateSums:
             return
         value = np.asarray(value, dtype=np.float64)
         self.totals += np.bincount(row, weights=value, minlength=len(self.totals))
-        weights = poisson_weights(keys, self.resampling)
-        present = np.bincount(row, minlength=len(self.totals)) > 0
-        rows = np.flatnonzero(present)
-        local = (np.cumsum(present) - 1)[row]
-        matrix = sparse.csr_matrix((value, (local, doc)), shape=(len(rows), len(keys)))
+        order = np.argsort(doc, kind="stable")
+        row, doc, value = np.asarray(row)[order], np.asarray(doc)[order], value[order]
+        new_doc = np.r_[True, doc[1:] != doc[:-1]]
+        nth_doc = np.cumsum(new_doc) - 1  # among the documents with entries
+        firsts = np.flatnonzero(new_doc)
+        bounds = np.r_[firsts[::DOCS_PER_CHUNK], len(doc)]
+        for part, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            present = doc[firsts[part * DOCS_PER_CHUNK : (part + 1) * DOCS_PER_CHUNK]]
+            weights = poisson_weights(keys[present], self.resampling)
+            self._add_weighted(row[a:b], nth_doc[a:b] - part * DOCS_PER_CHUNK, value[a:b], weights)
+
+    def _add_weighted(self, row: np.ndarray, doc: np.ndarray, value: np.ndarray, weights: np.ndarray) -> None:
+        """Add entries of the documents whose weights (documents, B) are ``weights``."""
+        rows, local = np.unique(row, return_inverse=True)
+        matrix = sparse.csr_matrix((value, (local, doc)), shape=(len(rows), len(weights)))
         for a in range(0, len(rows), _ROWS_PER_PRODUCT):
             self.replicates[rows[a : a + _ROWS_PER_PRODUCT]] += matrix[a : a + _ROWS_PER_PRODUCT] @ weights
 
@@ -245,10 +260,8 @@ def document_sums(values: np.ndarray, keys: np.ndarray, resampling: Resampling) 
     """Sums of per-document columns ``values`` (n,) or (n, k): row j of the result sums column j."""
     values = _columns(values)
     sums = ReplicateSums(values.shape[1], resampling)
-    for a in range(0, len(values), _DOCS_PER_CHUNK):
-        block = values[a : a + _DOCS_PER_CHUNK]
-        doc, row = np.nonzero(block)
-        sums.add(row, doc, block[doc, row], keys[a : a + _DOCS_PER_CHUNK])
+    doc, row = np.nonzero(values)
+    sums.add(row, doc, values[doc, row], keys)
     return sums
 
 

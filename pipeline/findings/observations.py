@@ -21,6 +21,7 @@ from normxlogit.pipeline.findings.slices import DocumentIndex, Slices
 from normxlogit.pipeline.findings.words import SEGMENT
 
 # Word rows observed at once: row groups of a few documents are joined to amortise the per-chunk work.
+# However many documents a chunk holds, the bootstrap weights them ``bootstrap.DOCS_PER_CHUNK`` at a time.
 CHUNK_WORDS = 1 << 17
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from normxlogit.pipeline.findings.bootstrap import (
+    DOCS_PER_CHUNK,
     ReplicateSums,
     Resampling,
     p_values,
@@ -38,8 +39,6 @@ from normxlogit.pipeline.findings.partitions import KEY
 from normxlogit.pipeline.findings.replicates import SUMS_PER_ROW, WordBlock, word_blocks
 from normxlogit.pipeline.findings.slices import Slices
 
-# Documents weighted at once: bounds the (documents x B) weights.
-DOCS_PER_CHUNK = 2048
 WORDS_SCHEMA = pa.schema(
     [
         pa.field("slice_field", pa.string()),
