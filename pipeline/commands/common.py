@@ -56,6 +56,34 @@ def non_negative_int(value: str) -> int:
     return n
 
 
+def add_bootstrap_options(parser: argparse.ArgumentParser, unit: str) -> None:
+    """--bootstrap, --seed, --min-docs and --casefold of the findings commands (``stats``, ``compare``).
+
+    Args:
+        unit: what a word in too few documents goes without, e.g. "an interval and no test".
+    """
+    parser.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=1000,
+        metavar="B",
+        help="document-bootstrap replicates (default: 1000); p-values resolve to about 2/(B+1)",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="bootstrap seed (default: 0); same seed, same files"
+    )
+    parser.add_argument(
+        "--min-docs",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help=f"words in fewer documents get {unit} (default: 5); percentile intervals undercover with few "
+        "documents: nominal 95%% intervals covered the true mean about 88%% of the time at 5 documents, "
+        "91%% at 10, 93%% at 20, 94%% at 100 (simulation)",
+    )
+    parser.add_argument("--casefold", action="store_true", help="lower-case words before they are grouped")
+
+
 def add_corpus_options(parser: argparse.ArgumentParser) -> None:
     """INPUT..., --output, --overwrite, the record field options and --verbose."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUTS_HELP)

@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from normxlogit.pipeline.commands.common import non_negative_int, positive_int
+from normxlogit.pipeline.commands.common import add_bootstrap_options, positive_int
 
 NAME = "compare"
 
@@ -55,24 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="z-score word scores within each document, per run, before the means of words.parquet "
         "(default: on; --no-standardise for raw scores)",
     )
-    c.add_argument("--casefold", action="store_true", help="lower-case words before they are grouped")
-    c.add_argument(
-        "--min-docs",
-        type=positive_int,
-        default=5,
-        metavar="N",
-        help="words in fewer documents get no interval, p-value or rank (default: 5)",
-    )
-    c.add_argument(
-        "--bootstrap",
-        type=positive_int,
-        default=1000,
-        metavar="B",
-        help="bootstrap replicates (default: 1000)",
-    )
-    c.add_argument(
-        "--seed", type=non_negative_int, default=0, help="bootstrap seed (default: 0); same seed, same files"
-    )
+    add_bootstrap_options(c, "no interval, p-value or rank")
     return c
 
 

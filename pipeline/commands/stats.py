@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from normxlogit.pipeline.commands.common import non_negative_int, positive_int
+from normxlogit.pipeline.commands.common import add_bootstrap_options, non_negative_int
 
 NAME = "stats"
 
@@ -36,26 +36,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "a chat role) or a --keep-fields field of the run; repeat for several",
     )
     s.add_argument("--out", required=True, metavar="DIR", help="folder for words.parquet, summary.json, ...")
-    s.add_argument(
-        "--bootstrap",
-        type=positive_int,
-        default=1000,
-        metavar="B",
-        help="bootstrap replicates (default: 1000); p-values resolve to about 2/(B+1)",
-    )
-    s.add_argument(
-        "--seed", type=non_negative_int, default=0, help="bootstrap seed (default: 0); same seed, same files"
-    )
-    s.add_argument(
-        "--min-docs",
-        type=positive_int,
-        default=5,
-        metavar="N",
-        help="words in fewer documents of a slice get no interval and no test (default: 5); "
-        "percentile intervals undercover with few documents: nominal 95%% intervals covered the true mean "
-        "about 88%% of the time at 5 documents, 91%% at 10, 93%% at 20, 94%% at 100 (simulation)",
-    )
-    s.add_argument("--casefold", action="store_true", help="lower-case words (and lexicon entries)")
+    add_bootstrap_options(s, "no interval and no test")
     s.add_argument(
         "--top",
         type=non_negative_int,
@@ -66,7 +47,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     s.add_argument(
         "--lexicon",
         metavar="FILE",
-        help='categories of words: JSON {"category": ["word", ...]} or CSV with columns category,word',
+        help='categories of words: JSON {"category": ["word", ...]} or CSV with columns category,word '
+        "(lower-cased too with --casefold)",
     )
     return s
 
