@@ -251,101 +251,6 @@ def q_values(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def _columns(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    return values[:, None] if values.ndim == 1 else values
-
-
-def document_sums(values: np.ndarray, keys: np.ndarray, resampling: Resampling) -> ReplicateSums:
-    """Sums of per-document columns ``values`` (n,) or (n, k): row j of the result sums column j."""
-    values = _columns(values)
-    sums = ReplicateSums(values.shape[1], resampling)
-    doc, row = np.nonzero(values)
-    sums.add(row, doc, values[doc, row], keys)
-    return sums
-
-
-def _interval(estimate: np.ndarray, replicates: np.ndarray, resampling: Resampling, null: float) -> Interval:
-    low, high = percentile_interval(replicates, resampling.level)
-    return Interval(estimate, low, high, p_values(replicates, null))
-
-
-def ratio_interval(
-    numerator: np.ndarray,
-    denominator: np.ndarray,
-    keys: np.ndarray,
-    resampling: Resampling,
-    null: float = 0.0,
-) -> Interval:
-    """Ratio of sums over documents, ``sum(numerator) / sum(denominator)``, per column.
-
-    A word's mean score is ``ratio_interval(score sum per document, occurrences per document)``;
-    its p-value tests ``ratio == null``.
-
-    Args:
-        numerator, denominator: (n,) or (n, k) per-document sums.
-        keys: (n,) document keys (``document_keys``).
-    """
-    num, den = _columns(numerator), _columns(denominator)
-    k = num.shape[1]
-    sums = document_sums(np.hstack([num, den]), keys, resampling)
-    estimate = ratio_replicates(sums.totals[:k], sums.totals[k:])
-    return _interval(estimate, ratio_replicates(sums.replicates[:k], sums.replicates[k:]), resampling, null)
-
-
-def share_interval(part: np.ndarray, total: np.ndarray, keys: np.ndarray, resampling: Resampling) -> Interval:
-    """A share of absolute attribution mass, ``sum(part) / sum(total)`` over documents, per column.
-
-    Args:
-        part: (n,) or (n, k) per-document absolute score of a set of words (>= 0).
-        total: (n,) per-document absolute score of all words (>= part).
-
-    Raises:
-        ValueError: a negative mass.
-    """
-    part, total = _columns(part), _columns(total)
-    if (part < 0).any() or (total < 0).any():
-        raise ValueError("shares are of absolute scores: part and total must be >= 0")
-    return ratio_interval(part, np.broadcast_to(total, part.shape), keys, resampling)
-
-
-def ratio_difference_interval(
-    numerator_a: np.ndarray,
-    denominator_a: np.ndarray,
-    numerator_b: np.ndarray,
-    denominator_b: np.ndarray,
-    keys: np.ndarray,
-    resampling: Resampling,
-) -> Interval:
-    """``sum(numerator_a) / sum(denominator_a) - sum(numerator_b) / sum(denominator_b)``, per column,
-    both ratios recomputed on the same resampled documents; the p-value tests ``difference == 0``.
-
-    One function for every comparison, by what the rows hold (all (n,) or (n, k) over the same
-    documents, zero where a document does not count):
-    - two groups of documents (a slice and the documents outside it, or two slices): a document
-      is nonzero in one group only, and each group's ratio moves with its own documents' weights;
-    - paired measures (two models or two methods on the same documents): a document is nonzero in
-      both, and its weight moves both ratios together, as a paired difference must.
-    """
-    cols = [_columns(v) for v in (numerator_a, denominator_a, numerator_b, denominator_b)]
-    k = cols[0].shape[1]
-    sums = document_sums(np.hstack(cols), keys, resampling)
-    t, r = sums.totals, sums.replicates
-
-    def difference(x):
-        return ratio_replicates(x[:k], x[k : 2 * k]) - ratio_replicates(x[2 * k : 3 * k], x[3 * k :])
-
-    return _interval(difference(t), difference(r), resampling, 0.0)
-
-
-def mean_interval(
-    values: np.ndarray, keys: np.ndarray, resampling: Resampling, null: float = 0.0
-) -> Interval:
-    """The mean over documents of per-document values (n,) or (n, k), e.g. a per-document correlation."""
-    values = _columns(values)
-    return ratio_interval(values, np.ones_like(values), keys, resampling, null)
-
-
 def median_interval(values: np.ndarray, keys: np.ndarray, resampling: Resampling) -> Interval:
     """The median over documents of per-document values (n,), e.g. a per-document agreement.
 
@@ -368,8 +273,8 @@ def median_interval(values: np.ndarray, keys: np.ndarray, resampling: Resampling
         drawn = total > 0
         at = np.argmax(cumulative >= total / 2, axis=0)
         medians[a:b] = np.where(drawn, sorted_values[np.minimum(at, len(values) - 1)], np.nan)
-    estimate = np.array([np.median(values)])
-    return _interval(estimate, medians[None, :], resampling, 0.0)
+    low, high = percentile_interval(medians, resampling.level)
+    return Interval(np.array([np.median(values)]), low, high, p_values(medians))
 
 
 def nan_as_null(values):

@@ -13,19 +13,16 @@ from normxlogit.pipeline.findings.bootstrap import (
     ReplicateSums,
     Resampling,
     document_keys,
-    mean_interval,
     median_interval,
     p_values,
     percentile_interval,
     poisson_weights,
     q_values,
-    ratio_difference_interval,
-    ratio_interval,
-    share_interval,
 )
 from normxlogit.pipeline.findings.observations import Observations
 from normxlogit.pipeline.findings.replicates import BlockSums, MassSums, WordBlock, word_intervals
 from normxlogit.pipeline.findings.stats import SIMULATED_COVERAGE
+from normxlogit.pipeline.findings.word_deltas import PairedSums
 from normxlogit.pipeline.report.run_reader import doc_hash
 
 TRUE_MEAN = 2.0
@@ -187,45 +184,75 @@ def test_sums_weigh_at_most_docs_per_chunk_documents_at_once(monkeypatch):
     assert max(weighted) == 7 and sum(weighted) == (values != 0).any(axis=1).sum() < 60
 
 
+def one_word_block() -> WordBlock:
+    """A block of one word, ``w``, in the corpus slice."""
+    zero = np.zeros(1, np.int64)
+    return WordBlock(pa.array(["w"]), zero, zero, zero, zero, n_slices=1)
+
+
 def test_a_paired_difference_is_the_interval_of_the_differences():
-    """Two measures on the same documents with one denominator: the difference of the two ratios is
-    the ratio of the differences, replicate by replicate."""
+    """``compare``'s delta of two runs on the same documents (one count of occurrences): in every
+    replicate the difference of the two means is the mean of the per-document differences."""
     resampling = Resampling(replicates=300, seed=1)
     rng = np.random.default_rng(5)
     count = rng.integers(1, 6, 200).astype(float)
     a = rng.normal(1.0, 1.0, 200) * count
     b = a + rng.normal(0.3, 0.2, 200) * count  # b = a + 0.3 per occurrence, strongly paired
     keys = document_keys([f"d{i}" for i in range(200)])
-    paired = ratio_difference_interval(b, count, a, count, keys, resampling)
-    direct = ratio_interval(b - a, count, keys, resampling)
-    np.testing.assert_allclose(
-        [paired.estimate, paired.low, paired.high], [direct.estimate, direct.low, direct.high]
-    )
-    assert paired.low[0] > 0.25 and paired.high[0] < 0.35 and paired.p_value[0] < 0.01
+    sums = PairedSums(one_word_block(), resampling)
+    entries = {
+        "word": ["w"] * 200,
+        "slice_id": np.zeros(200, np.int64),
+        "sum_a": a,
+        "sum_b": b,
+        "count": count,
+    }
+    sums.add(pa.table(entries), np.arange(200), keys)
+    low, high, p = sums.delta_intervals()
+    weights = poisson_weights(keys, resampling)
+    direct = ((b - a) @ weights) / (count @ weights)
+    np.testing.assert_allclose([low[0], high[0]], np.quantile(direct, [0.025, 0.975]), rtol=1e-12)
+    assert low[0] > 0.25 and high[0] < 0.35 and p[0] < 0.01
     # the same means as independent groups (no document in both) give a far wider interval
     split = np.arange(200) < 100
-    unpaired = ratio_difference_interval(
-        b * ~split, count * ~split, a * split, count * split, keys, resampling
+    unpaired = (b * ~split) @ weights / ((count * ~split) @ weights) - (a * split) @ weights / (
+        (count * split) @ weights
     )
-    assert (unpaired.high - unpaired.low)[0] > 5 * (paired.high - paired.low)[0]
+    assert np.subtract(*np.quantile(unpaired, [0.975, 0.025])) > 5 * (high[0] - low[0])
 
 
 def test_shares_means_and_medians_have_their_point_estimates_inside_their_intervals():
+    """A word's share and mean as ``stats`` draws them (``BlockSums``, ``MassSums``, ``word_intervals``),
+    a median as ``compare`` draws it (``median_interval``)."""
     resampling = Resampling(replicates=400, seed=2)
     rng = np.random.default_rng(9)
     keys = document_keys([f"d{i}" for i in range(300)])
     total = rng.gamma(2.0, 1.0, 300) + 1
-    part = total * rng.beta(2, 8, 300)
-    share = share_interval(part, total, keys, resampling)
-    assert share.estimate[0] == pytest.approx(part.sum() / total.sum())
-    assert share.low[0] < share.estimate[0] < share.high[0] and 0 < share.low[0] and share.high[0] < 1
+    part = total * rng.beta(2, 8, 300)  # the absolute score of the word w, of all words: total
+    count = rng.integers(1, 4, 300).astype(float)
+    score = part * np.where(rng.random(300) < 0.8, 1.0, -1.0)
+    doc = np.r_[np.arange(300), np.arange(300)]  # w, then the other words of each document
+    obs = Observations(
+        words=pa.array(["w", "other"]),
+        keys=keys,
+        slice_id=np.zeros(600, np.int64),
+        word=np.repeat([0, 1], 300),
+        doc=doc,
+        score=np.r_[score, total - part],
+        count=np.r_[count, np.full(300, 9.0)],
+        mass=np.r_[part, total - part],
+    )
+    sums, mass = BlockSums(one_word_block(), resampling), MassSums(1, 0, resampling)
+    sums.add(obs)
+    mass.add(obs, None)
+    word = word_intervals(sums, mass.slices, np.ones(1, bool))
+    share, mean = part.sum() / total.sum(), score.sum() / count.sum()
+    assert 0 < word.share_low[0] < share < word.share_high[0] < 1
+    assert word.mean_low[0] < mean < word.mean_high[0] and word.p_value[0] < 0.01
     values = rng.normal(0.4, 1.0, 300)
-    mean, median = mean_interval(values, keys, resampling), median_interval(values, keys, resampling)
-    assert mean.estimate[0] == pytest.approx(values.mean()) and median.estimate[0] == np.median(values)
-    for interval in (mean, median):
-        assert interval.low[0] < interval.estimate[0] < interval.high[0] and interval.p_value[0] < 0.01
-    with pytest.raises(ValueError, match="absolute scores"):
-        share_interval(-part, total, keys, resampling)
+    median = median_interval(values, keys, resampling)
+    assert median.estimate[0] == np.median(values)
+    assert median.low[0] < median.estimate[0] < median.high[0] and median.p_value[0] < 0.01
 
 
 def test_p_values_are_twice_the_smaller_tail_and_skip_missing_replicates():
