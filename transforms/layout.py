@@ -97,6 +97,9 @@ TABLE = "results.md"
 PLOT = "curves.png"
 RESULTS = (CURVES, SUMMARY, TABLE)
 RESULT_FILES = (*RESULTS, PLOT)
+# The ``segment`` of tokens a chat template wrote (role markers, a default system prompt): token rows
+# of response runs carry it so that views can leave them out.
+TEMPLATE = "template"
 # Every folder a run writes part files to: cleared before a run and after a failed one.
 PART_FOLDERS = (ATTRIBUTIONS.folder, DOCUMENTS.folder, ERRORS.folder, GROUPS.folder)
 
@@ -405,3 +408,18 @@ def read_manifest(run: Path) -> Manifest:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         problem = f"{MANIFEST_FILE} is not a normxlogit manifest ({type(err).__name__}: {err})"
         raise RunNotFoundError(unfinished_reason(run, " ".join(problem.split()))) from err
+
+
+def read_annotate_manifest(output: Path) -> Manifest:
+    """The manifest of a finished ``annotate`` run (local folder).
+
+    Raises:
+        RunNotFoundError: no manifest, or the manifest of another command (e.g. ``evaluate``).
+    """
+    manifest = read_manifest(output)
+    if not isinstance(manifest.counts, AnnotateCounts):
+        raise RunNotFoundError(
+            f"{output} holds a `normxlogit {manifest.header.command}` run, which has no token rows; pass "
+            "the --output folder of a completed `normxlogit annotate`"
+        )
+    return manifest

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Write the report and say where it is."""
     from normxlogit.pipeline.report.build import write_report
     from normxlogit.pipeline.report.findings_input import FindingsDirError
-    from normxlogit.pipeline.report.run_reader import RunNotFoundError
+    from normxlogit.transforms.layout import RunNotFoundError
 
     if beam_args:
         print(f"normxlogit report: error: unrecognized arguments: {' '.join(beam_args)}", file=sys.stderr)

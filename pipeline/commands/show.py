@@ -36,7 +36,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     """Print the document, or a one-line error naming near ids."""
-    from normxlogit.pipeline.report.run_reader import RunNotFoundError, read_annotate_manifest
     from normxlogit.pipeline.report.terminal import (
         StepError,
         UnknownDocError,
@@ -44,6 +43,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         read_document_text,
         render_document,
     )
+    from normxlogit.transforms.layout import RunNotFoundError, read_annotate_manifest
 
     if beam_args:
         print(f"normxlogit show: error: unrecognized arguments: {' '.join(beam_args)}", file=sys.stderr)

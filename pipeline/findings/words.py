@@ -23,8 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from normxlogit.pipeline.report.run_reader import TEMPLATE, read_annotate_manifest
-from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, Manifest, RunNotFoundError
+from normxlogit.transforms.layout import (
+    ATTRIBUTIONS,
+    DOCUMENTS,
+    TEMPLATE,
+    Manifest,
+    RunNotFoundError,
+    read_annotate_manifest,
+)
 from normxlogit.transforms.summary_stats import token_words
 
 # Token columns a word is built from; ``segment`` is null in plain runs and missing in older ones.

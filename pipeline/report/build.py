@@ -9,11 +9,11 @@ from normxlogit.pipeline.report.corpus_views import grouped_fields
 from normxlogit.pipeline.report.findings_input import read_stats_dir, sample_findings
 from normxlogit.pipeline.report.page import ReportInput, render_page
 from normxlogit.pipeline.report.run_reader import (
-    read_annotate_manifest,
     read_dead_letters,
     read_summaries,
     scan_run,
 )
+from normxlogit.transforms.layout import read_annotate_manifest
 
 DEFAULT_SAMPLE = 500
 

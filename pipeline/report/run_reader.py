@@ -30,10 +30,7 @@ from normxlogit.transforms.layout import (
     DOCUMENTS,
     ERRORS,
     GROUPS,
-    AnnotateCounts,
-    Manifest,
-    RunNotFoundError,
-    read_manifest,
+    TEMPLATE,
 )
 from normxlogit.transforms.summary_stats import (
     SummaryStats,
@@ -49,7 +46,6 @@ TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "no
 RESPONSE_COLUMNS = ["segment", "response_step", "target_logprob"]
 STEP_COLUMN = "step_scores"
 RESPONSE_MODES = ("response", "chat", "generate")  # the manifest's target modes of response runs
-TEMPLATE = "template"
 MAX_ERROR_EXAMPLES = 50
 MAX_PAGE_TOKENS = 400  # tokens per document embedded in the page; longer ones are cut (and say so)
 MAX_STEP_VALUES = 20_000  # per-step scores embedded per document (tokens x steps); more are left out
@@ -74,21 +70,6 @@ class RunScan:
     by_source: Counter = field(default_factory=Counter)
     sample: list[dict] = field(default_factory=list)
     summaries: list[dict] = field(default_factory=list)
-
-
-def read_annotate_manifest(output: Path) -> Manifest:
-    """The manifest of a finished ``annotate`` run.
-
-    Raises:
-        RunNotFoundError: no manifest, or the manifest of another command (e.g. ``evaluate``).
-    """
-    manifest = read_manifest(output)
-    if not isinstance(manifest.counts, AnnotateCounts):
-        raise RunNotFoundError(
-            f"{output} holds a `normxlogit {manifest.header.command}` run, which has no token rows; pass "
-            "the --output folder of a completed `normxlogit annotate`"
-        )
-    return manifest
 
 
 def read_dead_letters(output: Path) -> DeadLetters:

@@ -15,12 +15,10 @@ from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale, revea
 from normxlogit.pipeline.report.run_reader import (
     RESPONSE_COLUMNS,
     STEP_COLUMN,
-    TEMPLATE,
-    read_annotate_manifest,
     read_document_texts,
     spans_match,
 )
-from normxlogit.transforms.layout import ATTRIBUTIONS
+from normxlogit.transforms.layout import ATTRIBUTIONS, TEMPLATE, read_annotate_manifest
 
 SHOW_COLUMNS = [
     "doc_id", "source", "position", "token", "char_start", "char_end", "special",
