@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-CORPUS_SLICE = "*"
+from normxlogit.pipeline.findings.slices import CORPUS
 
 
 def interval(value: float, low: float | None, high: float | None) -> str:
@@ -27,7 +27,7 @@ def top_word_lines(
     ranked by ``value`` (largest first): one line per word, ``word  value [low, high]  n docs``, then
     its lift and BH q-value where the table has them."""
     lines = []
-    slices = sorted(_slices(words), key=lambda fs: (fs[0] != CORPUS_SLICE, fs[0], str(fs[1])))
+    slices = sorted(_slices(words), key=lambda fs: (fs[0] != CORPUS, fs[0], str(fs[1])))
     for field, name in slices[: max_slices + 1]:
         mask = pc.and_(pc.equal(words["slice_field"], field), pc.is_valid(words[low]))
         mask = pc.and_(
@@ -36,7 +36,7 @@ def top_word_lines(
         chosen = words.filter(mask).sort_by([(value, "descending"), ("word", "ascending")]).slice(0, top)
         if chosen.num_rows == 0:
             continue
-        title = "corpus" if field == CORPUS_SLICE else f"{field} = {name!r}"
+        title = "corpus" if field == CORPUS else f"{field} = {name!r}"
         lines.append(f"{title}: top {chosen.num_rows} words by {value}")
         for row in chosen.to_pylist():
             shown = repr(row["word"])[1:-1]
