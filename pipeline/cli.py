@@ -27,6 +27,7 @@ from normxlogit.pipeline.interrupts import (
 )
 from normxlogit.pipeline.options import UnknownOptionError, split_beam_args
 from normxlogit.pipeline.runners import UnsupportedRunnerError, check_runner, runner_flag
+from normxlogit.pipeline.sdk_worker import stop_workers
 from normxlogit.pipeline.startup_checks import RunRefused
 
 COMMANDS = ("annotate", "evaluate", "report", "show", "stats", "compare")
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownOptionError, UnsupportedRunnerError) as err:
         return _fail(command, err)
     args = parser.parse_args([command, *mine])
-    with signals_caught() as signals:
+    with signals_caught(on_signal=stop_workers) as signals:
         try:
             with contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
                 return _module(command).run(args, beam_args)

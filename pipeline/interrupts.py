@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 EXIT_SIGINT = 128 + signal.SIGINT
@@ -48,12 +48,15 @@ def _main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def signals_caught() -> Iterator[CaughtSignals]:
+def signals_caught(on_signal: Callable[[], object] | None = None) -> Iterator[CaughtSignals]:
     """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` in the main
     thread, and each is remembered in the yielded ``CaughtSignals``; once one has come, exceptions
     that end other threads (Beam's, left failing by the interrupted run) are not printed. Elsewhere
     than in the main thread nothing changes (Python takes signals in its main thread only); the
-    state is still yielded, empty."""
+    state is still yielded, empty.
+
+    ``on_signal`` is called in the handler, before the exception is raised: what must stop before
+    the run unwinds (the local runner's worker processes, ``sdk_worker.stop_workers``)."""
     global _active
     state = CaughtSignals()
     if not _main_thread():
@@ -62,6 +65,8 @@ def signals_caught() -> Iterator[CaughtSignals]:
 
     def raise_for(signum, frame) -> None:
         state.received.append(signum)
+        if on_signal is not None:
+            on_signal()
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def quiet_once_signalled(args) -> None:  # Beam's threads that the interrupted run leaves failing

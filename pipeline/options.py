@@ -14,7 +14,6 @@ import argparse
 import ast
 import difflib
 import importlib.util
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -246,14 +245,13 @@ def local_runner(options: PipelineOptions):
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
     from apache_beam.transforms import environments
 
+    from normxlogit.pipeline.sdk_worker import command_line
+
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     direct = options.view_as(DirectOptions)
     if direct.direct_running_mode != "multi_processing":
         return fn_runner.FnApiRunner(provision_info=info)
     direct.direct_running_mode = "in_memory"
-    workers = environments.SubprocessSDKEnvironment.from_command_string(
-        # exec: the shell Beam starts it with (shell=True) would die of the Ctrl-C itself
-        command_string=f"exec {sys.executable} -m normxlogit.pipeline.sdk_worker"
-    )
+    workers = environments.SubprocessSDKEnvironment.from_command_string(command_string=command_line())
     return fn_runner.FnApiRunner(default_environment=workers, provision_info=info)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from normxlogit.pipeline import sdk_worker
 from normxlogit.pipeline.interrupts import (
     CaughtSignals,
     Terminated,
@@ -54,6 +55,34 @@ def test_signals_raise_inside_the_block_and_handlers_come_back_after():
         assert caught.received == [signal.SIGTERM]
     assert {sig: signal.getsignal(sig) for sig in before} == before
     assert not signalled()  # the state goes with its block
+
+
+def test_on_signal_runs_in_the_handler_before_the_exception():
+    order = []
+    with signals_caught(on_signal=lambda: order.append("on_signal")):
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            finally:
+                order.append("unwound")
+    assert order == ["on_signal", "unwound"]
+
+
+def test_stop_workers_kills_the_workers_it_started_and_nothing_else():
+    """Only this process's children started as ``sdk_worker``: a sibling child is left running."""
+    nap = "import time; time.sleep(60)"
+    worker = subprocess.Popen([sys.executable, "-c", nap, sdk_worker.MODULE])
+    other = subprocess.Popen([sys.executable, "-c", nap])
+    try:
+        time.sleep(0.3)
+        assert sdk_worker.stop_workers() == [worker.pid]
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for proc in (worker, other):
+            proc.kill()
+            proc.wait()
 
 
 def test_outside_the_main_thread_nothing_is_installed():
