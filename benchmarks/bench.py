@@ -53,7 +53,7 @@ from bench_pipeline import PipelineRun, run_annotate, steady_tokens_per_s, write
 from method_overhead import BatchWork, plan_work, run_floor, timed
 
 import normxlogit
-from normxlogit.api import DEFAULT_BATCH_TOKENS
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
 from normxlogit.scoring import plan_batches
 

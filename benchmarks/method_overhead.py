@@ -47,8 +47,8 @@ from bench_corpus import (
 )
 
 import normxlogit
-from normxlogit.api import DEFAULT_BATCH_TOKENS
 from normxlogit.encoding import EncodedText
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
 from normxlogit.scoring import pad_batch, plan_batches, score_batch
 

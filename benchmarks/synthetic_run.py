@@ -30,9 +30,12 @@ from normxlogit.transforms.layout import (
     GROUPS,
     MANIFEST_FILE,
     AnnotateCounts,
+    AnnotateOptionsSection,
+    AnnotateSections,
     Manifest,
     OutputFiles,
     RunHeader,
+    TargetSection,
 )
 
 LABELS = ["positive", "negative", "neutral"]
@@ -218,15 +221,13 @@ def write_synthetic_run(
     )  # fmt: skip
     manifest = Manifest(
         header=header,
-        sections={
-            "target": {
-                "mode": "field" if misclassified else "prediction",
-                "target": None,
-                "target_field": "label" if misclassified else None,
-                "foil": None,
-            },
-            "options": {"layers": list(layers)},
-        },  # fmt: skip
+        sections=AnnotateSections(
+            target=TargetSection(
+                mode="field" if misclassified else "prediction",
+                target_field="label" if misclassified else None,
+            ),
+            options=AnnotateOptionsSection(layers=tuple(layers)),
+        ),
         counts=AnnotateCounts(
             records_read=n_docs + 3, docs_annotated=n_docs, skipped_empty=0, errors=3, tokens=tokens
         ),

@@ -38,6 +38,9 @@ if [[ "$gpu" == 1 ]]; then
   variant="${TORCH_VARIANT:-cu128}"
 fi
 
+# BuildKit: the legacy builder ignores deploy/Dockerfile.dockerignore, and the image copies the
+# whole build context, which that file narrows to the package.
+export DOCKER_BUILDKIT=1
 run_or_print docker build -f "$DEPLOY/Dockerfile" \
   --build-arg "BEAM_VERSION=$BEAM_VERSION" --build-arg "TORCH_VARIANT=$variant" \
   -t "$image" "$(dirname "$DEPLOY")"

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from normxlogit.api import encode_texts, score, score_encoded
-    from normxlogit.encoding import EncodedText, RecordError, encode_batch, encode_text
+    from normxlogit.encoding import EncodedText, encode_batch, encode_text
+    from normxlogit.errors import RecordError
     from normxlogit.heads import UnsupportedModelError, list_supported
     from normxlogit.loading import ModelLoadError, ScoringModel, load_model, prepare
     from normxlogit.result import TextAttribution
@@ -27,7 +28,7 @@ _MODULES = {
     "Attribution": "normxlogit.scoring",
     "EncodedText": "normxlogit.encoding",
     "ModelLoadError": "normxlogit.loading",
-    "RecordError": "normxlogit.encoding",
+    "RecordError": "normxlogit.errors",
     "ScoringModel": "normxlogit.loading",
     "TextAttribution": "normxlogit.result",
     "UnsupportedModelError": "normxlogit.heads",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from normxlogit.encoding import EncodedText, RecordError
-from normxlogit.engine import DEFAULT_BATCH_TOKENS, BatchEngine, EngineOptions, ScoredBatch
+from normxlogit.encoding import EncodedText
+from normxlogit.engine import BatchEngine, EngineOptions, ScoredBatch
+from normxlogit.errors import RecordError
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ModelInfo, ScoringModel, load_model
 from normxlogit.result import TextAttribution
 

@@ -24,7 +24,8 @@ import jinja2
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import RecordError, SpecialNames
+from normxlogit.errors import RecordError
+from normxlogit.flat_tokens import SpecialNames
 from normxlogit.heads import HeadAdapter, UnsupportedModelError
 from normxlogit.responses import (
     SEGMENT_CODE,

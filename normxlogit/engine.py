@@ -4,7 +4,8 @@ A batch of texts is encoded in one fast-tokenizer call (``encode_batch``; per-te
 ``RecordError`` values, not exceptions), planned into length buckets under a padded-token budget
 (``plan_batches``), and each bucket runs one forward pass. A bucket whose forward pass fails (out of
 memory, say) is split in half and retried, down to a single text, whose error is then kept in place
-of its result (``run_planned``). Results come back columnar (``ScoredBatch``): flat per-token arrays
+of its result (``run_planned``). ``BatchEngine.map`` runs any per-item job that way (the evaluate
+paths, ``generate``); scoring results come back columnar (``ScoredBatch``): flat per-token arrays
 for the whole batch, per-document arrays beside them, in input order.
 
 Responses of causal LMs (METHOD.md, "Responses of causal LMs") go the same way: ``encode_responses``,
@@ -39,15 +40,16 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from normxlogit.chat import encode_chat_batch
-from normxlogit.encoding import EncodedText, RecordError, encode_batch
+from normxlogit.encoding import EncodedText, encode_batch
+from normxlogit.errors import RecordError
 from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
+from normxlogit.limits import DEFAULT_BATCH_TOKENS, length_limit, prompt_room
 from normxlogit.loading import ScoringModel
 from normxlogit.response_scoring import ResponseScores, prepare_responses, score_prepared_responses
 from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, prepare_batch, score_prepared
 
-DEFAULT_BATCH_TOKENS = 8192
 STREAM_CHUNK = 4096  # texts per chunk of ``BatchEngine.score_stream``
 FORWARD_QUEUE = 16  # buckets a caller prepares past the one it waits for (``run_planned``)
 MODEL_ERROR = "model_error"
@@ -98,7 +100,7 @@ class BucketDone:
 OnBucket = Callable[[BucketDone], None]
 
 
-def bucket_reporter(
+def _bucket_reporter(
     on_bucket: OnBucket | None, keys: Sequence[int], tokens: Sequence[int]
 ) -> Callable[[list[int]], None] | None:
     """``run_planned``'s ``on_done`` that tells ``on_bucket`` of each finished bucket in input positions.
@@ -315,8 +317,7 @@ class BatchEngine:
     @property
     def max_length(self) -> int:
         """The token limit texts are cut to."""
-        asked = self.options.max_length
-        return min(asked or self.model.max_length, self.model.max_length)
+        return length_limit(self.options.max_length, self.model.max_length)
 
     def encode(
         self, texts: Sequence[str], targets: Sequence[str | int | None] | None = None
@@ -403,36 +404,70 @@ class BatchEngine:
             **self._labels(scores),
         )
 
+    def map(
+        self,
+        items: Sequence[E | RecordError],
+        cost: Callable[[E], int],
+        fn: Callable[[list[int]], Sequence[R]],
+        *,
+        batch_tokens: int | None = None,
+        on_bucket: OnBucket | None = None,
+    ) -> list[R | RecordError]:
+        """Run ``fn`` over length buckets of items, one result per item, errors kept in place.
+
+        Every evaluate path and ``generate`` go through it: the items are planned by ``cost`` under
+        the token budget, a bucket that fails is halved and retried, and an item that fails alone
+        gets a ``model_error``.
+
+        Args:
+            items: encoded items, or the ``RecordError`` that stops one (kept as it is).
+            cost: an item's tokens as the budget counts them.
+            fn: runs one bucket, given the input positions of its items (into ``items``); returns
+                one result per position, in order.
+            batch_tokens: padded tokens per bucket (None: the engine's ``batch_tokens``).
+            on_bucket: hears of each bucket as ``fn`` succeeds on it (positions into ``items``).
+
+        Returns:
+            Per item, its result or a ``RecordError``.
+        """
+        run = self._run(items, cost, fn, batch_tokens=batch_tokens, on_bucket=on_bucket)
+        results = [result for part in run.parts for result in part]
+        out: list = [run.errors.get(i) for i in range(len(items))]  # every item without one is in index
+        for i, j in zip(run.index.tolist(), run.perm.tolist()):
+            out[i] = results[j]
+        return out
+
     def _run(
         self,
         items: Sequence[E | RecordError],
         cost: Callable[[E], int],
-        score: Callable,
+        fn: Callable,
+        *,
         prepare: Callable[[list[E]], object] | None = None,
+        batch_tokens: int | None = None,
         on_bucket: OnBucket | None = None,
     ) -> _Run[E, R]:
-        """The one batch loop: plan the encoded items by ``cost`` under the token budget, ``score``
-        each bucket (``run_planned``: halved and retried on failure), keep errors in place.
+        """The one batch loop: plan the encoded items by ``cost`` under the token budget (None: the
+        engine's), run each bucket (``run_planned``: halved and retried on failure), keep errors in
+        place.
 
-        With ``prepare``, each bucket is prepared here (``prepare(bucket)``) and scored on the
-        model's forward thread (``score(prepared)``), the next buckets prepared meanwhile; without,
-        ``score(bucket)`` runs here. ``on_bucket`` hears of each bucket that succeeds."""
+        Without ``prepare``, ``fn(positions)`` runs here, given the input positions of the bucket's
+        items. With ``prepare``, each bucket is prepared here (``prepare(bucket)``, its items) and
+        run on the model's forward thread (``fn(prepared)``), the next buckets prepared meanwhile.
+        ``on_bucket`` hears of each bucket that succeeds."""
         errors = {i: e for i, e in enumerate(items) if isinstance(e, RecordError)}
         keys = [i for i in range(len(items)) if i not in errors]
         encoded: list[E] = [items[i] for i in keys]  # type: ignore[misc]
-        on_done = bucket_reporter(on_bucket, keys, [len(e) for e in encoded])
+        on_done = _bucket_reporter(on_bucket, keys, [len(e) for e in encoded])
+        costs = [cost(e) for e in encoded]
+        budget = self.options.batch_tokens if batch_tokens is None else batch_tokens
         if prepare is None:
-            planned = run_planned(
-                [cost(e) for e in encoded],
-                self.options.batch_tokens,
-                lambda idx: score([encoded[i] for i in idx]),
-                on_done=on_done,
-            )
+            planned = run_planned(costs, budget, lambda idx: fn([keys[i] for i in idx]), on_done=on_done)
         else:
             planned = run_planned(
-                [cost(e) for e in encoded],
-                self.options.batch_tokens,
-                score,
+                costs,
+                budget,
+                fn,
                 prepare=lambda idx: prepare([encoded[i] for i in idx]),
                 device=self.model.forward_thread(),
                 on_done=on_done,
@@ -464,31 +499,35 @@ class BatchEngine:
         sm = self.model
         return encode_chat_batch(conversations, sm.tokenizer, sm.adapter, max_length=self.max_length)
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[EncodedResponse | RecordError]:
+    def generate(
+        self, prompts: Sequence[str], max_new_tokens: int, batch_tokens: int | None = None
+    ) -> list[EncodedResponse | RecordError]:
         """The model's greedy answers (at most ``max_new_tokens``) to prompts, each on its prompt as
         the model read it, ready for ``score_responses``.
 
-        Prompts are cut from their start to leave room for the answer; generation runs in length
-        buckets through ``run_planned`` (a bucket that fails is halved, a prompt that fails alone
-        is a ``model_error``).
+        Prompts are cut from their start to leave room for the answer (``limits.prompt_room``, at
+        least one token kept); generation runs in length buckets of ``batch_tokens`` (None: the
+        engine's) through ``map`` (a bucket that fails is halved, a prompt that fails alone is a
+        ``model_error``).
         """
         sm = self.model
-        room = max(self.max_length - max_new_tokens, 1)
+        room = max(prompt_room(self.max_length, max_new_tokens), 1)
         encoded = encode_prompt_batch(prompts, sm.tokenizer, sm.adapter, max_length=room)
-        run = self._run(
+        answers = self.map(
             encoded,
             lambda e: len(e) + max_new_tokens,
-            lambda batch: generate_responses(sm, batch, max_new_tokens),
+            lambda positions: generate_responses(sm, [encoded[i] for i in positions], max_new_tokens),
+            batch_tokens=batch_tokens,
         )
-        answers = [ids for part in run.parts for ids in part]
-        out: list[EncodedResponse | RecordError] = list(encoded)
-        for i, err in run.errors.items():
-            out[i] = err
-        for i, j in zip(run.index.tolist(), run.perm.tolist()):
+        out: list[EncodedResponse | RecordError] = []
+        for prompt, ids in zip(encoded, answers):
+            if isinstance(ids, RecordError):
+                out.append(ids)
+                continue
             try:
-                out[i] = append_generated(encoded[i], answers[j], sm.tokenizer)
+                out.append(append_generated(prompt, ids, sm.tokenizer))
             except RecordError as err:
-                out[i] = err
+                out.append(err)
         return out
 
     def score_responses(

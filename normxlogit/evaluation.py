@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from normxlogit.baselines import GRADIENT_METHODS, encoded_gradient_scores, require_captum
-from normxlogit.encoding import EncodedText, RecordError
-from normxlogit.engine import MODEL_ERROR, BatchEngine, OnBucket, bucket_reporter, run_planned
+from normxlogit.encoding import EncodedText
+from normxlogit.engine import BatchEngine, OnBucket
+from normxlogit.errors import RecordError
 from normxlogit.faithfulness import (
     DocFaithfulness,
     doc_faithfulness,
@@ -27,8 +28,9 @@ from normxlogit.faithfulness import (
     seeded_scores,
 )
 from normxlogit.heads import is_regression
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
-from normxlogit.scoring import forward_base, plan_batches, score_batch
+from normxlogit.scoring import forward_base, pad_rows, plan_batches, score_batch
 
 OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
 METHODS: tuple[str, ...] = (*OWN_METHODS, "random", *GRADIENT_METHODS)
@@ -52,7 +54,7 @@ class EvaluationOptions:
     methods: tuple[str, ...] = METHODS
     seed: int = 0
     ig_steps: int = 50
-    batch_tokens: int = 8192
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
@@ -126,11 +128,10 @@ def predict_rows(
     prob = np.zeros(len(rows))
     pred = np.zeros(len(rows), dtype=np.int64)
     for group in plan_batches([len(r) for r in rows], batch_tokens):
-        lengths = torch.tensor([len(rows[i]) for i in group])
-        ids = torch.full((len(group), int(lengths.max())), sm.pad_id, dtype=torch.long)
-        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
-        ids[mask] = torch.from_numpy(np.concatenate([rows[i] for i in group]))
-        final = forward_base(sm, mask.long().to(sm.device), input_ids=ids.to(sm.device)).last_hidden_state
+        padded = pad_rows([rows[i] for i in group], sm.pad_id, "right")
+        lengths = torch.from_numpy(padded.lengths)
+        mask = padded.attention_mask.to(sm.device)
+        final = forward_base(sm, mask, input_ids=padded.input_ids.to(sm.device)).last_hidden_state
         pooled = lengths - 1 if sm.adapter.pooling == "last" else torch.zeros_like(lengths)
         logits = sm.adapter.class_logits(sm.model, final[torch.arange(len(group)), pooled.to(sm.device)])
         probs = torch.softmax(logits.float(), dim=-1)
@@ -184,7 +185,8 @@ def evaluate_encoded(
     opts: EvaluationOptions,
     on_bucket: OnBucket | None = None,
 ) -> list[DocFaithfulness | RecordError]:
-    """``evaluate_batch`` over a whole batch in length buckets, split and retried on failure.
+    """``evaluate_batch`` over a whole batch in length buckets, split and retried on failure
+    (``BatchEngine.map``).
 
     Args:
         engine: the batch engine (its ``batch_tokens`` is ignored: ``opts.batch_tokens`` plans).
@@ -196,24 +198,16 @@ def evaluate_encoded(
         Per item, its ``DocFaithfulness`` or a ``RecordError`` (``model_error`` when the model
         failed on the text alone).
     """
-    out: list = list(items)
-    keys = [i for i, e in enumerate(items) if not isinstance(e, RecordError)]
-    lengths = [len(items[k]) for k in keys]
-    planned = run_planned(
-        lengths,
-        opts.batch_tokens,
-        lambda idx: evaluate_batch(
+    return engine.map(
+        items,
+        len,
+        lambda positions: evaluate_batch(
             engine.model,
-            [items[keys[i]] for i in idx],
-            [golds[keys[i]] for i in idx],
-            [doc_ids[keys[i]] for i in idx],
+            [items[i] for i in positions],
+            [golds[i] for i in positions],
+            [doc_ids[i] for i in positions],
             opts,
         ),
-        on_done=bucket_reporter(on_bucket, keys, lengths),
+        batch_tokens=opts.batch_tokens,
+        on_bucket=on_bucket,
     )
-    for idx, results in planned.groups:
-        for i, result in zip(idx, results):
-            out[keys[i]] = result
-    for i, err in planned.failed.items():
-        out[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
-    return out

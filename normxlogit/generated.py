@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import EncodedText, RecordError, SpecialNames, word_indices
+from normxlogit.encoding import EncodedText
+from normxlogit.errors import RecordError
+from normxlogit.flat_tokens import SpecialNames
 from normxlogit.heads import HeadAdapter
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import (
@@ -28,6 +30,7 @@ from normxlogit.responses import (
     tokenize_rows,
 )
 from normxlogit.scoring import pad_batch
+from normxlogit.words import word_indices
 
 
 def encode_prompt_batch(

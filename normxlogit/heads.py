@@ -11,7 +11,7 @@ modules the model was trained with, in eval mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +26,10 @@ Pooling = Literal["first", "last", "mask"]
 # Classification heads return all class logits (N, C); LM heads return the transformed vectors
 # (N, D') that the output embedding matrix is applied to, so only target rows need be used.
 HeadFn = Callable[[PreTrainedModel, torch.Tensor], torch.Tensor]
+
+# Full-vocabulary logits are computed this many token vectors at a time (``vocab_chunks``), so a
+# batch of long answers never holds (positions x vocabulary) logits at once.
+VOCAB_CHUNK = 512
 
 
 class UnsupportedModelError(ValueError):
@@ -62,12 +66,25 @@ class HeadAdapter:
     def class_logits(self, model: PreTrainedModel, x: torch.Tensor) -> torch.Tensor:
         """Full head output for vectors ``x: (N, D)``: class logits or vocabulary logits (N, V).
 
-        For an LM head this is only ever called on the pooled vector of each text.
+        For an LM head this is called on the pooled vector of each text; many vectors go through
+        ``vocab_chunks``.
         """
         h = self.head(model, x)
         if self.task == "classification":
             return h
         return model.get_output_embeddings()(h)
+
+    def vocab_chunks(
+        self, model: PreTrainedModel, hidden: torch.Tensor
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """``class_logits`` of ``hidden: (M, D)`` as float32, ``VOCAB_CHUNK`` vectors at a time.
+
+        Yields:
+            (rows, logits): the rows of ``hidden`` a chunk covers and their (m, V) logits.
+        """
+        for lo in range(0, hidden.shape[0], VOCAB_CHUNK):
+            rows = slice(lo, lo + VOCAB_CHUNK)
+            yield rows, self.class_logits(model, hidden[rows]).float()
 
     def target_logits(
         self, model: PreTrainedModel, hidden: torch.Tensor, targets: torch.Tensor

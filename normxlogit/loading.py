@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 from normxlogit.heads import HeadAdapter, adapter_for, adapter_named, task_of
+from normxlogit.limits import LENGTH_CAP
 
 # Never reach a model hub at run time; every path is local.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -139,7 +140,7 @@ class ScoringModel:
 
     @property
     def max_length(self) -> int:
-        """Longest input the model accepts, from its config (capped at 8192)."""
+        """Longest input the model accepts, from its config (capped at ``limits.LENGTH_CAP``)."""
         cfg = self.model.config
         limits = [getattr(cfg, k, None) for k in ("max_position_embeddings", "n_positions")]
         limits = [v for v in limits if isinstance(v, int) and v > 0]
@@ -148,7 +149,7 @@ class ScoringModel:
             limits.append(tok_max)
         # RoBERTa-style models reserve two positions for the padding offset.
         offset = 2 if cfg.model_type in ("roberta", "xlm-roberta", "camembert") else 0
-        return min([8192] + [v - offset for v in limits])
+        return min([LENGTH_CAP] + [v - offset for v in limits])
 
 
 def weight_files(folder: Path) -> tuple[list[Path], list[Path]]:

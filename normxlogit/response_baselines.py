@@ -30,8 +30,6 @@ from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
 from normxlogit.scoring import forward_base, pad_batch
 
-_VOCAB_CHUNK = 512
-
 
 @dataclass
 class ResponseGraph:
@@ -101,15 +99,12 @@ def gradient_x_input_l2_steps(sm: ScoringModel, batch: Sequence[EncodedResponse]
 def position_logsumexp(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> list[np.ndarray]:
     """Per document, (n,) logsumexp over the vocabulary of H(x_i^L) at every position.
 
-    One full-vocabulary head pass per position, ``_VOCAB_CHUNK`` positions at a time.
+    One full-vocabulary head pass per position, in chunks (``HeadAdapter.vocab_chunks``).
     """
     padded = pad_batch(batch, sm.pad_id, "right")
     mask = padded.attention_mask.to(sm.device)
     final = forward_base(sm, mask, input_ids=padded.input_ids.to(sm.device)).last_hidden_state
     hidden = final[mask.bool()]  # (N, D) real positions, documents one after another
-    parts = [
-        sm.adapter.class_logits(sm.model, hidden[lo : lo + _VOCAB_CHUNK]).float().logsumexp(-1)
-        for lo in range(0, hidden.shape[0], _VOCAB_CHUNK)
-    ]
+    parts = [logits.logsumexp(-1) for _, logits in sm.adapter.vocab_chunks(sm.model, hidden)]
     flat = torch.cat(parts).cpu().numpy()
     return np.split(flat, np.cumsum([len(e) for e in batch])[:-1])

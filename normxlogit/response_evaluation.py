@@ -17,8 +17,8 @@ passes it needs, computed once on first use) to one (n,) score array per documen
 ``evaluate_response_batch`` scores every method, builds the comprehensiveness and sufficiency
 variants (``normxlogit.response_faithfulness``), runs them (identical rows once) and returns a
 ``DocFaithfulness`` per pair. ``evaluate_response_items`` runs it over length buckets with the
-engine's split-and-retry; ``encode_pairs`` turns records (prompt + response, chats, or prompts the
-model answers itself) into ``EncodedResponse`` values.
+engine's split-and-retry (``BatchEngine.map``); ``normxlogit.tasks.ResponseTask`` encodes the records
+(prompt + response, chats, or prompts the model answers itself) into ``EncodedResponse`` values.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from functools import cached_property
 
 import numpy as np
 
-from normxlogit.chat import encode_chat_batch
-from normxlogit.encoding import RecordError
-from normxlogit.engine import MODEL_ERROR, BatchEngine, OnBucket, bucket_reporter, run_planned
+from normxlogit.engine import BatchEngine, OnBucket
+from normxlogit.errors import RecordError
 from normxlogit.faithfulness import DocFaithfulness, replacement_token, seeded_scores
-from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
 from normxlogit.response_baselines import (
     gradient_x_input_l2_steps,
@@ -47,10 +46,9 @@ from normxlogit.response_faithfulness import (
     response_logprobs,
 )
 from normxlogit.response_scoring import ResponseScores, score_responses
-from normxlogit.responses import EncodedResponse, encode_response_batch
+from normxlogit.responses import EncodedResponse
 
 NO_CONTEXT = "no_context_tokens"
-SOURCES = ("response", "messages", "generate")
 
 
 class Evidence:
@@ -138,18 +136,13 @@ class ResponseEvaluationOptions:
 
     Attributes:
         methods: names from ``RESPONSE_METHODS``, in output order.
-        source: where responses come from: ``response`` (a record field after the prompt),
-            ``messages`` (a chat's last assistant turn) or ``generate`` (the model's greedy answer).
-        generate: with ``source="generate"``, the most new tokens.
         seed: seed of the random baseline.
         batch_tokens: padded tokens per forward pass.
     """
 
     methods: tuple[str, ...] = DEFAULT_RESPONSE_METHODS
-    source: str = "response"
-    generate: int = 0
     seed: int = 0
-    batch_tokens: int = 8192
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
 
 
 def evaluate_response_batch(
@@ -185,47 +178,6 @@ def evaluate_response_batch(
     return out
 
 
-def encode_pairs(
-    engine: BatchEngine,
-    prompts: Sequence[object],
-    responses: Sequence[object],
-    opts: ResponseEvaluationOptions,
-) -> list[EncodedResponse | RecordError]:
-    """Encode a batch of records as prompt/response pairs, the core's ``RecordError`` in place of a bad one.
-
-    Args:
-        prompts: the records' prompt texts (ignored for ``messages``).
-        responses: the response texts (``response``) or conversations (``messages``); ignored for
-            ``generate``, where the model answers each prompt greedily (at most ``opts.generate``
-            new tokens, the prompt cut to leave room for them).
-    """
-    sm = engine.model
-    if opts.source == "messages":
-        return encode_chat_batch(responses, sm.tokenizer, sm.adapter, max_length=engine.max_length)
-    if opts.source == "response":
-        return encode_response_batch(
-            prompts, responses, sm.tokenizer, sm.adapter, max_length=engine.max_length
-        )
-    out: list = encode_prompt_batch(
-        prompts, sm.tokenizer, sm.adapter, max_length=max(1, engine.max_length - opts.generate)
-    )
-    keys = [i for i, e in enumerate(out) if not isinstance(e, RecordError)]
-    planned = run_planned(
-        [len(out[k]) for k in keys],
-        opts.batch_tokens,
-        lambda idx: generate_responses(sm, [out[keys[i]] for i in idx], opts.generate),
-    )
-    for idx, answers in planned.groups:
-        for i, ids in zip(idx, answers):
-            try:
-                out[keys[i]] = append_generated(out[keys[i]], ids, sm.tokenizer)
-            except RecordError as err:
-                out[keys[i]] = err
-    for i, err in planned.failed.items():
-        out[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
-    return out
-
-
 def evaluate_response_items(
     engine: BatchEngine,
     items: Sequence[EncodedResponse | RecordError],
@@ -246,20 +198,12 @@ def evaluate_response_items(
             out[i] = RecordError(
                 NO_CONTEXT, "no context token to rank: everything before the response is special or template"
             )
-    keys = [i for i, e in enumerate(out) if not isinstance(e, RecordError)]
-    lengths = [len(out[k]) for k in keys]
-    planned = run_planned(
-        lengths,
-        opts.batch_tokens,
-        lambda idx: evaluate_response_batch(
-            engine.model, [out[keys[i]] for i in idx], [doc_ids[keys[i]] for i in idx], opts
+    return engine.map(
+        out,
+        len,
+        lambda positions: evaluate_response_batch(
+            engine.model, [out[i] for i in positions], [doc_ids[i] for i in positions], opts
         ),
-        on_done=bucket_reporter(on_bucket, keys, lengths),
+        batch_tokens=opts.batch_tokens,
+        on_bucket=on_bucket,
     )
-    results: list = list(out)
-    for idx, docs in planned.groups:
-        for i, doc in zip(idx, docs):
-            results[keys[i]] = doc
-    for i, err in planned.failed.items():
-        results[keys[i]] = RecordError(MODEL_ERROR, f"{type(err).__name__}: {err}")
-    return results

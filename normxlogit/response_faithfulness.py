@@ -28,10 +28,7 @@ import torch
 from normxlogit.faithfulness import PERCENTS, DocFaithfulness, perturb
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import SEGMENT_CODE, EncodedResponse
-from normxlogit.scoring import forward_base, plan_batches
-
-# Full-vocabulary logits are computed this many response positions at a time.
-_VOCAB_CHUNK = 512
+from normxlogit.scoring import forward_base, pad_rows, plan_batches
 
 
 def rankable_context(enc: EncodedResponse) -> np.ndarray:
@@ -85,30 +82,29 @@ def response_logprobs(
     agree = np.zeros(len(rows))
     dev = sm.device
     for group in plan_batches([len(r) for r in rows], batch_tokens):
-        lengths = torch.tensor([len(rows[i]) for i in group])
-        ids = torch.full((len(group), int(lengths.max())), sm.pad_id, dtype=torch.long)
-        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
-        ids[mask] = torch.from_numpy(np.concatenate([rows[i] for i in group]))
-        final = forward_base(sm, mask.long().to(dev), input_ids=ids.to(dev)).last_hidden_state
+        padded = pad_rows([rows[i] for i in group], sm.pad_id, "right")
+        ids, lengths = padded.input_ids, torch.from_numpy(padded.lengths)
+        final = forward_base(sm, padded.attention_mask.to(dev), input_ids=ids.to(dev)).last_hidden_state
         first = torch.tensor([starts[i] for i in group])
         steps = lengths - first  # (G,) T per row
         doc = torch.repeat_interleave(torch.arange(len(group)), steps)  # (M,) row of each step
         step_start = torch.cumsum(steps, 0) - steps  # (G,) each row's first step among the M
         y_pos = first[doc] + torch.arange(len(doc)) - step_start[doc]  # (M,) position of each y_t
-        lp, hit = _step_logprobs(sm, final[doc.to(dev), (y_pos - 1).to(dev)], ids[doc, y_pos].to(dev))
+        lp, hit = _target_logprobs_and_hits(
+            sm, final[doc.to(dev), (y_pos - 1).to(dev)], ids[doc, y_pos].to(dev)
+        )
         per_row = torch.zeros(2, len(group), dtype=torch.float64).index_add_(1, doc, torch.stack([lp, hit]))
         mean_lp[group], agree[group] = (per_row / steps).numpy()
     return mean_lp, agree
 
 
-def _step_logprobs(
+def _target_logprobs_and_hits(
     sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For hidden: (M, D) and targets: (M,): float64 log_softmax(LM head)[target] and argmax hits."""
     lps, hits = [], []
-    for lo in range(0, hidden.shape[0], _VOCAB_CHUNK):
-        logits = sm.adapter.class_logits(sm.model, hidden[lo : lo + _VOCAB_CHUNK]).float()  # (m, V)
-        want = targets[lo : lo + _VOCAB_CHUNK]
+    for rows, logits in sm.adapter.vocab_chunks(sm.model, hidden):  # logits: (m, V)
+        want = targets[rows]
         lps.append(torch.log_softmax(logits, -1).gather(1, want[:, None])[:, 0])
         hits.append(logits.argmax(-1) == want)
     return torch.cat(lps).double().cpu(), torch.cat(hits).double().cpu()

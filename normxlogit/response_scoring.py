@@ -22,14 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from normxlogit.encoding import block_gather
+from normxlogit.flat_tokens import block_gather
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
 from normxlogit.scoring import PaddedBatch, forward_base, pad_batch
-
-# Full-vocabulary logits are needed only at the positions p_t (for target_logprob); they are
-# computed this many positions at a time so a batch of long answers never holds (T x V) at once.
-_LOGPROB_CHUNK = 512
 
 
 @dataclass
@@ -220,14 +216,13 @@ def score_prepared_responses(
 def _step_logprobs(
     sm: ScoringModel, hidden: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For hidden: (M, D) and targets: (M,), in chunks of positions: log_softmax(LM head(hidden))
-    at the target, the argmax token and its log-probability, each (M,)."""
+    """For hidden: (M, D) and targets: (M,), in chunks of positions (``HeadAdapter.vocab_chunks``):
+    log_softmax(LM head(hidden)) at the target, the argmax token and its log-probability, each (M,)."""
     chosen, best, best_lp = [], [], []
-    for lo in range(0, hidden.shape[0], _LOGPROB_CHUNK):
-        logits = sm.adapter.class_logits(sm.model, hidden[lo : lo + _LOGPROB_CHUNK]).float()  # (m, V)
+    for rows, logits in sm.adapter.vocab_chunks(sm.model, hidden):  # logits: (m, V)
         total = logits.logsumexp(-1)
         top, arg = logits.max(-1)
-        chosen.append(logits.gather(1, targets[lo : lo + _LOGPROB_CHUNK, None])[:, 0] - total)
+        chosen.append(logits.gather(1, targets[rows, None])[:, 0] - total)
         best.append(arg)
         best_lp.append(top - total)
     if not chosen:

@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from normxlogit.encoding import EncodedText, RecordError, SpecialNames, word_indices
+from normxlogit.encoding import EncodedText
+from normxlogit.errors import RecordError
+from normxlogit.flat_tokens import SpecialNames
 from normxlogit.heads import HeadAdapter, UnsupportedModelError, list_supported
+from normxlogit.words import word_indices
 
 # Segment labels of response tokens, stored as int8 codes into this tuple (an Arrow dictionary).
 # Plain records use prompt/response; chats label template-added tokens and each message's role.

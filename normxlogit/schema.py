@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from normxlogit.encoding import EncodedText, FlatTokens, block_gather
+from normxlogit.encoding import EncodedText
 from normxlogit.engine import ScoredBatch, ScoredResponses
+from normxlogit.flat_tokens import FlatTokens, block_gather
 from normxlogit.responses import SEGMENTS
 from normxlogit.result import TextAttribution
 from normxlogit.scoring import BatchScores
@@ -57,7 +58,7 @@ _LAYER_FIELDS = [
     pa.field("score_layers", pa.list_(pa.float32())),
 ]
 _STEP_FIELD = pa.field("step_scores", pa.list_(pa.float32()))
-RESPONSE_COLUMNS: tuple[str, ...] = ("segment", "response_step", "n_steps", "target_logprob")
+RESPONSE_TOKEN_COLUMNS: tuple[str, ...] = ("segment", "response_step", "n_steps", "target_logprob")
 
 
 def token_schema(with_layers: bool = False, step_scores: bool = False) -> pa.Schema:
@@ -233,7 +234,7 @@ def token_rows(
         pa.array(scored.scores.logat),
         pa.array(scored.scores.score),
         *(per_token[name] for name in _PER_DOC),
-        *(pa.nulls(n, type=_FIELD_TYPES[name]) for name in RESPONSE_COLUMNS),
+        *(pa.nulls(n, type=_FIELD_TYPES[name]) for name in RESPONSE_TOKEN_COLUMNS),
     ]
     if with_layers:
         layer_logat = scored.scores.layer_logat

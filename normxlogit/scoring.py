@@ -24,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from normxlogit.encoding import EncodedText, block_gather
+from normxlogit.encoding import EncodedText
+from normxlogit.flat_tokens import block_gather
 from normxlogit.heads import is_regression
 from normxlogit.loading import ScoringModel
 
@@ -179,14 +180,19 @@ class PaddedBatch:
 
 def pad_batch(batch: Sequence[EncodedText], pad_id: int, side: str) -> PaddedBatch:
     """Pad token ids to the longest text of the batch on the given side ("left"/"right")."""
-    lengths = np.array([len(e) for e in batch], dtype=np.int64)
+    return pad_rows([e.input_ids for e in batch], pad_id, side)
+
+
+def pad_rows(rows: Sequence[np.ndarray], pad_id: int, side: str) -> PaddedBatch:
+    """``pad_batch`` of bare token-id arrays (the masked variants of the faithfulness metrics)."""
+    lengths = np.array([len(r) for r in rows], dtype=np.int64)
     width = int(lengths.max())
-    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(batch), width), dtype=np.int64)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     shift = width - lengths if side == "left" else np.zeros_like(lengths)
-    for row, (e, s) in enumerate(zip(batch, shift)):
-        ids[row, s : s + len(e)] = e.input_ids
-        mask[row, s : s + len(e)] = 1
+    for row, (r, s) in enumerate(zip(rows, shift)):
+        ids[row, s : s + len(r)] = r
+        mask[row, s : s + len(r)] = 1
     return PaddedBatch(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(shift), lengths)
 
 

@@ -21,9 +21,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from normxlogit.api import validate_layers
 from normxlogit.chat import check_chat_template
-from normxlogit.encoding import TargetError, check_run_targets
 from normxlogit.heads import UnsupportedModelError, list_supported
-from normxlogit.loading import ModelInfo, load_skeleton
+from normxlogit.limits import length_limit, prompt_room
+from normxlogit.loading import ModelInfo
 from normxlogit.pipeline.reconcile import written_annotation
 from normxlogit.pipeline.stages import (
     Preflight,
@@ -34,13 +34,23 @@ from normxlogit.pipeline.stages import (
     run_to_manifest,
     with_absolute_paths,
 )
-from normxlogit.schema import document_schema, token_schema
+from normxlogit.response_spec import ResponseKind
+from normxlogit.targets import TargetError, check_run_targets
 from normxlogit.transforms.counters import DOCS_ANNOTATED, PADDED_TOKENS, RunnerCounts
-from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, AnnotateCounts, Batching, RunDescription
+from normxlogit.transforms.layout import (
+    ATTRIBUTIONS,
+    DOCUMENTS,
+    AnnotateCounts,
+    AnnotateOptionsSection,
+    AnnotateSections,
+    Batching,
+    RunDescription,
+    TargetSection,
+)
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
-from normxlogit.transforms.response_records import CHAT, GENERATE, RESPONSE
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.summaries import WriteSummaries
+from normxlogit.transforms.validate import ValidateTextBatch
 from normxlogit.transforms.writers import WriteBatchParquet, WriteDeadLetters
 
 
@@ -60,41 +70,40 @@ class AnnotateConfig:
 
 def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
     """The manifest, less what only the finished run knows (counts, files, batching, end time)."""
-    s = cfg.scoring
-    if s.responses:
-        mode = s.responses
-    elif s.target is None and cfg.fields.target_field is None:
+    s, engine, response = cfg.scoring, cfg.scoring.engine, cfg.scoring.response
+    if response is not None:
+        mode = response.kind.value
+    elif engine.target is None and cfg.fields.target_field is None:
         mode = "prediction"
     else:
         mode = "field" if cfg.fields.target_field else "fixed"
-    sections = {
-        "target": {
-            "mode": mode,
-            "target": s.target,
-            "target_field": cfg.fields.target_field,
-            "foil": s.foil,
-            "contrastive": s.foil is not None,
-            "response_field": cfg.fields.response_field,
-            "messages_field": cfg.fields.messages_field,
-            "max_new_tokens": s.max_new_tokens,
-            "step_scores": s.step_scores,
-        },
-        "options": {
-            "text_field": cfg.fields.text_field,
-            "id_field": cfg.fields.id_field,
-            "max_length": s.max_length,
-            "batch_tokens": s.batch_tokens,
-            "docs_per_batch": s.docs_per_batch,
-            "layers": list(s.layers),
-            "keep_fields": list(s.keep_fields),
-            "device": cfg.spec.device,
-            "dtype": cfg.spec.dtype,
-            "padding_side": cfg.spec.padding_side,
-            "model_copies": cfg.model_copies,
-            "large_model": cfg.large_model,
-        },
-        "versions": package_versions(),
-    }
+    sections = AnnotateSections(
+        target=TargetSection(
+            mode=mode,
+            target=engine.target,
+            target_field=cfg.fields.target_field,
+            foil=engine.foil,
+            response_field=cfg.fields.response_field,
+            messages_field=cfg.fields.messages_field,
+            max_new_tokens=None if response is None else response.max_new_tokens,
+            step_scores=s.step_scores,
+        ),
+        options=AnnotateOptionsSection(
+            text_field=cfg.fields.text_field,
+            id_field=cfg.fields.id_field,
+            max_length=engine.max_length,
+            batch_tokens=engine.batch_tokens,
+            docs_per_batch=s.docs_per_batch,
+            layers=tuple(engine.layers),
+            keep_fields=tuple(s.keep_fields),
+            device=cfg.spec.device,
+            dtype=cfg.spec.dtype,
+            padding_side=cfg.spec.padding_side,
+            model_copies=cfg.model_copies,
+            large_model=cfg.large_model,
+        ),
+        versions=package_versions(),
+    )
     return RunDescription(pre.manifest_header("annotate", cfg), sections)
 
 
@@ -103,7 +112,9 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -
 
     Its steps count records as they pass (``transforms/counters.py``); the launcher writes the
     manifest once the files hold what they counted (``pipeline/reconcile.py``)."""
-    front = read_valid_batches(p, source, cfg.fields, cfg.scoring.docs_per_batch)
+    response = cfg.scoring.response
+    validate = ValidateTextBatch(chat=response is not None and response.kind is ResponseKind.CHAT)
+    front = read_valid_batches(p, source, cfg.fields, cfg.scoring.docs_per_batch, validate)
     handler = NormXLogitModelHandler(
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
     )
@@ -112,8 +123,8 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -
         *front.dead,
         annotated | "ModelDead" >> beam.FlatMap(lambda b: b.dead),
     ) | "AllDead" >> beam.Flatten()
-    tokens = token_schema(with_layers=bool(cfg.scoring.layers), step_scores=cfg.scoring.step_scores)
-    documents = document_schema(cfg.scoring.keep_fields, responses=cfg.scoring.responses is not None)
+    task = cfg.scoring.task()
+    tokens, documents = task.token_schema(), task.document_schema(cfg.scoring.keep_fields)
     rows, docs = attrgetter("rows"), attrgetter("documents")
     _ = annotated | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, rows)
     _ = annotated | "Documents" >> WriteBatchParquet(cfg.output, DOCUMENTS, documents, docs)
@@ -121,12 +132,12 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -
     _ = annotated | "Summaries" >> WriteSummaries(cfg.output)
 
 
-def batching_section(counts: AnnotateCounts, counted: RunnerCounts) -> dict[str, Batching]:
+def batching(counts: AnnotateCounts, counted: RunnerCounts) -> Batching:
     """The manifest's ``batching``: positions the forward passes ran, and their ratio to real tokens."""
-    return {"batching": Batching.of(counts.tokens, counted[PADDED_TOKENS])}
+    return Batching.of(counts.tokens, counted[PADDED_TOKENS])
 
 
-ANNOTATE_OUTPUTS = RunOutputs(DOCS_ANNOTATED, written_annotation, batching_section)
+ANNOTATE_OUTPUTS = RunOutputs(DOCS_ANNOTATED, written_annotation, batching)
 
 
 def check_scoring(cfg: AnnotateConfig, info: ModelInfo) -> None:
@@ -139,15 +150,12 @@ def check_scoring(cfg: AnnotateConfig, info: ModelInfo) -> None:
     Raises:
         LayerError, TargetError, UnsupportedModelError, ChatTemplateError, ResponseOptionError.
     """
-    s, spec = cfg.scoring, cfg.spec
-    validate_layers(info, s.layers)
-    if s.responses:
-        check_response_model(cfg, info)
-    if s.target is not None or s.foil is not None:
-        skeleton = load_skeleton(
-            spec.path, trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle
-        )
-        check_run_targets(skeleton, s.target, s.foil)
+    s, engine = cfg.scoring, cfg.scoring.engine
+    validate_layers(info, engine.layers)
+    if s.response is not None:
+        check_response_run(cfg, info)
+    if engine.target is not None or engine.foil is not None:
+        check_run_targets(cfg.spec.skeleton(), engine.target, engine.foil)
 
 
 class ResponseOptionError(TargetError):
@@ -155,7 +163,7 @@ class ResponseOptionError(TargetError):
     a run-wide target problem, caught before the run."""
 
 
-def check_response_model(cfg: AnnotateConfig, info: ModelInfo) -> None:
+def check_response_run(cfg: AnnotateConfig, info: ModelInfo) -> None:
     """A response run needs a causal LM, a chat template for chats, and room for generated answers.
 
     Raises:
@@ -164,27 +172,22 @@ def check_response_model(cfg: AnnotateConfig, info: ModelInfo) -> None:
         ChatTemplateError: ``--messages-field`` with a tokenizer that has no chat template.
         ResponseOptionError: ``--generate N`` leaves no room for a prompt within the length limit.
     """
-    s, spec = cfg.scoring, cfg.spec
+    s, spec, response = cfg.scoring, cfg.spec, cfg.scoring.response
     if info.task != "causal_lm":
         families = ", ".join(name for name in list_supported() if name.endswith("/causal_lm"))
         raise UnsupportedModelError(
-            f"{_RESPONSE_FLAG[s.responses]} needs a causal language model; {info.architecture} is a "
+            f"{response.kind.flag} needs a causal language model; {info.architecture} is a "
             f"{info.task} model. Use a model with a causal-LM head: {families}."
         )
-    skeleton = load_skeleton(
-        spec.path, trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle
-    )
-    if s.responses == CHAT:
+    skeleton = spec.skeleton()
+    if response.kind is ResponseKind.CHAT:
         check_chat_template(skeleton.tokenizer)
-    limit = min(s.max_length or skeleton.max_length, skeleton.max_length)
-    if s.responses == GENERATE and s.max_new_tokens >= limit:
+    limit = length_limit(s.engine.max_length, skeleton.max_length)
+    if response.kind is ResponseKind.GENERATE and prompt_room(limit, response.max_new_tokens) < 1:
         raise ResponseOptionError(
-            f"--generate {s.max_new_tokens} leaves no room for a prompt in {limit} tokens (--max-length or "
-            "the model's limit); generate fewer tokens"
+            f"--generate {response.max_new_tokens} leaves no room for a prompt in {limit} tokens "
+            "(--max-length or the model's limit); generate fewer tokens"
         )
-
-
-_RESPONSE_FLAG = {RESPONSE: "--response-field", CHAT: "--messages-field", GENERATE: "--generate"}
 
 
 def run_annotate(cfg: AnnotateConfig, options: PipelineOptions) -> dict:

@@ -188,11 +188,11 @@ def _fail(command: str, err: BaseException) -> int:
 def user_errors() -> tuple[type[BaseException], ...]:
     """Errors a user can fix: printed as one line, no traceback."""
     from normxlogit.api import LayerError
-    from normxlogit.encoding import TargetError
     from normxlogit.heads import UnsupportedModelError
     from normxlogit.loading import ModelLoadError
     from normxlogit.pipeline.reconcile import LostRecordsError
     from normxlogit.pipeline.stages import OutputExistsError
+    from normxlogit.targets import TargetError
     from normxlogit.transforms.sources import InputError
 
     return (

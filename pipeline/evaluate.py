@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from normxlogit.chat import ChatTemplateError, check_chat_template
 from normxlogit.evaluation import EvaluationError, check_evaluable, check_methods
 from normxlogit.faithfulness import PERCENTS, replacement_token
-from normxlogit.loading import ModelInfo, load_model
+from normxlogit.loading import ModelInfo
 from normxlogit.pipeline.reconcile import written_evaluation
 from normxlogit.pipeline.stages import (
     Preflight,
@@ -35,6 +35,7 @@ from normxlogit.pipeline.stages import (
     with_absolute_paths,
 )
 from normxlogit.response_evaluation import RESPONSE_METHODS, ResponseEvaluationOptions
+from normxlogit.response_spec import ResponseKind, ResponseSpec
 from normxlogit.responses import require_causal_lm
 from normxlogit.transforms.counters import DOCS_EVALUATED
 from normxlogit.transforms.evaluate_handler import (
@@ -43,7 +44,14 @@ from normxlogit.transforms.evaluate_handler import (
     FaithfulnessModelHandler,
 )
 from normxlogit.transforms.evaluate_results import SumCurves, response_section, write_results
-from normxlogit.transforms.layout import EvaluateCounts, RunDescription
+from normxlogit.transforms.layout import (
+    EvaluateCounts,
+    EvaluateOptionsSection,
+    EvaluateSections,
+    FaithfulnessSection,
+    ResponseFaithfulnessSection,
+    RunDescription,
+)
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.validate import DEAD_LETTER
@@ -75,46 +83,44 @@ class SplitEvaluated(beam.DoFn):
             yield doc.result
 
 
-def describe_evaluation(cfg: EvaluateConfig, pre: Preflight, replacement: str) -> RunDescription:
-    """The manifest, less what only the finished run knows (counts, files, end time)."""
-    ev, resp = cfg.options.evaluation, cfg.options.responses
-    faithfulness = (
-        {
-            "mode": "response",
-            "methods": list(resp.methods),
-            "seed": resp.seed,
-            "k_percents": list(PERCENTS),
-            "replacement_token": replacement,
-            "response_source": resp.source,
-            "response_field": cfg.fields.response_field,
-            "messages_field": cfg.fields.messages_field,
-            "generate": resp.generate or None,
-        }
-        if resp is not None
-        else None
+def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescription:
+    """The manifest, less what only the finished run knows (counts, files, end time); the
+    pre-flight's model facts are the token that replaces masked ones."""
+    ev, resp, replacement = cfg.options.evaluation, cfg.options.response_evaluation, pre.model_facts
+    response = cfg.options.response
+    if response is not None:
+        faithfulness = ResponseFaithfulnessSection(
+            methods=tuple(resp.methods),
+            seed=resp.seed,
+            k_percents=PERCENTS,
+            replacement_token=replacement,
+            response_source=response.kind.source_name,
+            response_field=cfg.fields.response_field,
+            messages_field=cfg.fields.messages_field,
+            generate=response.max_new_tokens,
+        )
+    else:
+        faithfulness = FaithfulnessSection(
+            methods=tuple(ev.methods),
+            seed=ev.seed,
+            ig_steps=ev.ig_steps,
+            k_percents=PERCENTS,
+            replacement_token=replacement,
+            label_field=cfg.fields.target_field,
+        )
+    sections = EvaluateSections(
+        faithfulness=faithfulness,
+        options=EvaluateOptionsSection(
+            text_field=cfg.fields.text_field,
+            id_field=cfg.fields.id_field,
+            max_length=cfg.options.max_length,
+            batch_tokens=ev.batch_tokens,
+            docs_per_batch=cfg.options.docs_per_batch,
+            device=cfg.spec.device,
+            dtype=cfg.spec.dtype,
+        ),
+        versions=package_versions(),
     )
-    sections = {
-        "faithfulness": faithfulness
-        or {
-            "methods": list(ev.methods),
-            "seed": ev.seed,
-            "ig_steps": ev.ig_steps,
-            "k_percents": list(PERCENTS),
-            "replacement_token": replacement,
-            "target": "prediction",
-            "label_field": cfg.fields.target_field,
-        },
-        "options": {
-            "text_field": cfg.fields.text_field,
-            "id_field": cfg.fields.id_field,
-            "max_length": cfg.options.max_length,
-            "batch_tokens": ev.batch_tokens,
-            "docs_per_batch": cfg.options.docs_per_batch,
-            "device": cfg.spec.device,
-            "dtype": cfg.spec.dtype,
-        },
-        "versions": package_versions(),
-    }
     return RunDescription(pre.manifest_header("evaluate", cfg), sections)
 
 
@@ -122,17 +128,15 @@ def build_evaluate(
     p: beam.Pipeline, cfg: EvaluateConfig, source: ReadRecords, manifest: RunDescription
 ) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
-    resp = cfg.options.responses
-    methods = cfg.options.evaluation.methods if resp is None else resp.methods
+    response = cfg.options.response
+    methods = cfg.options.evaluation.methods if response is None else cfg.options.response_evaluation.methods
     # Response mode checks the prompt (or chat) and the response; chat records need no text field.
-    validate = None if resp is None else ValidateResponseBatch(resp.source)
+    validate = None if response is None else ValidateResponseBatch(response.kind)
     front = read_valid_batches(p, source, cfg.fields, cfg.options.docs_per_batch, validate)
     section = (
         None
-        if resp is None
-        else response_section(
-            resp.source, resp.generate, manifest.sections["faithfulness"]["replacement_token"]
-        )
+        if response is None
+        else response_section(response, manifest.sections.faithfulness.replacement_token)
     )
     handler = FaithfulnessModelHandler(cfg.spec, cfg.options)
     evaluated = front.valid | "Evaluate" >> RunInference(handler.with_no_batching())
@@ -163,7 +167,7 @@ def check_response_methods(opts: ResponseEvaluationOptions) -> None:
         )
 
 
-def check_response_model(sm, opts: ResponseEvaluationOptions) -> None:
+def check_response_evaluable(sm, response: ResponseSpec) -> None:
     """Run-wide problems of response mode, before the run: a model without a causal-LM head, chat
     records for a tokenizer without a chat template.
 
@@ -171,7 +175,7 @@ def check_response_model(sm, opts: ResponseEvaluationOptions) -> None:
         UnsupportedModelError, EvaluationError.
     """
     require_causal_lm(sm.adapter, sm.info.architecture)
-    if opts.source == "messages":
+    if response.kind is ResponseKind.CHAT:
         try:
             check_chat_template(sm.tokenizer)
         except ChatTemplateError as err:
@@ -189,30 +193,23 @@ def run_evaluate(cfg: EvaluateConfig, options: PipelineOptions) -> EvaluateCount
         MissingExtraError: before starting.
     """
     cfg = with_absolute_paths(cfg)
-    resp = cfg.options.responses
-    if resp is None:
+    response = cfg.options.response
+    if response is None:
         check_methods(cfg.options.evaluation.methods)
     else:
-        check_response_methods(resp)
-    replacement = []
+        check_response_methods(cfg.options.response_evaluation)
 
-    def check_model(info: ModelInfo) -> None:
-        # The launcher loads the model once: the task must be evaluable, and the manifest says
-        # which token replaces masked ones.
-        sm = load_model(
-            cfg.spec.path,
-            dtype=cfg.spec.dtype,
-            trust_remote_code=cfg.spec.trust_remote_code,
-            allow_pickle=cfg.spec.allow_pickle,
-            hash_weights=False,
-        )
+    def check_model(info: ModelInfo) -> str:
+        # The launcher loads the model once: the task must be evaluable; the token that replaces
+        # masked ones comes back for the manifest.
+        sm = cfg.spec.load_for_checks()
         check_evaluable(sm)
-        if resp is not None:
-            check_response_model(sm, resp)
-        replacement.append(replacement_token(sm.tokenizer)[1])
+        if response is not None:
+            check_response_evaluable(sm, response)
+        return replacement_token(sm.tokenizer)[1]
 
     pre = preflight(cfg, options, check_model)
-    manifest = describe_evaluation(cfg, pre, replacement[0])
+    manifest = describe_evaluation(cfg, pre)
     return run_to_manifest(
         options, pre, manifest, lambda p: build_evaluate(p, cfg, pre.source, manifest), EVALUATE_OUTPUTS
     )

@@ -15,14 +15,14 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from normxlogit.loading import ModelInfo, inspect_model, resolve_device
+from normxlogit.loading import ModelInfo, resolve_device
 from normxlogit.pipeline.interrupts import signals_ignored
 from normxlogit.pipeline.options import LOCAL_RUNNER, local_runner
 from normxlogit.pipeline.output_folder import (  # noqa: F401  (OutputExistsError: cli.py catches it here)
@@ -36,7 +36,7 @@ from normxlogit.pipeline.reconcile import Written, input_records, reconcile
 from normxlogit.pipeline.runners import check_runner
 from normxlogit.transforms.counters import RunnerCounts
 from normxlogit.transforms.dedupe import DUPLICATES, DropRepeats, FindRepeatedIds
-from normxlogit.transforms.layout import Counts, Manifest, RunDescription, RunHeader
+from normxlogit.transforms.layout import Batching, Counts, Manifest, RunDescription, RunHeader
 from normxlogit.transforms.model_handler import ModelSpec
 from normxlogit.transforms.records import RecordBatch, escape_surrogates, has_surrogates
 from normxlogit.transforms.sources import FieldSpec, InputError, InputFileError, ReadRecords
@@ -47,6 +47,7 @@ from normxlogit.transforms.validate import (
 )
 from normxlogit.transforms.writers import write_manifest
 
+F = TypeVar("F")
 _VERSIONED = ("normxlogit", "torch", "transformers", "apache-beam", "pyarrow", "numpy", "tokenizers")
 _LOCAL_RUNNERS = ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner")
 
@@ -104,14 +105,20 @@ def check_file_names(paths: list[str]) -> None:
 
 
 @dataclass(frozen=True)
-class Preflight:
+class Preflight(Generic[F]):
     """What the checks before a run found: the expanded inputs, the model, the runner; whether the
-    output folder may be taken over (``--overwrite``)."""
+    output folder may be taken over (``--overwrite``); what the command's own model check found.
+
+    Attributes:
+        model_facts: what ``preflight``'s ``check_model`` returned (evaluate: the token that replaces
+            masked ones; None for a check that finds nothing to keep).
+    """
 
     source: ReadRecords
     info: ModelInfo
     runner: str
     overwrite: bool = False
+    model_facts: F | None = None
 
     def manifest_header(self, command: str, cfg: CorpusConfig) -> RunHeader:
         """The part of a manifest every command writes the same way; the run starts now."""
@@ -128,10 +135,11 @@ class Preflight:
 
 
 def preflight(
-    cfg: CorpusConfig, options: PipelineOptions, check_model: Callable[[ModelInfo], None] = lambda _: None
-) -> Preflight:
+    cfg: CorpusConfig, options: PipelineOptions, check_model: Callable[[ModelInfo], F] = lambda _: None
+) -> Preflight[F]:
     """Check everything that can be checked before a run starts (the output folder is claimed and
-    cleared when the run starts, ``run_to_manifest``).
+    cleared when the run starts, ``run_to_manifest``). What ``check_model`` returns comes back as
+    the ``model_facts`` of the result.
 
     Raises:
         UnsupportedRunnerError, InputError, ModelLoadError, UnsupportedModelError, OutputExistsError
@@ -142,18 +150,13 @@ def preflight(
     FileSystems.set_options(options)  # s3:// and gs:// listing needs the pipeline options
     source = ReadRecords(list(cfg.inputs), cfg.fields)  # expands inputs: fails fast
     check_file_names(source.paths)
-    info = inspect_model(
-        cfg.spec.path,
-        dtype=cfg.spec.dtype,
-        trust_remote_code=cfg.spec.trust_remote_code,
-        allow_pickle=cfg.spec.allow_pickle,
-    )
-    check_model(info)
+    info = cfg.spec.inspect()
+    facts = check_model(info)
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")  # Beam's own default
     if runner in _LOCAL_RUNNERS:
         resolve_device(cfg.spec.device)  # local workers share this machine's devices
     check_output(cfg.output, cfg.overwrite)
-    return Preflight(source, info, runner, cfg.overwrite)
+    return Preflight(source, info, runner, cfg.overwrite, facts)
 
 
 @dataclass(frozen=True)
@@ -163,13 +166,13 @@ class RunOutputs:
     Attributes:
         done: the count of records that got through (``docs_annotated``, ``docs_evaluated``).
         written: the output folder -> what it holds (``reconcile.written_annotation``, ...).
-        sections: the reconciled counts and the runner's counters -> further keyword arguments of
-            ``RunDescription.finished`` (annotate's ``batching``).
+        batching: the reconciled counts and the runner's counters -> the manifest's ``batching``
+            (annotate's); None: the command's manifest has none.
     """
 
     done: str
     written: Callable[[str], Written]
-    sections: Callable[[Counts, RunnerCounts], dict[str, Any]] | None = None
+    batching: Callable[[Counts, RunnerCounts], Batching] | None = None
 
 
 def run_to_manifest(
@@ -243,9 +246,9 @@ def finished_manifest(result, pre: Preflight, description: RunDescription, outpu
         lambda: input_records(paths, pre.source.fields),
         len(paths),
     )
-    extra = outputs.sections(counts, counted or RunnerCounts({})) if outputs.sections else {}
+    batching = outputs.batching(counts, counted or RunnerCounts({})) if outputs.batching else None
     return description.finished(
-        counts, written.files, end_time=datetime.datetime.now(datetime.timezone.utc), **extra
+        counts, written.files, end_time=datetime.datetime.now(datetime.timezone.utc), batching=batching
     )
 
 

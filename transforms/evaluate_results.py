@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from normxlogit.faithfulness import METRICS, CurveSums, DocFaithfulness
+from normxlogit.response_spec import ResponseSpec
 from normxlogit.transforms.layout import CURVES, PLOT, SUMMARY, TABLE
 from normxlogit.transforms.writers import join
 
@@ -68,11 +69,11 @@ class SumCurves(beam.CombineFn):
 RESPONSE_MODE = "response"
 
 
-def response_section(source: str, generate: int, replacement: str) -> dict:
+def response_section(response: ResponseSpec, replacement: str) -> dict:
     """The ``"response"`` section of a response-mode summary (the pair count is added on writing)."""
     return {
-        "source": source,
-        "generate": generate or None,
+        "source": response.kind.source_name,
+        "generate": response.max_new_tokens,
         "drop": "mean per-token log-probability of the response (teacher forced), original minus perturbed",
         "accuracy": "share of response tokens that stay the argmax of their step",
         "ranked": "context tokens before the response, less special and chat-template tokens; "

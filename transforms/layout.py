@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -250,14 +250,219 @@ class OutputFiles:
         return [name for names in self.to_dict().values() for name in names]
 
 
+def _json_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _tuple_value(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class _Section:
+    """A manifest section: one dataclass, written as its fields in order (tuples as JSON lists).
+
+    Read back, a key an older run lacks takes the field's default; ``init=False`` fields are derived.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section's JSON values, keys in field order."""
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]):
+        """The section from its JSON values.
+
+        Raises:
+            TypeError: a key without a default is missing (not a manifest section).
+        """
+        return cls(**{f.name: _tuple_value(body[f.name]) for f in fields(cls) if f.init and f.name in body})
+
+
+@dataclass(frozen=True)
+class TargetSection(_Section):
+    """``annotate``'s ``target``: what each record's token scores are for.
+
+    Attributes:
+        mode: ``prediction``, ``field`` (``--target-field``), ``fixed`` (``--target``), or a response
+            run's ``response``, ``chat`` or ``generate``.
+        contrastive: derived: a foil was given.
+        max_new_tokens: ``generate``'s longest answer.
+        step_scores: response runs kept each token's score at every step.
+    """
+
+    mode: str
+    target: str | None = None
+    target_field: str | None = None
+    foil: str | None = None
+    contrastive: bool = field(init=False, default=False)
+    response_field: str | None = None
+    messages_field: str | None = None
+    max_new_tokens: int | None = None
+    step_scores: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contrastive", self.foil is not None)
+
+
+@dataclass(frozen=True)
+class AnnotateOptionsSection(_Section):
+    """``annotate``'s ``options``: fields read, lengths, batching, layers, kept fields and devices."""
+
+    text_field: str | None = None
+    id_field: str | None = None
+    max_length: int | None = None
+    batch_tokens: int | None = None
+    docs_per_batch: int | None = None
+    layers: tuple[int, ...] = ()
+    keep_fields: tuple[str, ...] = ()
+    device: str | None = None
+    dtype: str | None = None
+    padding_side: str | None = None
+    model_copies: int | None = None
+    large_model: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluateOptionsSection(_Section):
+    """``evaluate``'s ``options``: fields read, lengths, batching and devices."""
+
+    text_field: str | None = None
+    id_field: str | None = None
+    max_length: int | None = None
+    batch_tokens: int | None = None
+    docs_per_batch: int | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+@dataclass(frozen=True)
+class FaithfulnessSection(_Section):
+    """``evaluate``'s ``faithfulness`` on a labelled corpus: the methods compared and how.
+
+    Attributes:
+        replacement_token: the token that replaces removed ones.
+        target: what is explained (always the prediction).
+        label_field: the record field holding each record's label.
+    """
+
+    methods: tuple[str, ...]
+    seed: int
+    ig_steps: int
+    k_percents: tuple[int, ...]
+    replacement_token: str
+    target: str = "prediction"
+    label_field: str | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFaithfulnessSection(_Section):
+    """``evaluate``'s ``faithfulness`` of a response run (``mode`` ``response``).
+
+    Attributes:
+        mode: always ``MODE``: what tells this section from ``FaithfulnessSection``.
+        response_source: ``response``, ``messages`` or ``generate``.
+        generate: ``--generate``'s longest answer (None without it).
+    """
+
+    MODE: ClassVar[str] = "response"
+
+    mode: str = field(init=False, default=MODE)
+    methods: tuple[str, ...]
+    seed: int
+    k_percents: tuple[int, ...]
+    replacement_token: str
+    response_source: str
+    response_field: str | None = None
+    messages_field: str | None = None
+    generate: int | None = None
+
+
+def _versions(body: dict[str, Any]) -> dict[str, str]:
+    return dict(body.get("versions", {}))
+
+
+@dataclass(frozen=True)
+class AnnotateSections:
+    """``annotate``'s own manifest sections, in order: ``target``, ``options``, ``versions``.
+
+    Attributes:
+        versions: Python and the packages that decide the results, by name.
+    """
+
+    FIRST: ClassVar[str] = "target"
+
+    target: TargetSection
+    options: AnnotateOptionsSection = AnnotateOptionsSection()
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sections' manifest keys, in the manifest's order."""
+        return {"target": self.target.to_dict(), "options": self.options.to_dict(), "versions": self.versions}
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> AnnotateSections:
+        """The sections of a manifest's JSON values."""
+        return cls(
+            TargetSection.from_dict(body["target"]),
+            AnnotateOptionsSection.from_dict(body.get("options", {})),
+            _versions(body),
+        )
+
+
+@dataclass(frozen=True)
+class EvaluateSections:
+    """``evaluate``'s own manifest sections, in order: ``faithfulness``, ``options``, ``versions``."""
+
+    FIRST: ClassVar[str] = "faithfulness"
+
+    faithfulness: FaithfulnessSection | ResponseFaithfulnessSection
+    options: EvaluateOptionsSection = EvaluateOptionsSection()
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sections' manifest keys, in the manifest's order."""
+        return {
+            "faithfulness": self.faithfulness.to_dict(),
+            "options": self.options.to_dict(),
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> EvaluateSections:
+        """The sections of a manifest's JSON values (a response run's ``faithfulness`` by its mode)."""
+        faithfulness = body["faithfulness"]
+        kind = (
+            ResponseFaithfulnessSection
+            if faithfulness.get("mode") == ResponseFaithfulnessSection.MODE
+            else FaithfulnessSection
+        )
+        return cls(
+            kind.from_dict(faithfulness),
+            EvaluateOptionsSection.from_dict(body.get("options", {})),
+            _versions(body),
+        )
+
+
+Sections = AnnotateSections | EvaluateSections
+SECTIONS: tuple[type[Sections], ...] = (AnnotateSections, EvaluateSections)
+
+
+def sections_from_dict(body: dict[str, Any]) -> Sections:
+    """The typed sections of a manifest, by the key its command's sections start with."""
+    named = [cls for cls in SECTIONS if cls.FIRST in body]
+    if len(named) != 1:
+        raise ValueError(f"a manifest has exactly one of the sections {', '.join(c.FIRST for c in SECTIONS)}")
+    return named[0].from_dict(body)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """``OUT/manifest.json``: what was run, on what, and what it wrote.
 
     Attributes:
         header: command, inputs, output, runner, model.
-        sections: the command's own description, in order: annotate's ``target``, ``options``,
-            ``versions``; evaluate's ``faithfulness``, ``options``, ``versions``.
+        sections: the command's own description (``AnnotateSections``: ``target``, ``options``,
+            ``versions``; ``EvaluateSections``: ``faithfulness``, ``options``, ``versions``).
         counts: records by fate; they reconcile.
         files: the finalised output files.
         batching: annotate's padding figures.
@@ -265,7 +470,7 @@ class Manifest:
     """
 
     header: RunHeader
-    sections: dict[str, Any]
+    sections: Sections
     counts: Counts
     files: OutputFiles
     batching: Batching | None = None
@@ -273,7 +478,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON values, keys in the order ``manifest.json`` has them."""
-        body = {**self.header.to_dict(), **self.sections}
+        body = {**self.header.to_dict(), **self.sections.to_dict()}
         if self.batching is not None:
             body["batching"] = asdict(self.batching)
         body["end_time"] = _iso(self.end_time)
@@ -292,11 +497,10 @@ class Manifest:
         Raises:
             ValueError, KeyError, TypeError: ``body`` is not a manifest.
         """
-        known = {f.name for f in fields(RunHeader)} | {"counts", "files", "batching", "end_time"}
         batching = body.get("batching")
         return cls(
             header=RunHeader.from_dict(body),
-            sections={k: v for k, v in body.items() if k not in known},
+            sections=sections_from_dict(body),
             counts=counts_from_dict(body["counts"]),
             files=OutputFiles.of(body.get("files", {})),
             batching=None if batching is None else Batching(**batching),
@@ -314,7 +518,7 @@ class RunDescription:
     """A manifest less what only the finished run knows (counts, files, batching, end time)."""
 
     header: RunHeader
-    sections: dict[str, Any]
+    sections: Sections
 
     def finished(
         self,
@@ -417,7 +621,7 @@ def read_annotate_manifest(output: Path) -> Manifest:
         RunNotFoundError: no manifest, or the manifest of another command (e.g. ``evaluate``).
     """
     manifest = read_manifest(output)
-    if not isinstance(manifest.counts, AnnotateCounts):
+    if not isinstance(manifest.counts, AnnotateCounts) or not isinstance(manifest.sections, AnnotateSections):
         raise RunNotFoundError(
             f"{output} holds a `normxlogit {manifest.header.command}` run, which has no token rows; pass "
             "the --output folder of a completed `normxlogit annotate`"

@@ -1,10 +1,11 @@
 """The RunInference ModelHandler of ``annotate``: one model per worker, batches scored by the batch engine.
 
 The handler is thin: ``load_model`` returns a ``normxlogit.engine.BatchEngine`` (encode, plan length
-buckets, one forward pass per bucket, split and retry on failure), ``run_inference`` hands it the
-batch's texts and targets (or, in a response run, prompts and responses, chats, or prompts to
-answer) and turns its columnar results into one ``AnnotatedBatch``: an Arrow record batch of token
-rows, one of document rows, and the dead letters of the records that could not be scored. With
+buckets, one forward pass per bucket, split and retry on failure), ``run_inference`` hands the batch
+to the run's task (``normxlogit.tasks``: a text task, or a response task for answers of causal LMs),
+which checks each record, scores the rest on the engine and turns the results into rows: one
+``AnnotatedBatch``, an Arrow record batch of token rows, one of document rows, and the dead letters
+of the records that could not be scored. With
 ``large_model`` / ``model_copies`` the engine lives in one shared process per copy on each worker
 machine and the handler holds a proxy to it. Progress lines (``transforms.progress``) count each
 bucket as the engine finishes it.
@@ -15,27 +16,22 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler
 
-from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, OnBucket, ScoredResponses
-from normxlogit.loading import load_model
-from normxlogit.schema import document_rows, response_document_rows, response_token_rows, token_rows
+from normxlogit.engine import MODEL_ERROR, BatchEngine, EngineOptions, OnBucket
+from normxlogit.loading import ModelInfo, ScoringModel, inspect_model, load_model, load_skeleton
+from normxlogit.response_spec import ResponseSpec
+from normxlogit.tasks import Task, make_task
 from normxlogit.transforms.counters import DOCS_ANNOTATED, NAMESPACE, PADDED_TOKENS, TOKENS
 from normxlogit.transforms.progress import BatchProgress, Progress
 from normxlogit.transforms.records import AnnotatedBatch, DeadLetter, SourceRecord
-from normxlogit.transforms.response_records import CHAT, GENERATE, response_problem
 from normxlogit.transforms.sources import MISSING
 
 OutT = TypeVar("OutT")
-MISSING_TARGET = "missing_target"
-_MISSING_TARGET_MESSAGE = (
-    "the record's target field is missing, null or blank; --target-field needs a target for every "
-    "record (the prediction is never used in its place)"
-)
 _log = logging.getLogger(__name__)
 
 
@@ -50,17 +46,42 @@ class ModelSpec:
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
+    def _access(self) -> dict[str, bool]:
+        return {"trust_remote_code": self.trust_remote_code, "allow_pickle": self.allow_pickle}
+
+    def inspect(self) -> ModelInfo:
+        """The model described without loading its weights (``loading.inspect_model``), in ``dtype``."""
+        return inspect_model(self.path, dtype=self.dtype, **self._access())
+
+    def skeleton(self) -> ScoringModel:
+        """The model's config, tokenizer and head, no weights (``loading.load_skeleton``)."""
+        return load_skeleton(self.path, **self._access())
+
+    def load(self) -> ScoringModel:
+        """The model as a worker scores with it: on ``device``, in ``dtype``, tokenizer padded on
+        ``padding_side``; its weights not hashed (the launcher's ``inspect`` did that)."""
+        return load_model(
+            self.path,
+            device=self.device,
+            dtype=self.dtype,
+            padding_side=self.padding_side,
+            hash_weights=False,
+            **self._access(),
+        )
+
+    def load_for_checks(self) -> ScoringModel:
+        """The model as the launcher checks it: in ``dtype`` on the CPU, the tokenizer's own padding
+        side, weights not hashed."""
+        return load_model(self.path, dtype=self.dtype, hash_weights=False, **self._access())
+
 
 @dataclass(frozen=True)
 class ScoringOptions:
     """What to attribute and how to batch.
 
     Attributes:
-        max_length: truncate longer texts to this many tokens (None: the model's limit).
-        target: one target for every record (class name/id or token); None: the prediction.
-        foil: a contrastive foil for every record.
-        layers: layer numbers for layer-wise scores.
-        batch_tokens: padded tokens per forward pass.
+        engine: what the batch engine attributes and how it batches (length limit, run-wide target
+            and foil, layers, padded tokens per forward pass).
         docs_per_batch: records per RunInference batch; larger batches bucket lengths better.
         targets_from_records: each record names its own target (``--target-field``); a record
             whose target is missing, null or blank is a ``missing_target`` dead letter, never
@@ -68,30 +89,28 @@ class ScoringOptions:
         keep_fields: record fields copied into the documents table.
         input_bytes: total size of the input files, when every one is uncompressed text or JSON
             Lines (progress lines then give the share scored); None otherwise.
-        responses: a response run (causal LMs): ``response`` (the record's text is the prompt,
-            ``SourceRecord.response`` its answer), ``chat`` (``SourceRecord.messages``, the last
-            assistant message is the answer) or ``generate`` (the model answers the text); None:
+        response: a response run (causal LMs): where each record's response comes from; None:
             one next-token or class target per record.
-        max_new_tokens: with ``generate``, the most tokens an answer may have.
         step_scores: response runs keep each token's score at every step (``step_scores`` column).
     """
 
-    max_length: int | None = None
-    target: str | None = None
-    foil: str | None = None
-    layers: tuple[int, ...] = ()
-    batch_tokens: int = 8192
+    engine: EngineOptions = field(default_factory=EngineOptions)
     docs_per_batch: int = 2048
     targets_from_records: bool = False
     keep_fields: tuple[str, ...] = ()
     input_bytes: int | None = None
-    responses: str | None = None
-    max_new_tokens: int | None = None
+    response: ResponseSpec | None = None
     step_scores: bool = False
 
-    def engine_options(self) -> EngineOptions:
-        """The batch engine's options (everything but the RunInference batch size)."""
-        return EngineOptions(self.max_length, self.target, self.foil, self.layers, self.batch_tokens)
+    def task(self) -> Task:
+        """What the run does with each record (``normxlogit.tasks``)."""
+        return make_task(
+            self.response,
+            MISSING,
+            targets_from_records=self.targets_from_records,
+            with_layers=bool(self.engine.layers),
+            step_scores=self.step_scores,
+        )
 
 
 def settle_heap() -> None:
@@ -130,16 +149,7 @@ class EngineHandler(ModelHandler[SourceRecord, OutT, BatchEngine]):
         Once loaded, the worker's heap is frozen (``settle_heap``): the model stays for the
         worker's life, so the garbage collector need not walk it again.
         """
-        s = self._spec
-        model = load_model(
-            s.path,
-            device=s.device,
-            dtype=s.dtype,
-            padding_side=s.padding_side,
-            trust_remote_code=s.trust_remote_code,
-            allow_pickle=s.allow_pickle,
-            hash_weights=False,
-        )
+        model = self._spec.load()
         settle_heap()
         return BatchEngine(model, self._engine)
 
@@ -179,8 +189,9 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         model_copies: int | None = None,
         large_model: bool = False,
     ):
-        super().__init__(spec, options.engine_options(), model_copies=model_copies, large_model=large_model)
+        super().__init__(spec, options.engine, model_copies=model_copies, large_model=large_model)
         self._options = options
+        self._task = options.task()
         self._docs = Metrics.counter(NAMESPACE, DOCS_ANNOTATED)
         self._tokens = Metrics.counter(NAMESPACE, TOKENS)
         self._padded = Metrics.counter(NAMESPACE, PADDED_TOKENS)
@@ -196,63 +207,24 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
         """Score one batch of records; returns a one-element list: its ``AnnotatedBatch``."""
         self._progress.start()
         progress = self._progress.batch(batch)
-        if self._options.responses:
-            return [self._responses(batch, model, progress)]
-        opts = self._options
-        untargeted = [opts.targets_from_records and _no_target(r.target) for r in batch]
-        ready = [r for r, skip in zip(batch, untargeted) if not skip]
-        scored = model.score(
-            [r.text for r in ready],
-            [None if r.target is MISSING else r.target for r in ready],
-            on_bucket=self.bucket_counter(model, progress, ready),
-        )
-        done = [ready[i] for i in scored.index.tolist()]
-        ids, sources = [r.doc_id for r in done], [r.source for r in done]
-        dead = [
-            DeadLetter.of(r, MISSING_TARGET, _MISSING_TARGET_MESSAGE)
-            for r, skip in zip(batch, untargeted)
-            if skip
-        ]
-        dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
-        annotated = self._annotated(
-            progress,
-            done,
-            dead,
-            token_rows(scored, ids, sources, with_layers=bool(opts.layers)),
-            document_rows(scored, ids, sources, [r.text for r in done], self._kept(done)),
-            scored.padded_tokens,
-        )
-        return [annotated]
-
-    def _responses(
-        self, batch: Sequence[SourceRecord], model: BatchEngine, progress: BatchProgress
-    ) -> AnnotatedBatch:
-        """A response run's batch: check each record's response (or chat), encode (or generate),
-        score every answer in one teacher-forced pass per bucket."""
-        opts = self._options
-        problems = [response_problem(r, opts.responses) for r in batch]
+        task = self._task
+        problems = [task.problem(r) for r in batch]
         ready = [r for r, p in zip(batch, problems) if p is None]
-        if opts.responses == CHAT:
-            items = model.encode_chats([r.messages for r in ready])
-        elif opts.responses == GENERATE:
-            items = model.generate([r.text for r in ready], opts.max_new_tokens)
-        else:
-            items = model.encode_responses([r.text for r in ready], [r.response for r in ready])
-        scored: ScoredResponses = model.score_responses(
-            items, opts.step_scores, on_bucket=self.bucket_counter(model, progress, ready)
-        )
+        scored = task.score(model, ready, self.bucket_counter(model, progress, ready))
         done = [ready[i] for i in scored.index.tolist()]
-        ids, sources = [r.doc_id for r in done], [r.source for r in done]
         dead = [DeadLetter.of(r, p.reason, str(p)) for r, p in zip(batch, problems) if p is not None]
         dead += [DeadLetter.of(ready[i], err.reason, str(err)) for i, err in sorted(scored.errors.items())]
-        return self._annotated(
-            progress,
-            done,
-            dead,
-            response_token_rows(scored, ids, sources, opts.step_scores),
-            response_document_rows(scored, ids, sources, self._kept(done)),
-            scored.padded_tokens,
-        )
+        rows = task.token_rows(scored, done)
+        documents = task.document_rows(scored, done, self._kept(done))
+        failed = sum(1 for d in dead if d.reason == MODEL_ERROR)
+        if failed:
+            _log.warning("the model failed on %d record(s) of a batch: %s", failed, dead[0].message)
+        self._docs.inc(len(done))
+        self._tokens.inc(rows.num_rows)
+        self._padded.inc(scored.padded_tokens)
+        self._failed.inc(failed)
+        progress.finish(len(done), rows.num_rows)
+        return [AnnotatedBatch(rows=rows, documents=documents, dead=dead, padded_tokens=scored.padded_tokens)]
 
     def _kept(self, done: Sequence[SourceRecord]) -> dict[str, list]:
         """The ``--keep-fields`` values of the annotated records, by field."""
@@ -260,28 +232,3 @@ class NormXLogitModelHandler(EngineHandler[AnnotatedBatch]):
             name: [r.kept[j] if j < len(r.kept) else None for r in done]
             for j, name in enumerate(self._options.keep_fields)
         }
-
-    def _annotated(
-        self,
-        progress: BatchProgress,
-        done: Sequence[SourceRecord],
-        dead: list[DeadLetter],
-        rows,
-        documents,
-        padded_tokens: int,
-    ) -> AnnotatedBatch:
-        """Count the batch (metrics, progress) and wrap its outputs."""
-        failed = sum(1 for d in dead if d.reason == MODEL_ERROR)
-        if failed:
-            _log.warning("the model failed on %d record(s) of a batch: %s", failed, dead[0].message)
-        self._docs.inc(len(done))
-        self._tokens.inc(rows.num_rows)
-        self._padded.inc(padded_tokens)
-        self._failed.inc(failed)
-        progress.finish(len(done), rows.num_rows)
-        return AnnotatedBatch(rows=rows, documents=documents, dead=dead, padded_tokens=padded_tokens)
-
-
-def _no_target(value: Any) -> bool:
-    """A record's own target is missing, null or blank."""
-    return value is MISSING or value is None or (isinstance(value, str) and not value.strip())

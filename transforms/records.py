@@ -6,9 +6,9 @@ import json
 import pickle
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 from apache_beam import coders
 
@@ -37,16 +37,55 @@ def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
     return escape_surrogates(text)
 
 
+_ID_MARKS = {"line": "L", "row": "R"}
+
+
+@dataclass(frozen=True, slots=True)
+class Locator:
+    """Where a record is in its file: a ``line`` (text, JSON Lines) or a ``row`` (CSV, Parquet, HF
+    datasets), numbered from 1. It stays typed until it is written: ``str`` gives the written form,
+    ``line 3`` or ``row 3``.
+
+    Attributes:
+        kind: ``line`` or ``row``.
+        number: the 1-based line or row number.
+    """
+
+    kind: Literal["line", "row"]
+    number: int
+
+    @classmethod
+    def line(cls, number: int) -> Locator:
+        """Line ``number`` of a text or JSON Lines file."""
+        return cls("line", number)
+
+    @classmethod
+    def row(cls, number: int) -> Locator:
+        """Row ``number`` of a CSV, Parquet or datasets file (data rows; a CSV header is not one)."""
+        return cls("row", number)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.number}"
+
+    def derived_id(self, source: str) -> str:
+        """The doc_id of the record here when no id field is given: ``{source}#L{n}`` for a line,
+        ``{source}#R{n}`` for a row; unique across all inputs and stable across runs."""
+        return f"{source}#{_ID_MARKS[self.kind]}{self.number}"
+
+    def __reduce__(self):
+        # Its two fields as constructor arguments: a batch of records is pickled as one value
+        # (``pack_records``), and the default for a slotted dataclass costs five times as much.
+        return Locator, (self.kind, self.number)
+
+
 @dataclass(frozen=True)
 class SourceRecord:
     """One input record as read from its file, before any validation of its fields.
 
     Attributes:
         source: the file the record came from (as matched, e.g. ``s3://b/k.jsonl.gz``).
-        locator: where in the file: ``line N`` (text, JSONL) or ``row N`` (CSV, Parquet, HF
-            datasets), 1-based.
-        doc_id: the id field's value when ``--id-field`` was given, else ``{source}#L{n}`` /
-            ``{source}#R{n}``: unique across all inputs and stable across runs.
+        locator: where in the file (``Locator``).
+        doc_id: the id field's value when ``--id-field`` was given, else ``locator.derived_id(source)``.
         text: the text field's value, unvalidated (may be None, non-string, empty, ...).
         target: the target field's value when ``--target-field`` was given, else None.
         raw: the raw record (line or row rendered as JSON) for dead-letter excerpts.
@@ -58,7 +97,7 @@ class SourceRecord:
     """
 
     source: str
-    locator: str
+    locator: Locator
     doc_id: str
     text: Any
     target: Any = None
@@ -134,7 +173,7 @@ class DeadLetter:
     """
 
     source: str
-    locator: str
+    locator: Locator
     doc_id: str | None
     reason: str
     message: str
@@ -142,9 +181,10 @@ class DeadLetter:
 
     def to_json(self) -> str:
         """One JSON Lines line, always encodable as UTF-8: lone surrogates in any field (a doc_id or
-        source that could not be annotated because of them) are written as visible escapes."""
-        fields = {k: v if v is None else escape_surrogates(v) for k, v in asdict(self).items()}
-        return json.dumps(fields, ensure_ascii=False)
+        source that could not be annotated because of them) are written as visible escapes; the
+        locator as its written form (``line 3``)."""
+        written = {k: v if v is None else escape_surrogates(str(v)) for k, v in vars(self).items()}
+        return json.dumps(written, ensure_ascii=False)
 
     @classmethod
     def of(cls, record: SourceRecord, reason: str, message: str) -> DeadLetter:

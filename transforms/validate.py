@@ -104,15 +104,22 @@ class CheckBatchIds(beam.DoFn):
 class ValidateTextBatch(beam.DoFn):
     """Route each record of a batch (``route``): the batch of records to annotate (main; none when
     no record is left), dead letters to ``dead_letter``; empty texts are counted (the
-    ``skipped_empty`` counter, which the manifest reports) and go no further."""
+    ``skipped_empty`` counter, which the manifest reports) and go no further.
 
-    def __init__(self) -> None:
+    Args:
+        chat: the run reads chats (``--messages-field``): records have no text field to check.
+    """
+
+    def __init__(self, chat: bool = False) -> None:
         self._empty = Metrics.counter(NAMESPACE, SKIPPED_EMPTY)
         self._dead = Metrics.counter(NAMESPACE, "invalid_text")
+        self._chat = chat
 
     def route(self, record: SourceRecord) -> DeadLetter | str | None:
         """A record's way out: its ``DeadLetter``, ``SKIPPED_EMPTY``, or None (to annotate)."""
-        chat = record.messages is not None  # a chat record (--messages-field) has no text to check
+        # A chat record (--messages-field) has no text to check; the run says it is one, not the
+        # record (a null messages field reads as None, which is the model's problem to name).
+        chat = self._chat
         problem = (None if chat else text_problem(record.text)) or fields_problem(record)
         if problem is not None:
             self._dead.inc()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, replace
 
+from normxlogit.limits import prompt_room
 from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
     add_corpus_options,
     add_model_options,
+    asked_responses,
     field_spec,
     line_input_bytes,
     model_spec,
@@ -17,6 +19,7 @@ from normxlogit.pipeline.commands.common import (
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
 from normxlogit.pipeline.startup_checks import RunRefused
+from normxlogit.response_spec import ResponseSpec
 
 NAME = "annotate"
 
@@ -117,25 +120,18 @@ class ResponseFlagError(RunRefused):
     """Flags that do not go together in a response run (or a response flag without one)."""
 
 
-def response_mode(args: argparse.Namespace) -> str | None:
-    """Which response run the flags ask for (``response``, ``chat``, ``generate``), or None.
+def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
+    """Which response run the flags ask for, or None.
 
     Raises:
         ResponseFlagError: naming the flags that clash.
     """
-    asked = [
-        flag
-        for flag, value in (
-            ("--response-field", args.response_field),
-            ("--messages-field", args.messages_field),
-            ("--generate", args.generate),
-        )
-        if value is not None
-    ]
+    asked = asked_responses(args)
     if len(asked) > 1:
         raise ResponseFlagError(
-            f"{' and '.join(asked)} cannot be combined: --response-field reads the response from a field, "
-            "--messages-field from a chat, --generate has the model write it; choose one"
+            f"{' and '.join(r.kind.flag for r in asked)} cannot be combined: --response-field reads the "
+            "response from a field, --messages-field from a chat, --generate has the model write it; "
+            "choose one"
         )
     if not asked:
         if args.step_scores:
@@ -143,6 +139,7 @@ def response_mode(args: argparse.Namespace) -> str | None:
                 "--step-scores needs a response run: add --response-field, --messages-field or --generate"
             )
         return None
+    (response,) = asked
     other = [
         flag
         for flag, value in (
@@ -155,20 +152,24 @@ def response_mode(args: argparse.Namespace) -> str | None:
     ]
     if other:
         raise ResponseFlagError(
-            f"{', '.join(other)} cannot be used with {asked[0]}: a response run attributes the response's "
-            "own tokens (each token's score sums the steps of the answer), with no other target, foil or "
-            "layers"
+            f"{', '.join(other)} cannot be used with {response.kind.flag}: a response run attributes the "
+            "response's own tokens (each token's score sums the steps of the answer), with no other target, "
+            "foil or layers"
         )
     try:
         if args.keep_fields:  # no names, nothing to check: spares importing the schema (and torch)
             field_names(",".join(args.keep_fields), responses=True)
     except argparse.ArgumentTypeError as err:
         raise ResponseFlagError(str(err)) from err
-    if args.generate is not None and args.max_length is not None and args.generate >= args.max_length:
+    if (
+        args.generate is not None
+        and args.max_length is not None
+        and prompt_room(args.max_length, args.generate) < 1
+    ):
         raise ResponseFlagError(
             f"--generate {args.generate} leaves no room for a prompt in --max-length {args.max_length}"
         )
-    return {"--response-field": "response", "--messages-field": "chat", "--generate": "generate"}[asked[0]]
+    return response
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -178,9 +179,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         ResponseFlagError, ModelPathError, DefaultModelMissing, RunRefused: clashing flags and the
             refusals of ``refuse_before_start``, before torch, transformers and Beam are imported.
     """
-    responses = response_mode(args)
+    response = response_mode(args)
     refuse_before_start(args)
 
+    from normxlogit.engine import EngineOptions
     from normxlogit.pipeline.annotate import AnnotateConfig, run_annotate
     from normxlogit.transforms.model_handler import ScoringOptions
 
@@ -190,17 +192,18 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         output=args.output,
         spec=model_spec(args),
         scoring=ScoringOptions(
-            max_length=args.max_length,
-            target=args.target,
-            foil=args.foil,
-            layers=args.layers,
-            batch_tokens=args.batch_tokens,
+            engine=EngineOptions(
+                max_length=args.max_length,
+                target=args.target,
+                foil=args.foil,
+                layers=args.layers,
+                batch_tokens=args.batch_tokens,
+            ),
             docs_per_batch=args.docs_per_batch,
             targets_from_records=args.target_field is not None,
             keep_fields=args.keep_fields,
             input_bytes=line_input_bytes(args.inputs, options),
-            responses=responses,
-            max_new_tokens=args.generate,
+            response=response,
             step_scores=args.step_scores,
         ),
         fields=replace(

@@ -13,7 +13,9 @@ import re
 from typing import TYPE_CHECKING
 
 from normxlogit.default_model import default_gguf_path
+from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.pipeline.startup_checks import RunRefused, check_local_inputs, check_output_free, is_local
+from normxlogit.response_spec import ResponseKind, ResponseSpec
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -118,7 +120,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-tokens",
         type=positive_int,
-        default=8192,
+        default=DEFAULT_BATCH_TOKENS,
         help="padded tokens per forward pass (lower it if memory runs out)",
     )
     parser.add_argument(
@@ -245,6 +247,19 @@ def line_input_bytes(patterns: list[str], options: PipelineOptions) -> int | Non
     ):
         return None
     return sum(m.size_in_bytes for result in FileSystems.match(paths) for m in result.metadata_list)
+
+
+def asked_responses(args: argparse.Namespace) -> list[ResponseSpec]:
+    """One ``ResponseSpec`` per response flag given, in the order ``--response-field``,
+    ``--messages-field``, ``--generate`` (more than one is the command's to refuse)."""
+    asked = []
+    if args.response_field is not None:
+        asked.append(ResponseSpec(ResponseKind.RESPONSE, field=args.response_field))
+    if args.messages_field is not None:
+        asked.append(ResponseSpec(ResponseKind.CHAT, field=args.messages_field))
+    if args.generate is not None:
+        asked.append(ResponseSpec(ResponseKind.GENERATE, max_new_tokens=args.generate))
+    return asked
 
 
 def field_spec(args: argparse.Namespace, target_field: str | None = None) -> FieldSpec:

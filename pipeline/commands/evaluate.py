@@ -10,6 +10,7 @@ from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
     add_corpus_options,
     add_model_options,
+    asked_responses,
     field_spec,
     line_input_bytes,
     model_spec,
@@ -18,6 +19,7 @@ from normxlogit.pipeline.commands.common import (
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
 from normxlogit.pipeline.startup_checks import RunRefused
+from normxlogit.response_spec import ResponseSpec
 
 NAME = "evaluate"
 DEFAULT_METHODS = "normxlogit,logat,norm,random,gradient_norm,gradient_x_input,integrated_gradients"
@@ -99,35 +101,27 @@ class EvaluateFlagError(RunRefused):
     """Flags that do not go together in an evaluate run."""
 
 
-def response_source(args: argparse.Namespace) -> str | None:
-    """Where response mode takes each response from (``response``, ``messages``, ``generate``), or
-    None for the paper's metrics on a labelled corpus.
+def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
+    """Where response mode takes each response from, or None for the paper's metrics on a labelled
+    corpus (the response flags are mutually exclusive in the parser).
 
     Raises:
         EvaluateFlagError: neither or both of --label-field and a response mode; --large-model or
             --model-copies.
     """
-    source = (
-        "response"
-        if args.response_field
-        else "messages"
-        if args.messages_field
-        else "generate"
-        if args.generate
-        else None
-    )
-    if (source is None) == (args.label_field is None):
+    response = next(iter(asked_responses(args)), None)
+    if (response is None) == (args.label_field is None):
         raise EvaluateFlagError(
             "give --label-field (the paper's metrics on a labelled corpus) or one of --response-field, "
             "--messages-field, --generate (response mode, no label), not both"
-            if source
+            if response
             else "--label-field is required (or a response mode: --response-field, --messages-field, "
             "--generate)"
         )
     if args.large_model or args.model_copies:
         # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
         raise EvaluateFlagError("--large-model and --model-copies are not supported by evaluate")
-    return source
+    return response
 
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -137,7 +131,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         EvaluateFlagError, ModelPathError, DefaultModelMissing, RunRefused: clashing flags and the
             refusals of ``refuse_before_start``, before torch, transformers and Beam are imported.
     """
-    source = response_source(args)
+    response = response_mode(args)
     refuse_before_start(args)
 
     from apache_beam.io.filesystems import FileSystems
@@ -150,12 +144,10 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from normxlogit.transforms.layout import TABLE
     from normxlogit.transforms.writers import join
 
-    responses = None
-    if source is not None:
-        responses = ResponseEvaluationOptions(
+    response_evaluation = None
+    if response is not None:
+        response_evaluation = ResponseEvaluationOptions(
             methods=args.methods or method_list(DEFAULT_RESPONSE_METHODS),
-            source=source,
-            generate=args.generate or 0,
             seed=args.seed,
             batch_tokens=args.batch_tokens,
         )
@@ -178,7 +170,8 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             ),
             max_length=args.max_length,
             docs_per_batch=args.docs_per_batch,
-            responses=responses,
+            response=response,
+            response_evaluation=response_evaluation,
             input_bytes=line_input_bytes(args.inputs, options),
         ),
         fields=fields,

@@ -1,7 +1,7 @@
 """Align the words of two runs of one text, whatever their tokenizers.
 
 Both runs split a document's text into the same words (``word_index``: runs of word characters or
-single other non-space characters, found from character offsets; ``normxlogit.encoding``), and a
+single other non-space characters, found from character offsets; ``normxlogit.words``), and a
 run's word row carries the character span its tokens cover. Words are matched by span, which is
 the same as matching them by ``word_index`` except where a token covers more than one word: such a
 token belongs to its first word, and the words it reaches into have no row of their own in that run
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# ``str.isspace`` of the ASCII code points; the ``\s`` of the word split (``normxlogit.encoding``).
+# ``str.isspace`` of the ASCII code points; the ``\s`` of the word split (``normxlogit.words``).
 _ASCII_SPACE = np.array([chr(c).isspace() for c in range(128)])
 
 

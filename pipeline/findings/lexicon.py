@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# One word of ``normxlogit.encoding._WORD`` (not imported: that module loads transformers).
+# One word of ``normxlogit.words.WORD`` (test_lexicon checks that the two agree).
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 SUFFIXES = (".json", ".csv")
 CSV_COLUMNS = ("category", "word")

@@ -31,8 +31,7 @@ class SliceError(ValueError):
 
 def sliceable_fields(manifest: Manifest) -> tuple[str, ...]:
     """The ``--by`` fields a run offers: its document labels, ``segment`` and its ``--keep-fields``."""
-    kept = (manifest.sections.get("options") or {}).get("keep_fields") or []
-    return (*DOCUMENT_LABELS, SEGMENT, *kept)
+    return (*DOCUMENT_LABELS, SEGMENT, *manifest.sections.options.keep_fields)
 
 
 def check_fields(by: Sequence[str], manifest: Manifest) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Word-level scores of a finished annotate run, streamed with bounded memory.
 
 Words are the run's ``word_index`` words: runs of word characters or single other non-space
-characters of the text, found from character offsets (``normxlogit.encoding``), so two runs of the
+characters of the text, found from character offsets (``normxlogit.words``), so two runs of the
 same texts with different tokenizers have the same words. A word's score is the sum of its tokens'
 scores (``summary_stats.token_words`` groups the rows).
 

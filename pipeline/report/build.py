@@ -42,7 +42,7 @@ def build_report(
     findings = None if stats is None else read_stats_dir(Path(stats))
     scan = scan_run(folder, sample_size, with_summaries=summaries is None)
     if findings is None:
-        mode = manifest.sections.get("target", {}).get("mode")
+        mode = manifest.sections.target.mode
         ids = [d["id"] for d in scan.sample]
         findings = sample_findings(folder, ids, scan.docs, grouped_fields(mode))
     data = ReportInput(

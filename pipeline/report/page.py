@@ -24,7 +24,8 @@ from normxlogit.pipeline.report.findings_input import FindingsInput
 from normxlogit.pipeline.report.findings_views import RANKING_CSS, findings_section
 from normxlogit.pipeline.report.intervals import WHISKER_CSS
 from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, DeadLetters, RunScan
-from normxlogit.transforms.layout import Manifest
+from normxlogit.response_spec import ResponseKind
+from normxlogit.transforms.layout import AnnotateOptionsSection, Manifest, TargetSection
 
 
 @dataclass
@@ -54,17 +55,17 @@ def content_security_policy() -> str:
     )
 
 
-def _response_in_words(target: dict) -> str:
-    mode = target.get("mode")
-    if mode == "chat":
-        source = f"the last assistant message of the chat in field {lit(target.get('messages_field'))}"
-    elif mode == "generate":
-        source = f"the model's own greedy answer (at most {esc(target.get('max_new_tokens'))} new tokens)"
+def _response_in_words(target: TargetSection) -> str:
+    kind = ResponseKind(target.mode)
+    if kind is ResponseKind.CHAT:
+        source = f"the last assistant message of the chat in field {lit(target.messages_field)}"
+    elif kind is ResponseKind.GENERATE:
+        source = f"the model's own greedy answer (at most {esc(target.max_new_tokens)} new tokens)"
     else:
-        source = f"the response in field {lit(target.get('response_field'))}"
+        source = f"the response in field {lit(target.response_field)}"
     steps = (
         " Per-step scores were kept: click a response token to see its own attribution."
-        if target.get("step_scores")
+        if target.step_scores
         else ""
     )
     return (
@@ -73,20 +74,18 @@ def _response_in_words(target: dict) -> str:
     )
 
 
-def _target_in_words(target: dict) -> str:
-    mode = target.get("mode")
+def _target_in_words(target: TargetSection) -> str:
+    mode = target.mode
     if mode in RESPONSE_MODES:
         return _response_in_words(target)
     if mode == "prediction":
         words = "each document's tokens are scored for the model's own prediction"
     elif mode == "field":
-        words = (
-            f"each document's tokens are scored for the target in its field {lit(target.get('target_field'))}"
-        )
+        words = f"each document's tokens are scored for the target in its field {lit(target.target_field)}"
     else:
-        words = f"every document's tokens are scored for the fixed target {lit(target.get('target'))}"
-    if target.get("foil") is not None:
-        words += f", contrasted with the foil {lit(target.get('foil'))}"
+        words = f"every document's tokens are scored for the fixed target {lit(target.target)}"
+    if target.foil is not None:
+        words += f", contrasted with the foil {lit(target.foil)}"
     return words
 
 
@@ -94,9 +93,9 @@ def _when(time: datetime.datetime | None) -> str | None:
     return None if time is None else time.isoformat()
 
 
-def layers_in_words(options: dict) -> str:
+def layers_in_words(options: AnnotateOptionsSection) -> str:
     """Which layers the ``logat_layers`` / ``score_layers`` lists hold, in order ("" without ``--layers``)."""
-    layers = options.get("layers") or []
+    layers = options.layers
     if not layers:
         return ""
     held = ", ".join(esc(layer) for layer in layers)
@@ -115,8 +114,8 @@ def run_section(data: ReportInput) -> str:
 <p>Model <b>{iso(model.get("architecture"))}</b> ({iso(model.get("task"))}, head adapter
 {iso(model.get("adapter"))}, {esc(model.get("num_layers"))} layers)
 from <code>{iso(model.get("path"))}</code>;
-{_target_in_words(data.manifest.sections.get("target", {}))}.</p>
-{layers_in_words(data.manifest.sections.get("options") or {})}
+{_target_in_words(data.manifest.sections.target)}.</p>
+{layers_in_words(data.manifest.sections.options)}
 <p><b id="records-read">{counts.records_read:,}</b> records read:
 <b id="docs-annotated">{counts.docs_annotated:,}</b> annotated,
 {counts.skipped_empty:,} skipped as empty, <b>{counts.errors:,}</b> dead letters;
@@ -159,7 +158,7 @@ def documents_section(data: ReportInput) -> str:
     )
     legend = "".join(f'<span style="background:{hex_color(c)}"></span>' for c in PALETTE)
     wrong = sum(d["target"] != d["prediction"] for d in data.scan.sample)
-    responses = data.manifest.sections.get("target", {}).get("mode") in RESPONSE_MODES
+    responses = data.manifest.sections.target.mode in RESPONSE_MODES
     wrong_words = (
         "the model would begin otherwise only (its own first token &ne; the response's"
         if responses
@@ -211,7 +210,7 @@ def render_page(data: ReportInput) -> str:
 <div>{iso(data.output)}</div></header><main>
 {run_section(data)}
 {dead_letter_section(data.dead)}
-{corpus_section(data.summaries, data.scan, data.manifest.sections.get("target", {}).get("mode"))}
+{corpus_section(data.summaries, data.scan, data.manifest.sections.target.mode)}
 {findings_section(data.findings)}
 {"" if data.comparison is None else comparison_section(data.comparison)}
 {documents_section(data)}

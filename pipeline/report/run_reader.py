@@ -25,6 +25,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from normxlogit.display import color_levels, color_scale, span_text
+from normxlogit.response_spec import ResponseKind
 from normxlogit.transforms.layout import (
     ATTRIBUTIONS,
     DOCUMENTS,
@@ -45,7 +46,7 @@ TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "no
 # Response runs (LLM answers) fill these; plain runs hold nulls, older runs lack them.
 RESPONSE_COLUMNS = ["segment", "response_step", "target_logprob"]
 STEP_COLUMN = "step_scores"
-RESPONSE_MODES = ("response", "chat", "generate")  # the manifest's target modes of response runs
+RESPONSE_MODES = tuple(k.value for k in ResponseKind)  # the manifest's target modes of response runs
 MAX_ERROR_EXAMPLES = 50
 MAX_PAGE_TOKENS = 400  # tokens per document embedded in the page; longer ones are cut (and say so)
 MAX_STEP_VALUES = 20_000  # per-step scores embedded per document (tokens x steps); more are left out

@@ -1,4 +1,5 @@
-"""deploy/Dockerfile: its pins agree with the repository, and its install steps work in a clean venv.
+"""deploy/Dockerfile: its pins agree with the repository, its build context is the package that
+pyproject.toml declares, and its install steps work in a clean venv.
 
 No Docker engine is needed: the Dockerfile is parsed, and its steps are replayed in a fresh virtual
 environment where they can be (the base image itself is not pulled).
@@ -6,7 +7,6 @@ environment where they can be (the base image itself is not pulled).
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shlex
@@ -21,12 +21,27 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
-PACKAGE_DIRS = {
-    "normxlogit": "normxlogit",
-    "transforms": "normxlogit/transforms",
-    "pipeline": "normxlogit/pipeline",
-}
+SRC = "/opt/normxlogit/src"
 STEP_TIMEOUT_S = 120
+
+
+def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def package_dirs() -> dict[str, str]:
+    """{repository folder: its path in an install} from pyproject.toml's package-dir, e.g.
+    ``transforms`` -> ``normxlogit/transforms``."""
+    package_dir = pyproject()["tool"]["setuptools"]["package-dir"]
+    return {folder: package.replace(".", "/") for package, folder in package_dir.items()}
+
+
+def build_context() -> list[str]:
+    """What Dockerfile.dockerignore lets into the build context (its ``!`` lines, in order)."""
+    lines = (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "*" in lines, "the context is the package only, not .venv or outputs"
+    return [line[1:].rstrip("/") for line in lines if line.startswith("!")]
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -77,10 +92,7 @@ def test_pins_agree_with_the_repository():
     assert args["BEAM_VERSION"] == apache_beam.__version__, "image and launcher must run the same Beam"
     [base] = [rest for keyword, rest in instructions() if keyword == "FROM"]
     assert base == "apache/beam_python3.11_sdk:${BEAM_VERSION}"
-    extras_table = (
-        (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1].split("\n[")[0]
-    )
-    extras = set(re.findall(r"^([\w-]+) = \[", extras_table, re.M))
+    extras = set(pyproject()["project"]["optional-dependencies"])
     install = step_with("[beam,gguf]")
     assert {"beam", "gguf"} <= extras
     assert '"apache-beam==${BEAM_VERSION}"' in install
@@ -101,16 +113,17 @@ def test_default_model_is_converted_into_the_runtime_cache():
     assert env_at < steps.index(convert), "the model must be converted where workers will look for it"
 
 
-def test_build_context_holds_what_the_image_copies():
-    ignore = [line.strip() for line in (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()]
-    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
-    assert "*" in ignore, "the context is the package only, not .venv or outputs"
-    for sources, _ in copies():
-        for source in sources:
-            assert (REPO / source).exists(), source
-            assert any(fnmatch.fnmatch(source.rstrip("/"), pattern) for pattern in allowed), source
-    copied = {s.rstrip("/") for sources, _ in copies() for s in sources}
-    assert set(PACKAGE_DIRS) | {"pyproject.toml", "README.md"} <= copied
+def test_build_context_is_the_package_pyproject_declares():
+    """The image copies its whole build context, and the context is exactly pyproject.toml, README.md
+    and the folders of pyproject.toml's package-dir: a package added there is copied, or this fails."""
+    context = build_context()
+    assert len(context) == len(set(context))
+    assert set(context) == set(package_dirs()) | {"pyproject.toml", "README.md"}
+    for entry in context:
+        assert (REPO / entry).exists(), entry
+    assert copies() == [(["."], f"{SRC}/")]
+    # Only BuildKit reads <Dockerfile>.dockerignore; the legacy builder would copy the whole repository.
+    assert "export DOCKER_BUILDKIT=1" in (REPO / "deploy" / "build_image.sh").read_text()
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -130,18 +143,15 @@ def test_install_steps_work_in_a_clean_venv(tmp_path):
     through a .pth file, after the venv's own site-packages.
     """
     src = tmp_path / "src"
-    for sources, dest in copies():
-        for source in sources:
-            target = (
-                src
-                / Path(dest).relative_to("/opt/normxlogit/src")
-                / (Path(source).name if dest.endswith("/") else "")
-            )
-            if (REPO / source).is_dir():
-                shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(REPO / source, target)
+    [([source], dest)] = copies()
+    assert source == "."
+    for entry in build_context():
+        target = src / Path(dest).relative_to(SRC) / entry
+        if (REPO / entry).is_dir():
+            shutil.copytree(REPO / entry, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / entry, target)
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -157,7 +167,7 @@ def test_install_steps_work_in_a_clean_venv(tmp_path):
     }
     expected = {
         f"{prefix}/{p.relative_to(REPO / folder).as_posix()}"
-        for folder, prefix in PACKAGE_DIRS.items()
+        for folder, prefix in package_dirs().items()
         for p in (REPO / folder).rglob("*.py")
     }
     assert expected - installed == set(), "modules missing from the wheel (pyproject packages?)"

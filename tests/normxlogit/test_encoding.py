@@ -1,36 +1,18 @@
-"""Encoding: words from offsets, specials, truncation, pooled positions, target resolution, batches."""
+"""Encoding: token ids, offsets, words and token strings per text, truncation, pooled positions,
+per-record errors, batches against one-by-one and against the literal definition."""
 
 from __future__ import annotations
 
 import importlib.util
-import random
 
 import numpy as np
 import pytest
 
 import normxlogit
-from normxlogit import encoding
-from normxlogit.encoding import (
-    RecordError,
-    encode_batch,
-    encode_text,
-    pooled_position,
-    resolve_target,
-    word_indices,
-)
+from normxlogit.encoding import encode_batch, encode_text, pooled_position
+from normxlogit.errors import RecordError
 from normxlogit.heads import adapter_for
-
-LABELS = {0: "negative", 1: "neutral", 2: "positive"}
-
-
-@pytest.fixture(scope="module")
-def bert_classifier(make_model):
-    return make_model("bert", "classification", id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
-
-
-@pytest.fixture(scope="module")
-def llama_lm(make_model, bpe_tokenizer):
-    return make_model("llama", "causal_lm", vocab_size=len(bpe_tokenizer))
+from normxlogit.words import word_indices
 
 
 def _encode(text, tokenizer, model, max_length=64, **kw):
@@ -103,29 +85,6 @@ def test_whitespace_only_tokens_have_no_word(bpe_tokenizer, llama_lm):
     assert {w: s.strip() for w, s in joined.items()} == {0: "zebra", 1: ",", 2: "Paris"}
 
 
-def test_word_indices_from_offsets_alone():
-    text = "日本\u3000語 😀ok  x"
-    offsets = np.array([[0, 0], [0, 1], [1, 2], [2, 3], [2, 4], [4, 6], [6, 8], [8, 9], [8, 11], [0, 0]])
-    special = np.array([True] + [False] * 8 + [True])
-    got = word_indices(text, offsets, special)
-    # 日本 | 語 | 😀 | ok | x ; an ideographic space alone has no word; " 😀" starts at the emoji
-    assert got.tolist() == [-1, 0, 0, -1, 1, 2, 3, -1, 4, -1]
-    assert got.dtype == np.int32
-
-
-def test_special_tokens_have_no_word_even_with_a_span():
-    # A special token can carry a real span (e.g. one written in the text); it is still no word.
-    text = "hello <mask> world"
-    offsets = np.array([[0, 5], [6, 12], [13, 18]])
-    got = word_indices(text, offsets, np.array([False, True, False]))
-    assert got.tolist() == [0, -1, 4]
-
-
-def test_word_indices_empty_text_and_no_tokens():
-    assert word_indices("", np.zeros((1, 2), np.int32), np.array([True])).tolist() == [-1]
-    assert word_indices("abc", np.zeros((0, 2), np.int32), np.zeros(0, bool)).tolist() == []
-
-
 def test_truncation_keeps_max_length_tokens_with_specials(bert_tokenizer, bert_classifier):
     text = "one two three four five six seven eight nine ten"
     enc = _encode(text, bert_tokenizer, bert_classifier, max_length=8)
@@ -173,45 +132,6 @@ def test_masked_lm_text_without_mask(make_model, bert_tokenizer):
     assert err.value.reason == "no_mask_token"
     enc = _encode("a [MASK] here", bert_tokenizer, model)
     assert enc.tokens[enc.pooled_position] == "[MASK]"
-
-
-@pytest.mark.parametrize(
-    ("value", "want"),
-    [("positive", 2), ("negative", 0), (1, 1), (np.int64(2), 2), ("0", 0), (None, None)],
-)
-def test_resolve_class_target(bert_classifier, bert_tokenizer, value, want):
-    assert resolve_target(value, bert_classifier, bert_tokenizer, adapter_for(bert_classifier)) == want
-
-
-@pytest.mark.parametrize("value", ["happy", 3, -1, "-1", "1.5", "Positive"])
-def test_resolve_unknown_class(bert_classifier, bert_tokenizer, value):
-    with pytest.raises(RecordError) as err:
-        resolve_target(value, bert_classifier, bert_tokenizer, adapter_for(bert_classifier))
-    assert err.value.reason == "unknown_target"
-    assert "positive" in str(err.value) and "0..2" in str(err.value)
-
-
-def test_resolve_lm_targets(llama_lm, bpe_tokenizer):
-    adapter = adapter_for(llama_lm)
-    paris = bpe_tokenizer.convert_tokens_to_ids("ĠParis")
-    assert resolve_target(" Paris", llama_lm, bpe_tokenizer, adapter) == paris
-    assert resolve_target(paris, llama_lm, bpe_tokenizer, adapter) == paris
-    with pytest.raises(RecordError) as err:
-        resolve_target(" xylophone", llama_lm, bpe_tokenizer, adapter)
-    assert err.value.reason == "multi_token_target"
-    assert "Paris" in str(err.value)  # the hint about the leading space
-    for bad in (len(bpe_tokenizer) + 5, -2):
-        with pytest.raises(RecordError) as err:
-            resolve_target(bad, llama_lm, bpe_tokenizer, adapter)
-        assert err.value.reason == "unknown_target"
-
-
-def test_encode_text_resolves_target_and_foil(bert_tokenizer, bert_classifier):
-    enc = _encode("Fine.", bert_tokenizer, bert_classifier, target="positive", foil=0)
-    assert (enc.target_id, enc.foil_id) == (2, 0)
-    with pytest.raises(RecordError) as err:
-        _encode("Fine.", bert_tokenizer, bert_classifier, foil="great")
-    assert err.value.reason == "unknown_target"
 
 
 # Varied texts for batch tests: empty, whitespace only, emoji, RTL, combining marks, a long one.
@@ -311,127 +231,6 @@ def test_batch_without_tokens_and_empty_batch(bpe_pair, llama_lm):
         encode_batch(["a", "b", "c"], no_bos, llama_lm, adapter_for(llama_lm), max_length=8, targets=[1, 2])
 
 
-def test_batch_resolves_each_distinct_target_once(bpe_tokenizer, llama_lm, monkeypatch):
-    calls = []
-    real = encoding.resolve_target
-
-    def counting(value, *args):
-        calls.append(value)
-        return real(value, *args)
-
-    monkeypatch.setattr(encoding, "resolve_target", counting)
-    texts = ["The cat sat", "Paris", "the dog", "France", "is", "a"]
-    targets = [" Paris", " Paris", "5", 5, 5.0, " xylophone"]
-    got = encode_batch(
-        texts, bpe_tokenizer, llama_lm, adapter_for(llama_lm), max_length=16, targets=targets, foil=" the"
-    )
-    assert sorted(calls, key=repr) == sorted([" Paris", "5", 5, 5.0, " xylophone", " the"], key=repr)
-    # Token id 5, token string "5" and 5.0 (equal to 5 as a dict key; "5.0" is three tokens) differ.
-    assert got[3].target_id == 5 and got[2].target_id == bpe_tokenizer.convert_tokens_to_ids("5")
-    assert got[4].reason == got[5].reason == "multi_token_target"
-    assert got[0].target_id == got[1].target_id == bpe_tokenizer.convert_tokens_to_ids("ĠParis")
-    again = encode_batch(
-        ["a", "b"], bpe_tokenizer, llama_lm, adapter_for(llama_lm), max_length=16, targets=[" zzz", " zzz"]
-    )
-    assert again[0] is not again[1], "each record gets its own error"
-    assert _fields(again[0]) == _fields(again[1]) and again[0].reason == "multi_token_target"
-
-
-def _word_indices_reference(text, offsets, special):
-    """Literal definition: the word (regex match) holding the token's first non-space character."""
-    spans = [m.span() for m in encoding._WORD.finditer(text)]
-    out = []
-    for (start, end), sp in zip(offsets.tolist(), special.tolist()):
-        first = next((c for c in range(start, min(end, len(text))) if not text[c].isspace()), None)
-        hit = [w for w, (a, b) in enumerate(spans) if first is not None and a <= first < b]
-        out.append(-1 if sp or not hit else hit[0])
-    return out
-
-
-def test_word_indices_match_the_literal_definition():
-    rng = random.Random(0)
-    alphabet = "ab1_ ,.!\t\n\u00a0\u3000\u2028\x1cé日😀\u0301-'"
-    for _ in range(500):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25)))
-        n = rng.randint(0, 10)
-        starts = np.array(sorted(rng.randint(0, len(text) + 2) for _ in range(n)), dtype=np.int64)
-        offsets = np.stack([starts, starts + [rng.randint(0, 4) for _ in range(n)]], 1).reshape(-1, 2)
-        special = np.array([rng.random() < 0.2 for _ in range(n)], dtype=bool)
-        got = word_indices(text, offsets.astype(np.int32), special)
-        assert got.tolist() == _word_indices_reference(text, offsets, special), (text, offsets)
-
-
-def _same_encoding(a, b):
-    return (
-        a.input_ids.tolist() == b.input_ids.tolist()
-        and a.offsets.tolist() == b.offsets.tolist()
-        and a.word_index.tolist() == b.word_index.tolist()
-        and a.tokens == b.tokens
-        and a.truncated == b.truncated
-    )
-
-
-def _whole_text_encoding(monkeypatch, *args, **kw):
-    """encode_batch as it was before texts were cut: a bound no text reaches."""
-    with monkeypatch.context() as m:
-        m.setattr(encoding, "CHARS_PER_TOKEN", 10**9)
-        return encode_batch(*args, **kw)
-
-
-# WordPiece drops whitespace and makes one [UNK] of a word over 100 characters, so texts 4 and 5
-# have fewer than max_length tokens in half the cut; byte-level BPE gives spaces and x's tokens.
-@pytest.mark.parametrize(("which", "whole"), [("bert", [4, 5]), ("bpe", [])])
-def test_long_texts_are_cut_before_tokenizing_and_read_as_whole(which, whole, request, monkeypatch):
-    tokenizer = request.getfixturevalue(f"{which}_tokenizer")
-    model = request.getfixturevalue("bert_classifier" if which == "bert" else "llama_lm")
-    max_length = 16
-    limit = encoding.max_chars(max_length)
-    words = " ".join(f"word{i} éa" for i in range(400))
-    texts = [
-        "short text",
-        words[: limit // 3],  # longer than max_length tokens, shorter than the cut: truncated
-        words,  # longer than the cut: cut, truncated
-        words[:limit],  # exactly the cut: not cut
-        " " * (2 * limit) + "two words",  # fits in max_length tokens although longer than the cut
-        "x" * (3 * limit),  # one word longer than the cut
-    ]
-    assert len(words) > limit
-    want = _whole_text_encoding(
-        monkeypatch, texts, tokenizer, model, adapter_for(model), max_length=max_length
-    )
-    seen = []
-    real = encoding._first_windows
-
-    def spy(batch, *a, **k):
-        seen.append([len(t) for t in batch])
-        return real(batch, *a, **k)
-
-    monkeypatch.setattr(encoding, "_first_windows", spy)
-    got = encode_batch(texts, tokenizer, model, adapter_for(model), max_length=max_length)
-    assert [_same_encoding(g, w) for g, w in zip(got, want)] == [True] * len(texts)
-    assert [g.truncated for g in got[:4]] == [False, True, True, True]
-    # One call with every text cut to the limit, then one with the whole text for each text whose
-    # first max_length tokens span over half the cut.
-    assert seen == [[min(len(t), limit) for t in texts], *([len(texts[i])] for i in whole)]
-
-
-def test_a_huge_text_is_tokenized_only_up_to_the_cut(bert_tokenizer, bert_classifier, monkeypatch):
-    text = "the quick brown fox jumps over the lazy dog. " * 200_000  # 9 MB, about 2 million tokens
-    lengths = []
-    real = encoding._first_windows
-
-    def spy(batch, *a, **k):
-        lengths.extend(len(t) for t in batch)
-        return real(batch, *a, **k)
-
-    monkeypatch.setattr(encoding, "_first_windows", spy)
-    (enc,) = encode_batch(
-        [text], bert_tokenizer, bert_classifier, adapter_for(bert_classifier), max_length=64
-    )
-    assert lengths == [encoding.max_chars(64)]
-    assert enc.truncated and len(enc) == 64 and enc.tokens[1:4] == ["the", "quick", "brown"]
-
-
 def _literal_encoding(text, tokenizer, max_length):
     """What ``encode_batch`` must give for one text, from ``tokenizer(text)`` and per-token Python:
     ids, offsets and specials as the tokenizer says, token strings as slices of the text (special
@@ -492,12 +291,6 @@ def test_batch_encoding_equals_the_literal_definition(
     # Several truncated texts in one batch (the merged fast path reads them on their own).
     _check_against_literal(MIXED, bert_tokenizer, bert_classifier, max_length)
     _check_against_literal(MIXED, bpe_tokenizer, llama_lm, max_length)
-
-
-def test_the_tokenizer_is_not_reconfigured_by_encoding(bert_tokenizer, bert_classifier):
-    before = bert_tokenizer.backend_tokenizer.truncation
-    encode_batch(["a text"], bert_tokenizer, bert_classifier, adapter_for(bert_classifier), max_length=5)
-    assert bert_tokenizer.backend_tokenizer.truncation == before
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from normxlogit import engine as engine_module
-from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, BucketDone, EngineOptions, run_planned
+from normxlogit.errors import RecordError
 from normxlogit.scoring import forward_base, score_batch
 
 from .conftest import forward_threads
@@ -247,6 +247,29 @@ def test_errors_stay_in_place_and_pickle(failing_seven):
     copy = pickle.loads(pickle.dumps(scored))  # crosses process boundaries with a shared model
     assert copy.errors[2].reason == "model_error" and str(copy.errors[2]) == str(scored.errors[2])
     np.testing.assert_array_equal(copy.scores.score, scored.scores.score)
+
+
+def test_map_gives_each_item_its_result_or_error_in_place():
+    """``BatchEngine.map``: results in input order, given errors kept, an item that fails alone a
+    ``model_error``, its bucket-mates retried; the budget given overrides the engine's."""
+    bad = RecordError("empty_text", "no tokens")
+    items = [[1] * 5, bad, [1] * 3, [1] * 9, [1] * 4]
+    runs: list[list[int]] = []
+
+    def fn(positions: list[int]) -> list[str]:
+        runs.append(positions)
+        if 3 in positions:
+            raise RuntimeError("simulated failure")
+        return [f"r{p}" for p in positions]
+
+    heard: list[BucketDone] = []
+    engine = BatchEngine(None, EngineOptions(batch_tokens=1))
+    out = engine.map(items, len, fn, batch_tokens=12, on_bucket=heard.append)
+    assert out[:3] == ["r0", bad, "r2"] and out[4] == "r4"
+    assert out[3].reason == "model_error" and "simulated failure" in str(out[3])
+    assert [3] in runs and max(len(r) for r in runs) > 1  # bucketed under 12 tokens, then halved
+    assert sorted(p for b in heard for p in b.index) == [0, 2, 4]
+    assert sum(b.tokens for b in heard) == 12
 
 
 def test_empty_batch(make_sm):

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import normxlogit.engine as engine_module
-from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, EngineOptions
+from normxlogit.errors import RecordError
 from normxlogit.response_scoring import score_responses
 
 from .conftest import forward_threads

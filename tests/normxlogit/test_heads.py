@@ -13,6 +13,7 @@ from transformers import AutoConfig, BertForTokenClassification, T5ForSequenceCl
 
 from normxlogit.heads import (
     ADAPTERS,
+    VOCAB_CHUNK,
     UnsupportedModelError,
     adapter_for,
     is_regression,
@@ -161,6 +162,26 @@ def test_causal_lm_target_logits_equal_model_logits_everywhere(model_type, make_
         got = adapter.target_logits(model, out.hidden_states[-1], targets)
     want = torch.gather(out.logits, 2, targets[:, None, :].expand(-1, ids.shape[1], -1))
     torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+
+
+def test_vocab_chunks_cover_every_vector_in_order(make_model):
+    """The chunked full-vocabulary pass: VOCAB_CHUNK vectors at a time, float32, in order, equal
+    to ``class_logits`` of each chunk."""
+    model = make_model("llama", "causal_lm")
+    adapter = adapter_for(model)
+    hidden = torch.randn(2 * VOCAB_CHUNK + 7, model.config.hidden_size)
+    with torch.no_grad():
+        chunks = list(adapter.vocab_chunks(model, hidden))
+        assert [(r.start, min(r.stop, len(hidden))) for r, _ in chunks] == [
+            (0, VOCAB_CHUNK),
+            (VOCAB_CHUNK, 2 * VOCAB_CHUNK),
+            (2 * VOCAB_CHUNK, len(hidden)),
+        ]
+        for rows, logits in chunks:
+            assert logits.dtype == torch.float32
+            want = adapter.class_logits(model, hidden[rows]).float()
+            torch.testing.assert_close(logits, want, atol=0, rtol=0)
+    assert list(adapter.vocab_chunks(model, hidden[:0])) == []
 
 
 @pytest.mark.parametrize("model_type", REQUIRED["masked_lm"])

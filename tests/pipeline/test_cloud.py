@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 import normxlogit
-from normxlogit.pipeline.cli import main
 from normxlogit.transforms.layout import ATTRIBUTIONS, MANIFEST_FILE
 
 REVIEWS = [
@@ -57,15 +55,8 @@ def jsonl(texts: list[str]) -> bytes:
     return "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(autouse=True)
-def loopback_only(monkeypatch) -> None:
+def loopback_only(monkeypatch, free_port) -> None:
     """Fake AWS credentials, no metadata service, a dead loopback default endpoint, no proxies."""
     dead = f"http://127.0.0.1:{free_port()}"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -180,7 +171,7 @@ def s3(moto_endpoint) -> S3Bucket:
         pytest.param(MULTI_PROCESS, id="worker_processes", marks=pytest.mark.slow),
     ],
 )
-def test_s3_round_trip(s3, tiny_classifier, beam_args):
+def test_s3_round_trip(s3, tiny_classifier, beam_args, cli):
     s3.put("in/reviews.jsonl", jsonl(REVIEWS))
     s3.put("in/questions.jsonl", jsonl(QUESTIONS[:2]) + b'{"text": broken\n' + jsonl(QUESTIONS[2:]))
     s3.put("in/notes.txt", b"not matched by the glob\n")
@@ -221,7 +212,7 @@ def test_s3_round_trip(s3, tiny_classifier, beam_args):
     )
 
     # A finished run on S3 is refused without --overwrite, before anything runs.
-    assert main(["annotate", *args, *s3.beam_args]) == 2
+    assert cli.annotate(*args, *s3.beam_args) == 2
     assert s3.keys("out/") == sorted([*files, f"out/{MANIFEST_FILE}"])
 
 

@@ -9,7 +9,6 @@ import polars
 import pyarrow.dataset as ds
 import pytest
 
-from normxlogit.pipeline.cli import main
 from normxlogit.schema import document_schema
 from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS
 
@@ -23,10 +22,6 @@ RECORDS = [
 ]
 
 
-def annotate(*args) -> int:
-    return main(["annotate", *map(str, args)])
-
-
 @pytest.fixture
 def reviews(tmp_path):
     src = tmp_path / "reviews.jsonl"
@@ -38,9 +33,11 @@ def documents(out):
     return ds.dataset(out / DOCUMENTS.folder, format="parquet").to_table()
 
 
-def test_missing_targets_are_dead_letters_never_the_prediction(tmp_path, reviews, tiny_classifier, run_files):
+def test_missing_targets_are_dead_letters_never_the_prediction(
+    tmp_path, reviews, tiny_classifier, run_files, cli
+):
     out = tmp_path / "out"
-    rc = annotate(
+    rc = cli.annotate(
         reviews, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--target-field", "label"
     )
     assert rc == 0
@@ -67,9 +64,11 @@ def test_missing_targets_are_dead_letters_never_the_prediction(tmp_path, reviews
     assert counts["docs_annotated"] == 3 and counts["errors"] == 3
 
 
-def test_documents_table_with_kept_fields_joins_the_token_rows(tmp_path, reviews, tiny_classifier, run_files):
+def test_documents_table_with_kept_fields_joins_the_token_rows(
+    tmp_path, reviews, tiny_classifier, run_files, cli
+):
     out = tmp_path / "out"
-    rc = annotate(
+    rc = cli.annotate(
         reviews,
         "--output",
         out,
@@ -135,11 +134,11 @@ def test_documents_table_with_kept_fields_joins_the_token_rows(tmp_path, reviews
     assert sorted(loaded["doc_id"]) == list("abcdef")
 
 
-def test_plain_text_inputs_have_null_kept_fields(tmp_path, tiny_classifier):
+def test_plain_text_inputs_have_null_kept_fields(tmp_path, tiny_classifier, cli):
     src = tmp_path / "lines.txt"
     src.write_text("one line\nanother line\n")
     out = tmp_path / "out"
-    assert annotate(src, "--output", out, "--model", tiny_classifier, "--keep-fields", "lang") == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--keep-fields", "lang") == 0
     assert documents(out).column("lang").to_pylist() == [None, None]
 
 
@@ -164,25 +163,27 @@ def test_plain_text_inputs_have_null_kept_fields(tmp_path, tiny_classifier):
     ],
 )
 def test_a_run_wide_target_the_model_cannot_have_fails_before_the_run(
-    tmp_path, reviews, tiny_classifier, capsys, flags, message
+    tmp_path, reviews, tiny_classifier, capsys, flags, message, cli
 ):
     out = tmp_path / "out"
-    assert annotate(reviews, "--output", out, "--model", tiny_classifier, *flags) == 2
+    assert cli.annotate(reviews, "--output", out, "--model", tiny_classifier, *flags) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == message
     assert not out.exists()
 
 
-def test_a_token_target_must_be_one_token(tmp_path, reviews, tiny_causal_lm, capsys):
+def test_a_token_target_must_be_one_token(tmp_path, reviews, tiny_causal_lm, capsys, cli):
     out = tmp_path / "out"
-    assert annotate(reviews, "--output", out, "--model", tiny_causal_lm, "--target", "wonderful film") == 2
+    assert (
+        cli.annotate(reviews, "--output", out, "--model", tiny_causal_lm, "--target", "wonderful film") == 2
+    )
     err = capsys.readouterr().err
     assert "--target 'wonderful film' cannot be attributed with this model" in err and "2 tokens" in err
     assert not out.exists()
 
 
-def test_kept_fields_cannot_shadow_the_tables_columns(tmp_path, reviews, tiny_classifier, capsys):
+def test_kept_fields_cannot_shadow_the_tables_columns(tmp_path, reviews, tiny_classifier, capsys, cli):
     with pytest.raises(SystemExit) as exit_info:
-        annotate(
+        cli.annotate(
             reviews, "--output", tmp_path / "out", "--model", tiny_classifier, "--keep-fields", "lang,text"
         )
     assert exit_info.value.code == 2
@@ -192,7 +193,7 @@ def test_kept_fields_cannot_shadow_the_tables_columns(tmp_path, reviews, tiny_cl
     )
 
 
-def test_a_kept_field_with_a_lone_surrogate_is_a_dead_letter(tmp_path, tiny_classifier, run_files):
+def test_a_kept_field_with_a_lone_surrogate_is_a_dead_letter(tmp_path, tiny_classifier, run_files, cli):
     src = tmp_path / "r.jsonl"
     src.write_text(
         '{"id": "ok", "text": "fine", "lang": "en"}\n'
@@ -201,7 +202,7 @@ def test_a_kept_field_with_a_lone_surrogate_is_a_dead_letter(tmp_path, tiny_clas
     )
     out = tmp_path / "out"
     assert (
-        annotate(
+        cli.annotate(
             src, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--keep-fields", "lang"
         )
         == 0

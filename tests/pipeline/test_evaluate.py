@@ -9,8 +9,6 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from normxlogit.pipeline.cli import main
-
 METHODS = (
     "normxlogit",
     "logat",
@@ -34,10 +32,6 @@ BAD = [
 ]
 
 
-def evaluate(*args) -> int:
-    return main(["evaluate", *map(str, args)])
-
-
 def _write_corpus(path, good, bad, empty: int = 1, malformed: int = 1) -> None:
     lines = [json.dumps(r) for r in good] + [json.dumps(r) for r, _ in bad]
     lines += [json.dumps({"id": f"e{i}", "text": "  ", "label": "positive"}) for i in range(empty)]
@@ -49,12 +43,12 @@ def _summary(out) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
-def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files):
+def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files, cli):
     src = tmp_path / "reviews.jsonl"
     _write_corpus(src, GOOD, BAD)
     out = tmp_path / "out"
     args = (src, "--model", tiny_classifier, "--label-field", "label", "--id-field", "id", "--ig-steps", 5)
-    assert evaluate(*args, "--output", out) == 0
+    assert cli.evaluate(*args, "--output", out) == 0
 
     manifest = run_files.manifest(out)
     assert manifest["counts"] == {"records_read": 10, "docs_evaluated": 3, "skipped_empty": 1, "errors": 6}
@@ -82,11 +76,11 @@ def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files):
 
     # Same input, seed and options: the same figures (the random baseline is seeded per document).
     again = tmp_path / "again"
-    assert evaluate(*args, "--output", again, "--methods", "random,normxlogit") == 0
+    assert cli.evaluate(*args, "--output", again, "--methods", "random,normxlogit") == 0
     assert _summary(again)["methods"]["random"] == summary["methods"]["random"]
 
 
-def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, run_files):
+def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, run_files, cli):
     src = tmp_path / "prompts.jsonl"
     rows = [
         {"text": "The capital of France is", "label": "paris"},
@@ -96,7 +90,7 @@ def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, r
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
     assert (
-        evaluate(
+        cli.evaluate(
             src,
             "--model",
             tiny_causal_lm,
@@ -119,23 +113,23 @@ def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, r
     assert _summary(out)["samples"] == 2
 
 
-def test_user_errors_exit_2_with_a_message(tmp_path, tiny_classifier, capsys, monkeypatch):
+def test_user_errors_exit_2_with_a_message(tmp_path, tiny_classifier, capsys, monkeypatch, cli):
     src = tmp_path / "r.jsonl"
     src.write_text(json.dumps(GOOD[0]) + "\n")
     base = (src, "--model", tiny_classifier, "--label-field", "label", "--output", tmp_path / "out")
-    assert evaluate(*base, "--methods", "normxlogit,lime") == 2
+    assert cli.evaluate(*base, "--methods", "normxlogit,lime") == 2
     assert "give distinct names from normxlogit" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    assert evaluate(*base, "--methods", "normxlogit,gradient_norm") == 2
+    assert cli.evaluate(*base, "--methods", "normxlogit,gradient_norm") == 2
     assert 'pip install "normxlogit[eval]"' in capsys.readouterr().err
-    assert evaluate(*base, "--methods", "normxlogit", "--large-model") == 2
+    assert cli.evaluate(*base, "--methods", "normxlogit", "--large-model") == 2
     assert "--large-model and --model-copies are not supported" in capsys.readouterr().err
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 @pytest.mark.slow
-def test_evaluate_1000_documents_reconciles(tmp_path, tiny_classifier, run_files):
+def test_evaluate_1000_documents_reconciles(tmp_path, tiny_classifier, run_files, cli):
     """1,000 documents with bad records mixed in: every record is counted once, in one place."""
     words = "good bad plot acting film music ending dull great wooden heartfelt long".split()
     good = [
@@ -153,7 +147,7 @@ def test_evaluate_1000_documents_reconciles(tmp_path, tiny_classifier, run_files
     _write_corpus(src, good, bad, empty=7, malformed=3)
     out = tmp_path / "out"
     assert (
-        evaluate(
+        cli.evaluate(
             src,
             "--model",
             tiny_classifier,

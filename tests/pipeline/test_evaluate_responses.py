@@ -5,44 +5,15 @@ summary's shape, dead letters with the core's reasons, and run-wide refusals bef
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
-from transformers import AutoTokenizer
 
-from normxlogit.pipeline.cli import main
 from normxlogit.response_evaluation import DEFAULT_RESPONSE_METHODS
 
-TEMPLATE = (
-    "{% for m in messages %}[CLS] {{ m['role'] }} : {{ m['content'] }} [SEP]\n{% endfor %}"
-    "{% if add_generation_prompt %}[CLS] assistant : {% endif %}"
-)
 
-
-def evaluate(*args) -> int:
-    return main(["evaluate", *map(str, args)])
-
-
-def write_jsonl(path, rows: list, extra_lines: tuple[str, ...] = ()) -> None:
-    path.write_text(
-        "".join(json.dumps(r) + "\n" for r in rows) + "".join(line + "\n" for line in extra_lines)
-    )
-
-
-@pytest.fixture(scope="module")
-def chat_lm(tiny_causal_lm, tmp_path_factory):
-    """The tiny causal LM with a small chat template on its tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-chat-lm")
-    shutil.copytree(tiny_causal_lm, folder, dirs_exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = TEMPLATE
-    tok.save_pretrained(folder)
-    return folder
-
-
-def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
+def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files, cli, write_jsonl):
     good = [
         {"id": "a", "text": "The capital of France is", "answer": " Paris, a large city."},
         {"id": "b", "text": "Two plus two equals", "answer": " four, of course."},
@@ -50,7 +21,8 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
     ]
     bad = [
         ({"id": "d", "text": "No answer field"}, "missing_response"),
-        ({"id": "e", "text": "A number as answer", "answer": 4}, "missing_response"),
+        ({"id": "e", "text": "A number as answer", "answer": 4}, "non_string_response"),
+        ({"id": "n", "text": "A null answer", "answer": None}, "null_response"),
         ({"id": "f", "text": "An empty answer", "answer": ""}, "empty_response"),
         ({"id": "a", "text": "A repeated id", "answer": " x"}, "duplicate_id"),
         ({"id": "g", "text": None, "answer": " x"}, "null_text"),
@@ -59,14 +31,14 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
     write_jsonl(src, good + [r for r, _ in bad] + [{"id": "h", "text": " ", "answer": " x"}], ("{not json",))
     out = tmp_path / "out"
     assert (
-        evaluate(
+        cli.evaluate(
             src, "--model", tiny_causal_lm, "--response-field", "answer", "--id-field", "id", "--output", out
         )
         == 0
     )
 
     manifest = run_files.manifest(out)
-    assert manifest["counts"] == {"records_read": 10, "docs_evaluated": 3, "skipped_empty": 1, "errors": 6}
+    assert manifest["counts"] == {"records_read": 11, "docs_evaluated": 3, "skipped_empty": 1, "errors": 7}
     reasons = Counter(d["reason"] for d in run_files.dead_letters(out))
     assert reasons == Counter([r for _, r in bad] + ["malformed_json"])
     faith = manifest["faithfulness"]
@@ -89,7 +61,7 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
 
     again = tmp_path / "again"
     args = ("--response-field", "answer", "--id-field", "id", "--methods", "random,normxlogit")
-    assert evaluate(src, "--model", tiny_causal_lm, *args, "--output", again) == 0
+    assert cli.evaluate(src, "--model", tiny_causal_lm, *args, "--output", again) == 0
     second = json.loads((again / "summary.json").read_text())["methods"]
     assert second["random"] == summary["methods"]["random"]  # seeded per document
     assert second["normxlogit"]["comprehensiveness"] == pytest.approx(
@@ -97,7 +69,7 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files):
     )
 
 
-def test_chat_records_end_to_end(tmp_path, chat_lm, run_files):
+def test_chat_records_end_to_end(tmp_path, cls_sep_chat_lm, run_files, cli, write_jsonl):
     rows = [
         {
             "messages": [
@@ -120,16 +92,18 @@ def test_chat_records_end_to_end(tmp_path, chat_lm, run_files):
     write_jsonl(src, rows)
     out = tmp_path / "out"
     args = ("--messages-field", "messages", "--methods", "normxlogit,random,gradient_x_input")
-    assert evaluate(src, "--model", chat_lm, *args, "--output", out) == 0
+    assert cli.evaluate(src, "--model", cls_sep_chat_lm, *args, "--output", out) == 0
     counts = run_files.manifest(out)["counts"]
     assert counts == {"records_read": 5, "docs_evaluated": 2, "skipped_empty": 0, "errors": 3}
     assert Counter(d["reason"] for d in run_files.dead_letters(out)) == Counter(
-        ["no_assistant_response", "malformed_messages", "malformed_messages"]
+        ["no_assistant_response", "malformed_messages", "missing_messages"]
     )
     assert json.loads((out / "summary.json").read_text())["response"]["source"] == "messages"
 
 
-def test_chat_records_with_ids_are_checked_and_deduplicated(tmp_path, chat_lm, run_files):
+def test_chat_records_with_ids_are_checked_and_deduplicated(
+    tmp_path, cls_sep_chat_lm, run_files, cli, write_jsonl
+):
     """Chat records go through the same batched front as every run: an id that is not valid Unicode
     is a dead letter, a repeated id keeps its first occurrence; counts reconcile."""
     chat = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}]
@@ -143,7 +117,7 @@ def test_chat_records_with_ids_are_checked_and_deduplicated(tmp_path, chat_lm, r
     write_jsonl(src, rows)
     out = tmp_path / "out"
     args = ("--messages-field", "messages", "--id-field", "id", "--methods", "normxlogit,random")
-    assert evaluate(src, "--model", chat_lm, *args, "--docs-per-batch", 2, "--output", out) == 0
+    assert cli.evaluate(src, "--model", cls_sep_chat_lm, *args, "--docs-per-batch", 2, "--output", out) == 0
     counts = run_files.manifest(out)["counts"]
     assert counts == {"records_read": 4, "docs_evaluated": 2, "skipped_empty": 0, "errors": 2}
     dead = run_files.dead_letters(out)
@@ -153,12 +127,12 @@ def test_chat_records_with_ids_are_checked_and_deduplicated(tmp_path, chat_lm, r
     ]
 
 
-def test_generated_answers_end_to_end(tmp_path, tiny_causal_lm, run_files):
+def test_generated_answers_end_to_end(tmp_path, tiny_causal_lm, run_files, cli, write_jsonl):
     src = tmp_path / "prompts.jsonl"
     write_jsonl(src, [{"text": "The capital of France is"}, {"text": "Once upon a time"}])
     out = tmp_path / "out"
     args = ("--generate", 3, "--methods", "normxlogit,random")
-    assert evaluate(src, "--model", tiny_causal_lm, *args, "--output", out) == 0
+    assert cli.evaluate(src, "--model", tiny_causal_lm, *args, "--output", out) == 0
     assert run_files.manifest(out)["counts"]["docs_evaluated"] == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["response"]["generate"] == 3
@@ -168,24 +142,26 @@ def test_generated_answers_end_to_end(tmp_path, tiny_causal_lm, run_files):
     assert all(c["accuracy"] == 1.0 for c in first)  # floor(10% of a few tokens) = 0 replaced
 
 
-def test_run_wide_problems_fail_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, capsys):
+def test_run_wide_problems_fail_before_the_run(
+    tmp_path, tiny_classifier, tiny_causal_lm, capsys, cli, write_jsonl
+):
     src = tmp_path / "p.jsonl"
     write_jsonl(src, [{"text": "a prompt", "answer": " a response", "label": "positive"}])
     out = tmp_path / "out"
-    assert evaluate(src, "--model", tiny_classifier, "--response-field", "answer", "--output", out) == 2
+    assert cli.evaluate(src, "--model", tiny_classifier, "--response-field", "answer", "--output", out) == 2
     assert "needs a causal language model" in capsys.readouterr().err
-    assert evaluate(src, "--model", tiny_causal_lm, "--messages-field", "m", "--output", out) == 2
+    assert cli.evaluate(src, "--model", tiny_causal_lm, "--messages-field", "m", "--output", out) == 2
     assert "no chat template" in capsys.readouterr().err
     assert (
-        evaluate(
+        cli.evaluate(
             src, "--model", tiny_causal_lm, "--response-field", "answer", "--methods", "lime", "--output", out
         )
         == 2
     )
     assert "in response mode give distinct names from normxlogit" in capsys.readouterr().err
     both = ("--response-field", "answer", "--label-field", "label")
-    assert evaluate(src, "--model", tiny_causal_lm, *both, "--output", out) == 2
+    assert cli.evaluate(src, "--model", tiny_causal_lm, *both, "--output", out) == 2
     assert "not both" in capsys.readouterr().err
-    assert evaluate(src, "--model", tiny_causal_lm, "--output", out) == 2
+    assert cli.evaluate(src, "--model", tiny_causal_lm, "--output", out) == 2
     assert "--label-field is required" in capsys.readouterr().err
     assert not (out / "manifest.json").exists()

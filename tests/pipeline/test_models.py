@@ -8,8 +8,6 @@ from pathlib import Path
 import transformers
 from transformers import AutoTokenizer
 
-from normxlogit.pipeline.cli import main
-
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -21,7 +19,7 @@ def readme_recipe() -> str:
 
 
 def test_the_readme_recipe_turns_an_encoder_into_a_classifier(
-    tmp_path, tiny_classifier, run_files, monkeypatch
+    tmp_path, tiny_classifier, run_files, monkeypatch, cli
 ):
     config = transformers.BertConfig(
         vocab_size=30522,
@@ -37,12 +35,10 @@ def test_the_readme_recipe_turns_an_encoder_into_a_classifier(
     src.write_text("a fine film\n")
     monkeypatch.chdir(tmp_path)
     # The bare encoder is refused (no head) ...
-    assert main(["annotate", "x.txt", "--output", "o1", "--model", "encoder_dir"]) == 2
+    assert cli.annotate("x.txt", "--output", "o1", "--model", "encoder_dir") == 2
     # ... the recipe's folder (head untrained: fine-tuning is left out) is annotated.
     exec(readme_recipe(), {})
-    assert (
-        main(["annotate", "x.txt", "--output", "o2", "--model", "my-classifier", "--target", "positive"]) == 0
-    )
+    assert cli.annotate("x.txt", "--output", "o2", "--model", "my-classifier", "--target", "positive") == 0
     rows = run_files.rows(tmp_path / "o2")
     assert set(rows["target"].to_pylist()) == {"positive"}
     assert set(rows["prediction"].to_pylist()) <= {"negative", "positive"}

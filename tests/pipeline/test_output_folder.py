@@ -24,10 +24,6 @@ from normxlogit.transforms.layout import (
 )
 
 
-def _annotate(*args: object) -> int:
-    return main(["annotate", *map(str, args)])
-
-
 def _corpus(folder: Path, n: int = 5) -> Path:
     folder.mkdir(exist_ok=True)
     src = folder / "texts.txt"
@@ -66,7 +62,7 @@ def _annotate_under_strace(out: Path, src: Path, model: Path, *inject: str) -> s
 
 @pytest.mark.slow
 def test_a_manifest_write_that_fails_leaves_no_manifest_and_a_rerun_succeeds(
-    tmp_path, tiny_classifier, run_files
+    tmp_path, tiny_classifier, run_files, cli
 ):
     src, out = _corpus(tmp_path / "in"), tmp_path / "out"
     # Every write(2) to the manifest's temporary file fails as on a full disk.
@@ -81,14 +77,14 @@ def test_a_manifest_write_that_fails_leaves_no_manifest_and_a_rerun_succeeds(
     with pytest.raises(RunNotFoundError, match="no manifest.json"):
         read_manifest(out)
 
-    assert _annotate(src, "--output", out, "--model", tiny_classifier) == 0  # no --overwrite needed
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 0  # no --overwrite needed
     assert run_files.manifest(out)["counts"]["docs_annotated"] == 5
     assert not (out / RUNNING_FILE).exists() and not (out / MANIFEST_TEMP_FILE).exists()
 
 
 @pytest.mark.slow
 def test_a_run_killed_after_its_part_files_is_unfinished_to_readers_and_reruns(
-    tmp_path, tiny_classifier, run_files, capsys
+    tmp_path, tiny_classifier, run_files, capsys, cli
 ):
     src, out = _corpus(tmp_path / "in"), tmp_path / "out"
     # Killed when it opens the manifest's temporary file: every part file is renamed into place.
@@ -111,7 +107,7 @@ def test_a_run_killed_after_its_part_files_is_unfinished_to_readers_and_reruns(
         )
     assert not (tmp_path / "r.html").exists()
 
-    assert _annotate(src, "--output", out, "--model", tiny_classifier) == 2
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 2
     err = _one_error_line(capsys)
     assert (
         f"{out} holds an unfinished run that is no longer running ({out / RUNNING_FILE}: pid {marker['pid']}"
@@ -119,14 +115,16 @@ def test_a_run_killed_after_its_part_files_is_unfinished_to_readers_and_reruns(
     )
     assert err.endswith(f"pass --overwrite to clear it, or delete {out / RUNNING_FILE}")
 
-    assert _annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
     assert run_files.manifest(out)["counts"]["docs_annotated"] == 5
     assert not (out / RUNNING_FILE).exists()
 
 
-def test_an_empty_or_unparsable_manifest_is_an_unfinished_run(tmp_path, tiny_classifier, run_files, capsys):
+def test_an_empty_or_unparsable_manifest_is_an_unfinished_run(
+    tmp_path, tiny_classifier, run_files, capsys, cli
+):
     src, out = _corpus(tmp_path / "in"), tmp_path / "out"
-    assert _annotate(src, "--output", out, "--model", tiny_classifier) == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 0
     assert not (out / RUNNING_FILE).exists(), "released at the end"
     capsys.readouterr()
     for body, says in (
@@ -139,18 +137,18 @@ def test_an_empty_or_unparsable_manifest_is_an_unfinished_run(tmp_path, tiny_cla
         assert f"{out} is not a finished normxlogit run ({says}" in err
         assert "part file(s) are left from a run that did not finish" in err
     # A re-run needs no --overwrite: there is no finished run to protect.
-    assert _annotate(src, "--output", out, "--model", tiny_classifier) == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 0
     assert read_manifest(out).counts.docs_annotated == 5
 
 
-def test_a_live_runs_folder_is_refused_at_once_even_with_overwrite(tmp_path, tiny_classifier, capsys):
+def test_a_live_runs_folder_is_refused_at_once_even_with_overwrite(tmp_path, tiny_classifier, capsys, cli):
     src, out = _corpus(tmp_path / "in"), tmp_path / "out"
     out.mkdir()
     # This test's own process stands for a live run on this host.
     live = {"pid": os.getpid(), "host": socket.gethostname(), "start_time": "2025-01-01T00:00:00+00:00"}
     (out / RUNNING_FILE).write_text(json.dumps(live))
     for extra in ([], ["--overwrite"]):
-        assert _annotate(src, "--output", out, "--model", tiny_classifier, *extra) == 2
+        assert cli.annotate(src, "--output", out, "--model", tiny_classifier, *extra) == 2
         err = _one_error_line(capsys)
         assert err == (
             f"normxlogit annotate: error: {out} is being written by another run ({out / RUNNING_FILE}: "
@@ -161,9 +159,9 @@ def test_a_live_runs_folder_is_refused_at_once_even_with_overwrite(tmp_path, tin
 
     # A marker from another host cannot be checked: refused, unless --overwrite takes the folder.
     (out / RUNNING_FILE).write_text(json.dumps({**live, "host": "elsewhere"}))
-    assert _annotate(src, "--output", out, "--model", tiny_classifier) == 2
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier) == 2
     assert "may be in use by another run" in _one_error_line(capsys)
-    assert _annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--overwrite") == 0
     assert not (out / RUNNING_FILE).exists()
 
 
@@ -177,11 +175,11 @@ def _make_read_only(folder: Path) -> bool:
     )
 
 
-def test_an_unwritable_output_fails_at_once_in_one_line(tmp_path, tiny_classifier, capsys):
+def test_an_unwritable_output_fails_at_once_in_one_line(tmp_path, tiny_classifier, capsys, cli):
     src = _corpus(tmp_path / "in")
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    assert _annotate(src, "--output", not_a_folder / "out", "--model", tiny_classifier) == 2
+    assert cli.annotate(src, "--output", not_a_folder / "out", "--model", tiny_classifier) == 2
     assert _one_error_line(capsys) == (
         f"normxlogit annotate: error: cannot write to the output folder {not_a_folder / 'out'}: "
         "Not a directory; choose a writable --output"
@@ -192,7 +190,7 @@ def test_an_unwritable_output_fails_at_once_in_one_line(tmp_path, tiny_classifie
     if not _make_read_only(read_only):
         pytest.skip("cannot make a folder read-only here")
     try:
-        assert _annotate(src, "--output", read_only, "--model", tiny_classifier) == 2
+        assert cli.annotate(src, "--output", read_only, "--model", tiny_classifier) == 2
         err = _one_error_line(capsys)
     finally:
         if os.geteuid() == 0:

@@ -37,7 +37,7 @@ def test_input_bytes_only_for_uncompressed_line_files(tmp_path):
     assert line_input_bytes([str(tmp_path)], options) is None
 
 
-def cli(tmp_path: Path, command: str, *argv: str) -> str:
+def cli_in_subprocess(tmp_path: Path, command: str, *argv: str) -> str:
     """``normxlogit COMMAND`` in a fresh interpreter (Beam's import-time warning included); stderr."""
     done = subprocess.run(
         [sys.executable, "-m", "normxlogit.pipeline.cli", command, *argv, "--output", str(tmp_path / "out")],
@@ -51,11 +51,13 @@ def cli(tmp_path: Path, command: str, *argv: str) -> str:
     return done.stderr
 
 
-def annotate(tmp_path: Path, model: Path, *extra: str) -> str:
+def annotate_reviews(tmp_path: Path, model: Path, *extra: str) -> str:
     """``normxlogit annotate`` of 40 reviews, 8 records a batch unless ``extra`` says otherwise; stderr."""
     src = tmp_path / "in.txt"
     src.write_text("".join(f"{text}\n" for text in REVIEWS))
-    return cli(tmp_path, "annotate", str(src), "--model", str(model), "--docs-per-batch", "8", *extra)
+    return cli_in_subprocess(
+        tmp_path, "annotate", str(src), "--model", str(model), "--docs-per-batch", "8", *extra
+    )
 
 
 def progress_lines(err: str, pattern: re.Pattern = LINE) -> list[re.Match]:
@@ -66,14 +68,14 @@ def progress_lines(err: str, pattern: re.Pattern = LINE) -> list[re.Match]:
 
 
 def test_a_run_prints_progress_and_no_beam_noise(tmp_path, tiny_classifier):
-    err = annotate(tmp_path, tiny_classifier)
+    err = annotate_reviews(tmp_path, tiny_classifier)
     first = progress_lines(err)[0]  # nothing but progress lines
     assert int(first["docs"]) == 8 and 0 < int(first["share"]) <= 100
     assert "apitools" not in err and "No shards found" not in err
 
 
 def test_verbose_shows_beams_messages(tmp_path, tiny_classifier):
-    err = annotate(tmp_path, tiny_classifier, "--verbose")
+    err = annotate_reviews(tmp_path, tiny_classifier, "--verbose")
     assert "apitools not found" in err
     assert "No shards found to finalize" in err  # no dead letters: the errors sink finalises nothing
     assert "INFO " in err
@@ -82,7 +84,7 @@ def test_verbose_shows_beams_messages(tmp_path, tiny_classifier):
 def test_a_run_smaller_than_one_batch_prints_after_its_first_bucket(tmp_path, tiny_classifier):
     """40 records, one RunInference batch of 2048, buckets of 4 (--batch-tokens 32): the first line
     counts the first bucket, not the whole batch as counting per batch would."""
-    err = annotate(tmp_path, tiny_classifier, "--docs-per-batch", "2048", "--batch-tokens", "32")
+    err = annotate_reviews(tmp_path, tiny_classifier, "--docs-per-batch", "2048", "--batch-tokens", "32")
     first = progress_lines(err)[0]
     assert int(first["docs"]) == 4 and int(first["tokens"]) == 4 * 8
     assert int(first["share"]) == 10  # 4 of the 40 equal lines
@@ -92,6 +94,6 @@ def test_evaluate_prints_progress_lines(tmp_path, tiny_classifier):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"text": text, "label": "positive"}) + "\n" for text in REVIEWS[:12]))
     argv = ["--model", str(tiny_classifier), "--label-field", "label", "--methods", "normxlogit,random"]
-    err = cli(tmp_path, "evaluate", str(src), *argv, "--batch-tokens", "32")
+    err = cli_in_subprocess(tmp_path, "evaluate", str(src), *argv, "--batch-tokens", "32")
     first = progress_lines(err, EVALUATE_LINE)[0]
     assert int(first["docs"]) == 4 and int(first["tokens"]) == 4 * 8  # one bucket of 12 records

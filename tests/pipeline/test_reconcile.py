@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,6 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 
 from normxlogit.pipeline import runners
-from normxlogit.pipeline.cli import main
 from normxlogit.pipeline.reconcile import LostRecordsError, Written, list_parts, reconcile
 from normxlogit.transforms import writers
 from normxlogit.transforms.counters import RunnerCounts
@@ -142,21 +140,14 @@ def test_a_missing_shard_is_found_from_the_file_names(tmp_path):
 
 
 @pytest.mark.parametrize("runner", ["DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"])
-def test_the_dask_runner_is_refused_with_what_to_use(runner, tmp_path, tiny_classifier, capsys):
+def test_the_dask_runner_is_refused_with_what_to_use(runner, tmp_path, tiny_classifier, capsys, cli):
     out = tmp_path / "out"
-    args = ["annotate", str(DEMO), "--output", str(out), "--model", str(tiny_classifier), "--runner", runner]
-    assert main(args) == 2
+    assert cli.annotate(DEMO, "--output", out, "--model", tiny_classifier, "--runner", runner) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"normxlogit annotate: error: --runner {runner} is not supported: it drops what")
     assert "Use the local runner" in err[0] and "FlinkRunner" in err[0]
     assert not out.exists()
-
-
-def _annotate(tmp_path: Path, model: Path, *extra: str) -> tuple[int, Path]:
-    out = tmp_path / "out"
-    args = ["annotate", str(DEMO), "--id-field", "id", "--output", str(out), "--model", str(model)]
-    return main([*args, "--docs-per-batch", "4", *extra]), out
 
 
 def _assert_no_finished_run(out: Path) -> None:
@@ -167,7 +158,7 @@ def _assert_no_finished_run(out: Path) -> None:
 
 @pytest.mark.slow
 def test_a_sink_that_silently_loses_its_last_shard_fails_the_run(
-    tmp_path, tiny_classifier, monkeypatch, capsys
+    tmp_path, tiny_classifier, monkeypatch, capsys, cli
 ):
     """The documents writer deletes the last file it finalised and reports success: no runner
     error, only the reconciliation can tell."""
@@ -184,7 +175,9 @@ def test_a_sink_that_silently_loses_its_last_shard_fails_the_run(
         )
 
     monkeypatch.setattr(writers.WriteBatchParquet, "expand", lose_last_shard)
-    code, out = _annotate(tmp_path, tiny_classifier, "--direct_num_workers", "2")
+    out = tmp_path / "out"
+    args = [DEMO, "--id-field", "id", "--output", out, "--model", tiny_classifier, "--docs-per-batch", 4]
+    code = cli.annotate(*args, "--direct_num_workers", 2)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("normxlogit annotate: error: ")
@@ -195,7 +188,9 @@ def test_a_sink_that_silently_loses_its_last_shard_fails_the_run(
 
 
 @pytest.mark.slow
-def test_a_dead_letter_writer_that_drops_one_fails_the_run(tmp_path, tiny_classifier, monkeypatch, capsys):
+def test_a_dead_letter_writer_that_drops_one_fails_the_run(
+    tmp_path, tiny_classifier, monkeypatch, capsys, cli
+):
     bad = tmp_path / "in.jsonl"
     bad.write_text('{"id": "a", "text": "fine"}\n{"id": "b", "text": null}\n{"id": "c", "text": 3}\n')
     real = writers.DeadLetterLines.process
@@ -206,25 +201,17 @@ def test_a_dead_letter_writer_that_drops_one_fails_the_run(tmp_path, tiny_classi
 
     monkeypatch.setattr(writers.DeadLetterLines, "process", drop_one)
     out = tmp_path / "out"
-    args = ["annotate", str(bad), "--id-field", "id", "--output", str(out), "--model", str(tiny_classifier)]
-    assert main(args) == 2
+    assert cli.annotate(bad, "--id-field", "id", "--output", out, "--model", tiny_classifier) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "dead letters: the runner counted 2, the files hold 1" in err
     assert "records read: the readers counted 3, the files account for 2" in err
     _assert_no_finished_run(out)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def dask_cluster(log_dir: Path) -> Iterator[str]:
-    """A dask.distributed scheduler and a two-process worker on 127.0.0.1; yields its address."""
+def dask_cluster(log_dir: Path, port: int) -> Iterator[str]:
+    """A dask.distributed scheduler on 127.0.0.1:``port`` and a two-process worker; yields its address."""
     distributed = pytest.importorskip("distributed")
-    port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     bin_dir = Path(sys.executable).parent
     scheduler_cmd = [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port)]
@@ -251,7 +238,9 @@ def dask_cluster(log_dir: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_the_real_dask_runner_loses_records_and_the_run_fails(tmp_path, tiny_classifier, monkeypatch):
+def test_the_real_dask_runner_loses_records_and_the_run_fails(
+    tmp_path, tiny_classifier, monkeypatch, free_port
+):
     """Beam's DaskRunner on a loopback dask cluster, its refusal lifted: it drops every record
     (the reader's last batch is emitted in finish_bundle) and reports no counters. The run must
     fail, name the records lost, and leave no manifest."""
@@ -272,7 +261,7 @@ def test_the_real_dask_runner_loses_records_and_the_run_fails(tmp_path, tiny_cla
         scoring=ScoringOptions(),
         fields=FieldSpec(id_field="id"),
     )
-    with dask_cluster(tmp_path) as address:
+    with dask_cluster(tmp_path, free_port()) as address:
         runner = "apache_beam.runners.dask.dask_runner.DaskRunner"
         options = pipeline_options(["--runner", runner, "--dask_client_address", address])
         started = time.monotonic()

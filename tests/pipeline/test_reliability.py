@@ -76,25 +76,14 @@ def _dirty_corpus(folder: Path) -> dict[str, str]:
     }
 
 
-def test_dirty_corpus_every_record_accounted_for(tmp_path, tiny_classifier, run_files):
+def test_dirty_corpus_every_record_accounted_for(tmp_path, tiny_classifier, run_files, cli):
     inputs = tmp_path / "in"
     inputs.mkdir()
     expected = _dirty_corpus(inputs)
     out = tmp_path / "out"
     assert (
-        main(
-            [
-                "annotate",
-                str(inputs),
-                "--output",
-                str(out),
-                "--model",
-                str(tiny_classifier),
-                "--id-field",
-                "id",
-                "--max-length",
-                "32",
-            ]
+        cli.annotate(
+            inputs, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--max-length", 32
         )
         == 0
     )
@@ -126,12 +115,12 @@ def test_dirty_corpus_every_record_accounted_for(tmp_path, tiny_classifier, run_
     assert not any(short_doc["truncated"].to_pylist())
 
 
-def test_truncated_gzip_names_the_file_and_writes_nothing(tmp_path, tiny_classifier, capsys):
+def test_truncated_gzip_names_the_file_and_writes_nothing(tmp_path, tiny_classifier, capsys, cli):
     data = gzip.compress(("some text on a line\n" * 5000).encode())
     bad = tmp_path / "cut.txt.gz"
     bad.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
-    assert main(["annotate", str(bad), "--output", str(out), "--model", str(tiny_classifier)]) == 2
+    assert cli.annotate(bad, "--output", out, "--model", tiny_classifier) == 2
     err = capsys.readouterr().err
     # One line, also though the file is read in a worker thread (Beam prints its traceback there).
     assert err.strip().splitlines() == [
@@ -141,7 +130,7 @@ def test_truncated_gzip_names_the_file_and_writes_nothing(tmp_path, tiny_classif
     assert not list(out.rglob("*.parquet")) and not list(out.rglob("*.jsonl"))
 
 
-def test_a_run_leaves_the_collector_as_it_found_it(tmp_path, tiny_classifier):
+def test_a_run_leaves_the_collector_as_it_found_it(tmp_path, tiny_classifier, cli):
     """The run freezes the heap for its duration (its workers' libraries and model are not walked
     by every full collection) and unfreezes it after, finished or failed: a caller that runs
     pipelines in its own process keeps a collector that frees its garbage."""
@@ -153,11 +142,11 @@ def test_a_run_leaves_the_collector_as_it_found_it(tmp_path, tiny_classifier):
     before = gc.get_freeze_count()
     for source, code in ((good, 0), (bad, 2)):
         out = tmp_path / f"out-{source.stem}"
-        assert main(["annotate", str(source), "--output", str(out), "--model", str(tiny_classifier)]) == code
+        assert cli.annotate(source, "--output", out, "--model", tiny_classifier) == code
         assert gc.get_freeze_count() == before
 
 
-def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_classifier, capsys):
+def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_classifier, capsys, cli):
     folder = tmp_path / "pickled"
     model = transformers.AutoModelForSequenceClassification.from_pretrained(tiny_classifier)
     model.save_pretrained(folder)
@@ -167,7 +156,7 @@ def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_classifier, capsys
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     src = tmp_path / "x.txt"
     src.write_text("some text\n")
-    assert main(["annotate", str(src), "--output", str(tmp_path / "o1"), "--model", str(folder)]) == 2
+    assert cli.annotate(src, "--output", tmp_path / "o1", "--model", folder) == 2
     assert "--allow-pickle" in capsys.readouterr().err
     assert not (tmp_path / "o1").exists(), "refused before anything is written"
     assert (
@@ -210,7 +199,7 @@ def test_two_runs_give_identical_rows(tmp_path, tiny_causal_lm, run_files):
 
 @pytest.mark.slow
 def test_a_running_folder_is_refused_and_a_killed_run_is_cleared_with_overwrite(
-    tmp_path, tiny_causal_lm, run_files, capsys
+    tmp_path, tiny_causal_lm, run_files, capsys, cli
 ):
     src = tmp_path / "big.txt"
     src.write_text("\n".join(f"document {i}: " + "lorem ipsum dolor " * (5 + i % 40) for i in range(30000)))
@@ -239,7 +228,7 @@ def test_a_running_folder_is_refused_and_a_killed_run_is_cleared_with_overwrite(
             time.sleep(0.2)
         assert marker.is_file()
         # A second run into the folder fails at once, naming the folder, the marker and the run.
-        assert main(["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm)]) == 2
+        assert cli.annotate(small, "--output", out, "--model", tiny_causal_lm) == 2
         err = capsys.readouterr().err.strip()
         busy = f"{out} is being written by another run ({marker}: pid {proc.pid} on host "
         assert err.startswith(f"normxlogit annotate: error: {busy}")
@@ -253,7 +242,7 @@ def test_a_running_folder_is_refused_and_a_killed_run_is_cleared_with_overwrite(
     assert not (out / "manifest.json").exists() and marker.is_file()
     assert not list(out.glob("attributions/part-*.parquet"))
 
-    assert main(["annotate", str(small), "--output", str(out), "--model", str(tiny_causal_lm)]) == 2
+    assert cli.annotate(small, "--output", out, "--model", tiny_causal_lm) == 2
     assert (
         f"holds an unfinished run that is no longer running ({marker}: pid {proc.pid}"
         in capsys.readouterr().err
@@ -272,12 +261,8 @@ def test_offline_by_default():
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
-def _annotate(*args: str) -> int:
-    return main(["annotate", *map(str, args)])
-
-
 def test_lone_surrogates_are_dead_letters_and_the_batch_is_annotated(
-    tmp_path, tiny_classifier, run_files, capsys
+    tmp_path, tiny_classifier, run_files, capsys, cli
 ):
     src = tmp_path / "records.jsonl"
     src.write_text(
@@ -295,7 +280,7 @@ def test_lone_surrogates_are_dead_letters_and_the_batch_is_annotated(
     )
     out = tmp_path / "out"
     assert (
-        _annotate(
+        cli.annotate(
             src, "--output", out, "--model", tiny_classifier, "--id-field", "id", "--target-field", "label"
         )
         == 0
@@ -319,7 +304,7 @@ def test_lone_surrogates_are_dead_letters_and_the_batch_is_annotated(
     bad = tmp_path / os.fsdecode(b"bad\xff.txt")
     bad.write_text("some text\n")
     capsys.readouterr()
-    assert _annotate(bad, "--output", tmp_path / "o2", "--model", tiny_classifier) == 2
+    assert cli.annotate(bad, "--output", tmp_path / "o2", "--model", tiny_classifier) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
         f"normxlogit annotate: error: {tmp_path}/bad\\udcff.txt: the file name is not valid UTF-8 "
@@ -329,21 +314,21 @@ def test_lone_surrogates_are_dead_letters_and_the_batch_is_annotated(
 
 
 def test_a_text_longer_than_the_character_cut_is_cut_and_flagged(
-    tmp_path, tiny_classifier, run_files, monkeypatch
+    tmp_path, tiny_classifier, run_files, monkeypatch, cli
 ):
-    from normxlogit import encoding
+    from normxlogit import tokenizing
 
     seen = []
-    real = encoding._first_windows
+    real = tokenizing.first_windows
     monkeypatch.setattr(
-        encoding, "_first_windows", lambda texts, *a: seen.extend(map(len, texts)) or real(texts, *a)
+        tokenizing, "first_windows", lambda texts, *a: seen.extend(map(len, texts)) or real(texts, *a)
     )
     long = "a record that goes on " * 5000  # 110,000 characters
     src = tmp_path / "texts.txt"
     src.write_text(f"short text\n{long}\n")
     out = tmp_path / "out"
-    assert _annotate(src, "--output", out, "--model", tiny_classifier, "--max-length", "32") == 0
-    assert sorted(seen) == [len("short text"), encoding.max_chars(32)]  # the DirectRunner runs in-process
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--max-length", "32") == 0
+    assert sorted(seen) == [len("short text"), tokenizing.max_chars(32)]  # the DirectRunner runs in-process
     rows = run_files.rows(out)
     cut = rows.filter(pa.compute.equal(rows["doc_id"], f"{src}#L2"))
     assert cut.num_rows == 32 and all(cut["truncated"].to_pylist())

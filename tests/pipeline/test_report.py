@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -20,7 +19,6 @@ from normxlogit.pipeline.report.run_reader import iter_doc_chunks, scan_run
 from normxlogit.pipeline.report.terminal import render_document, terminal_safe
 from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, GROUPS
 
-REPO = Path(__file__).resolve().parents[2]
 HOSTILE_TEXT = "<script>document.title='x'</script> &amp; </script><!-- \u2028 \u202eevil 😀"
 REVIEWS = [
     {"id": "r1", "text": "A wonderful, heartfelt film with great acting."},
@@ -33,46 +31,21 @@ REVIEWS = [
 HIDDEN = re.compile(char_class(REVEALED))  # characters that must never reach the page or terminal raw
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def synthetic():
-    return _load("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
-
-
-def bpe():
-    return _load("bpe_run", Path(__file__).with_name("bpe_run.py"))
-
-
-def embedded_docs(html: str) -> list[dict]:
-    block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
-    return json.loads(block.group(1))["docs"]
-
-
 @pytest.fixture(scope="module")
-def annotated_run(tmp_path_factory, tiny_classifier) -> Path:
+def reviews_run(tmp_path_factory, tiny_classifier, cli) -> Path:
     """A real annotate run of four reviews (one hostile) plus one dead letter."""
     folder = tmp_path_factory.mktemp("report-run")
     src = folder / "reviews.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in REVIEWS) + "{not json\n")
     out = folder / "out"
-    assert (
-        main(
-            ["annotate", str(src), "--output", str(out), "--model", str(tiny_classifier), "--id-field", "id"]
-        )
-        == 0
-    )
+    assert cli.annotate(src, "--output", out, "--model", tiny_classifier, "--id-field", "id") == 0
     return out
 
 
 @pytest.fixture(scope="module")
-def bpe_run(tmp_path_factory) -> Path:
+def bpe_run(tmp_path_factory, bpe, cli) -> Path:
     """A real annotate run with a byte-level BPE tokenizer over a hostile corpus (``bpe_run.py``)."""
-    return bpe().annotate_bpe_run(tmp_path_factory.mktemp("bpe-run"))
+    return bpe.annotate_bpe_run(cli, tmp_path_factory.mktemp("bpe-run"))
 
 
 def test_embedded_json_cannot_close_its_script_and_reads_back():
@@ -132,14 +105,14 @@ def test_show_takes_gaps_from_the_documents_text_and_never_repeats_a_character()
 
 
 @pytest.mark.slow
-def test_annotate_writes_summaries_that_reconcile(annotated_run, run_files):
-    manifest = run_files.manifest(annotated_run)
+def test_annotate_writes_summaries_that_reconcile(reviews_run, run_files):
+    manifest = run_files.manifest(reviews_run)
     assert manifest["files"]["summaries"] == [GROUPS.name] == ["summaries/groups.jsonl"]
-    groups = [json.loads(line) for line in GROUPS.path(annotated_run).read_text().splitlines()]
+    groups = [json.loads(line) for line in GROUPS.path(reviews_run).read_text().splitlines()]
     by_kind = {}
     for g in groups:
         by_kind.setdefault(g["kind"], []).append(g)
-    rows = run_files.rows(annotated_run)
+    rows = run_files.rows(reviews_run)
     (corpus,) = by_kind["corpus"]
     assert corpus["docs"] == manifest["counts"]["docs_annotated"] == 4
     assert corpus["tokens"] == sum(not s for s in rows["special"].to_pylist())
@@ -152,18 +125,18 @@ def test_annotate_writes_summaries_that_reconcile(annotated_run, run_files):
     assert corpus["words"] == len(doc_words)
     # The pipeline's summaries (words from the text) equal the report's fallback computed from the
     # token rows alone (words from their tokens): same words, counts, sums and histograms.
-    fallback = {(g["kind"], g["group"]): g for g in scan_run(annotated_run, 0, with_summaries=True).summaries}
+    fallback = {(g["kind"], g["group"]): g for g in scan_run(reviews_run, 0, with_summaries=True).summaries}
     assert fallback == {(g["kind"], g["group"]): g for g in groups}
     assert any(e["text"] == "heartfelt" for e in corpus["top_words_by_total"] + corpus["top_words_by_mean"])
 
 
 @pytest.mark.slow
-def test_report_of_a_real_run(annotated_run, tmp_path, capsys):
+def test_report_of_a_real_run(reviews_run, tmp_path, capsys, report_docs):
     page = tmp_path / "report.html"
-    assert main(["report", str(annotated_run), "--out", str(page)]) == 0
+    assert main(["report", str(reviews_run), "--out", str(page)]) == 0
     assert "wrote" in capsys.readouterr().out
     html = page.read_text(encoding="utf-8")
-    docs = embedded_docs(html)
+    docs = report_docs(html)
     assert sorted(d["id"] for d in docs) == ["r1", "r2", "r3", "r4"]
     assert "<script>document" not in html and "</script><!--" not in html
     assert html.count("<script") == 2
@@ -172,9 +145,9 @@ def test_report_of_a_real_run(annotated_run, tmp_path, capsys):
     assert "".join(hostile["t"]).replace(" ", "") == re.sub(r"[\s\u202e]", "", HOSTILE_TEXT)
 
 
-def test_page_policy_allows_only_its_own_script(tmp_path):
+def test_page_policy_allows_only_its_own_script(tmp_path, synthetic, report_docs):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 40, hostile=True)
+    synthetic.write_synthetic_run(run, 40, hostile=True)
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
@@ -182,12 +155,12 @@ def test_page_policy_allows_only_its_own_script(tmp_path):
     assert script_hash(SCRIPT).replace("'", "&#x27;") in csp
     assert f"<script>{SCRIPT}</script>" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html.split("<script")[0])
-    assert len(embedded_docs(html)) == 40
+    assert len(report_docs(html)) == 40
 
 
-def test_sample_is_deterministic_and_bounded(tmp_path):
+def test_sample_is_deterministic_and_bounded(tmp_path, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 700, docs_per_group=64)
+    synthetic.write_synthetic_run(run, 700, docs_per_group=64)
     small, large = scan_run(run, 50, False), scan_run(run, 200, False)
     assert (small.docs, small.tokens) == (
         700,
@@ -199,9 +172,9 @@ def test_sample_is_deterministic_and_bounded(tmp_path):
     assert sum(small.by_prediction.values()) == 700
 
 
-def test_documents_split_across_row_groups_are_read_whole(tmp_path):
+def test_documents_split_across_row_groups_are_read_whole(tmp_path, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 30)
+    synthetic.write_synthetic_run(run, 30)
     path = run / ATTRIBUTIONS.name(0, 1)
     table = pq.read_table(path)
     pq.write_table(table, path, row_group_size=7)  # cuts most documents in two or more
@@ -217,9 +190,9 @@ def test_report_of_a_folder_without_a_run_says_what_to_do(tmp_path, capsys):
     assert "not a finished normxlogit run" in capsys.readouterr().err
 
 
-def test_show_colours_tokens_and_lists_top_tokens(tmp_path, capsys):
+def test_show_colours_tokens_and_lists_top_tokens(tmp_path, capsys, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 20)
+    synthetic.write_synthetic_run(run, 20)
     assert main(["show", str(run), "--doc", "corpus/part-1.jsonl#L2", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "\x1b[48;2;" in out and "legend:" in out and "top 3 tokens:" in out
@@ -229,38 +202,40 @@ def test_show_colours_tokens_and_lists_top_tokens(tmp_path, capsys):
     assert "\x1b" not in plain and "prediction: '" in plain
 
 
-def test_page_lists_layers_and_misclassified_documents(tmp_path):
+def test_page_lists_layers_and_misclassified_documents(tmp_path, synthetic, report_docs):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 60, misclassified=0.3, layers=(2, 5))
+    synthetic.write_synthetic_run(run, 60, misclassified=0.3, layers=(2, 5))
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
-    wrong = sum(d["target"] != d["prediction"] for d in embedded_docs(html))
+    wrong = sum(d["target"] != d["prediction"] for d in report_docs(html))
     assert 0 < wrong < 60
     assert f'<b id="misclassified-count">{wrong}</b>' in html
     assert '<p id="layers">' in html and "layers <b>2, 5</b>, in that order" in html
     plain = tmp_path / "plain"
-    synthetic().write_synthetic_run(plain, 10)
+    synthetic.write_synthetic_run(plain, 10)
     assert main(["report", str(plain), "--out", str(tmp_path / "p.html")]) == 0
     html = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert 'id="layers"' not in html and 'type="checkbox" disabled' in html  # nothing to filter
 
 
-def test_hostile_page_holds_no_raw_hidden_character(tmp_path):
+def test_hostile_page_holds_no_raw_hidden_character(tmp_path, synthetic, report_docs):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 40, hostile=True, documents=True)
+    synthetic.write_synthetic_run(run, 40, hostile=True, documents=True)
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert not HIDDEN.search(html)  # not in labels, file names, dead letters nor the embedded JSON
     assert html.count('title="U+202E">\\u202e</span>') >= 3  # dead-letter file, labels, words
-    docs = embedded_docs(html)
+    docs = report_docs(html)
     table = pq.read_table(run / DOCUMENTS.name(0, 1), columns=["doc_id", "text"])
     texts = dict(zip(table["doc_id"].to_pylist(), table["text"].to_pylist()))
     assert all("".join(g + t for g, t in zip(d["g"], d["t"])) == texts[d["id"]] for d in docs)
 
 
 @pytest.mark.slow
-def test_byte_level_bpe_characters_show_once_in_show_and_report(bpe_run, tmp_path, capsys, run_files):
-    texts = bpe().TEXTS
+def test_byte_level_bpe_characters_show_once_in_show_and_report(
+    bpe_run, tmp_path, capsys, run_files, bpe, report_docs
+):
+    texts = bpe.TEXTS
     rows = run_files.rows(bpe_run)
     columns = (rows[c].to_pylist() for c in ("doc_id", "char_start", "char_end", "special"))
     spans = [(d, s, e) for d, s, e, special in zip(*columns) if not special]
@@ -279,7 +254,7 @@ def test_byte_level_bpe_characters_show_once_in_show_and_report(bpe_run, tmp_pat
     assert main(["report", str(bpe_run), "--out", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
     assert not HIDDEN.search(html)
-    docs = {d["id"]: d for d in embedded_docs(html)}
+    docs = {d["id"]: d for d in report_docs(html)}
     assert {i: "".join(g + t for g, t in zip(d["g"], d["t"])) for i, d in docs.items()} == texts
     he = docs["he"]
     # Each Hebrew letter is two byte tokens with the letter's span: the first shows it, the second
@@ -289,18 +264,18 @@ def test_byte_level_bpe_characters_show_once_in_show_and_report(bpe_run, tmp_pat
     assert "layers <b>1, 2</b>" in html
 
 
-def test_show_unknown_id_lists_near_ids(tmp_path, capsys):
+def test_show_unknown_id_lists_near_ids(tmp_path, capsys, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 20)
+    synthetic.write_synthetic_run(run, 20)
     assert main(["show", str(run), "--doc", "corpus/part-1.jsonl#L3"]) == 2
     err = capsys.readouterr().err
     assert "no document with id 'corpus/part-1.jsonl#L3'" in err
     assert "near ids: 'corpus/part-1.jsonl#L" in err
 
 
-def test_show_unknown_id_lists_ids_it_begins_or_is_part_of(tmp_path, capsys):
+def test_show_unknown_id_lists_ids_it_begins_or_is_part_of(tmp_path, capsys, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 20)
+    synthetic.write_synthetic_run(run, 20)
     path = run / ATTRIBUTIONS.name(0, 1)
     table = pq.read_table(path)
     rename = dict(
@@ -326,12 +301,12 @@ def section(html: str, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def findings_dirs(tmp_path_factory) -> tuple[Path, Path, Path]:
+def findings_dirs(tmp_path_factory, synthetic) -> tuple[Path, Path, Path]:
     """A synthetic run A, ``stats A --by prediction`` and ``compare A B`` (B: A's documents rescored)."""
     folder = tmp_path_factory.mktemp("report-findings")
     run_a = folder / "a"
-    synthetic().write_synthetic_run(run_a, 240, documents=True, misclassified=0.3)
-    run_b = synthetic().write_rescored_copy(run_a, folder / "b")
+    synthetic.write_synthetic_run(run_a, 240, documents=True, misclassified=0.3)
+    run_b = synthetic.write_rescored_copy(run_a, folder / "b")
     stats, compared = folder / "stats", folder / "compare"
     lexicon = folder / "lexicon.json"
     lexicon.write_text(json.dumps({"short": ["an", "el"], "long": ["ananan", "anananan"]}))
@@ -341,7 +316,7 @@ def findings_dirs(tmp_path_factory) -> tuple[Path, Path, Path]:
     return run_a, stats, compared
 
 
-def test_report_computes_findings_for_its_sample(findings_dirs, tmp_path):
+def test_report_computes_findings_for_its_sample(findings_dirs, tmp_path, report_docs):
     run = findings_dirs[0]
     page = tmp_path / "r.html"
     assert main(["report", str(run), "--out", str(page), "--max-docs", "60"]) == 0
@@ -354,7 +329,7 @@ def test_report_computes_findings_for_its_sample(findings_dirs, tmp_path):
     # The target is not always the prediction (30% misclassified): sliced as the corpus views group.
     assert "target = " in findings and "prediction = " in findings and "source = " in findings
     # The corpus slice's means are those of the sampled documents' words, recounted from the token rows.
-    sampled = pa.array([d["id"] for d in embedded_docs(html)])
+    sampled = pa.array([d["id"] for d in report_docs(html)])
     rows = pq.read_table(run / ATTRIBUTIONS.name(0, 1))
     rows = rows.filter(
         pa.compute.and_(pa.compute.is_in(rows["doc_id"], sampled), pa.compute.invert(rows["special"]))
@@ -436,9 +411,9 @@ def rows_of(run: Path, doc_id: str) -> list[bool]:
     return [s for d, s in zip(rows["doc_id"].to_pylist(), rows["special"].to_pylist()) if d == doc_id]
 
 
-def test_report_without_a_documents_table_says_why_it_has_no_findings(tmp_path):
+def test_report_without_a_documents_table_says_why_it_has_no_findings(tmp_path, synthetic):
     run = tmp_path / "run"
-    synthetic().write_synthetic_run(run, 20)
+    synthetic.write_synthetic_run(run, 20)
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
     findings = section((tmp_path / "r.html").read_text(encoding="utf-8"), "findings")
     assert "not computed:" in findings and "has no documents table" in findings
@@ -459,10 +434,10 @@ def test_report_refuses_a_folder_that_is_not_a_stats_or_compare_output(findings_
     assert not (tmp_path / "r.html").exists()
 
 
-def test_report_refuses_a_comparison_of_another_run(findings_dirs, tmp_path, capsys):
+def test_report_refuses_a_comparison_of_another_run(findings_dirs, tmp_path, capsys, synthetic):
     run_a, _, compared = findings_dirs
     other = tmp_path / "other"
-    synthetic().write_synthetic_run(other, 20, documents=True)
+    synthetic.write_synthetic_run(other, 20, documents=True)
     assert main(["report", str(other), "--out", str(tmp_path / "r.html"), "--compare", str(compared)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"normxlogit report: error: {compared} compares {run_a} with another run, not {other}: pass it to "

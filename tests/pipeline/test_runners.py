@@ -36,7 +36,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from normxlogit.pipeline.cli import main
 from normxlogit.transforms.layout import ATTRIBUTIONS, ERRORS, MANIFEST_FILE, read_manifest
 
 REVIEWS = [
@@ -186,13 +185,6 @@ def run_launcher(command: list[str], cwd: Path, env: dict[str, str] | None = Non
     assert proc.returncode == 0, output[-4000:]
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_service(args: list[str], port: int, cwd: Path, log: Path) -> subprocess.Popen:
     """Start a Beam service module in its own process group and wait until ``port`` accepts."""
     with open(log, "w") as fh:
@@ -225,7 +217,7 @@ class PortableServices:
 
 
 @pytest.fixture(scope="module")
-def portable_services(tmp_path_factory) -> Iterator[PortableServices]:
+def portable_services(tmp_path_factory, free_port) -> Iterator[PortableServices]:
     """Start a job service and a worker pool on free loopback ports; always stop both.
 
     Both run in their own folder, not the launcher's, as on a cluster.
@@ -265,11 +257,11 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baseline(workdir, tiny_classifier) -> Run:
+def baseline(workdir, tiny_classifier, cli) -> Run:
     """(a) The default local runner (Beam's FnApiRunner, two threads) in this process."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(workdir)
-        assert main(["annotate", *job_args(workdir, tiny_classifier, "out-direct")]) == 0
+        assert cli.annotate(*job_args(workdir, tiny_classifier, "out-direct")) == 0
     return read_run(workdir / "out-direct")
 
 

@@ -8,7 +8,6 @@ noise); without these imports the commands answer in a fraction of a second.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "apache_beam")
 PROBE = f"""
 import json, sys
@@ -46,11 +44,8 @@ def run_probe(args: list[str], cwd: Path | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def finished_run(tmp_path_factory, synthetic) -> Path:
     """A small synthetic finished run (no model)."""
-    spec = importlib.util.spec_from_file_location("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
-    synthetic = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(synthetic)
     run = tmp_path_factory.mktemp("startup") / "run"
     synthetic.write_synthetic_run(run, 20, documents=True)
     return run

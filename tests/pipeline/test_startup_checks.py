@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from normxlogit.pipeline.startup_checks import (
 from normxlogit.transforms.layout import MANIFEST_FILE
 from normxlogit.transforms.sources import InputError, expand_inputs
 
-REPO = Path(__file__).resolve().parents[2]
 FILES = ("data/a.jsonl", "data/sub/b.jsonl", "data/.hidden.txt", "top.txt")
 # Patterns and whether the run finds a file for them; relative ones are read from the folder above.
 PATTERNS = {
@@ -81,11 +79,8 @@ def test_remote_inputs_are_left_to_the_run():
 
 
 @pytest.fixture
-def finished(tmp_path) -> Path:
+def finished(tmp_path, synthetic) -> Path:
     """A small synthetic finished run (no model)."""
-    spec = importlib.util.spec_from_file_location("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
-    synthetic = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(synthetic)
     run = tmp_path / "run"
     synthetic.write_synthetic_run(run, 3)
     return run

@@ -15,13 +15,19 @@ from normxlogit.transforms.layout import (
     GROUPS,
     MANIFEST_FILE,
     AnnotateCounts,
+    AnnotateOptionsSection,
+    AnnotateSections,
     Batching,
     EvaluateCounts,
+    EvaluateSections,
+    FaithfulnessSection,
     Manifest,
     OutputFiles,
+    ResponseFaithfulnessSection,
     RunDescription,
     RunHeader,
     RunNotFoundError,
+    TargetSection,
     read_manifest,
 )
 
@@ -40,8 +46,25 @@ ANNOTATE_JSON = {
         "target_field": None,
         "foil": None,
         "contrastive": False,
+        "response_field": None,
+        "messages_field": None,
+        "max_new_tokens": None,
+        "step_scores": False,
     },
-    "options": {"text_field": "text", "layers": []},
+    "options": {
+        "text_field": "text",
+        "id_field": None,
+        "max_length": None,
+        "batch_tokens": 8192,
+        "docs_per_batch": 2048,
+        "layers": [],
+        "keep_fields": ["lang"],
+        "device": "cpu",
+        "dtype": "float32",
+        "padding_side": None,
+        "model_copies": None,
+        "large_model": False,
+    },
     "versions": {"python": "3.11.7"},
     "batching": {"padded_tokens": 120, "padding_ratio": 1.2},
     "end_time": "2025-05-01T10:01:00+00:00",
@@ -53,6 +76,36 @@ ANNOTATE_JSON = {
     },
 }
 EVALUATE_COUNTS = {"records_read": 10, "docs_evaluated": 3, "skipped_empty": 1, "errors": 6}
+# evaluate's own sections, as it writes them (a labelled corpus; a response run).
+EVALUATE_OPTIONS = {
+    "text_field": "text",
+    "id_field": "id",
+    "max_length": 128,
+    "batch_tokens": 8192,
+    "docs_per_batch": 32,
+    "device": "cpu",
+    "dtype": "float32",
+}
+FAITHFULNESS = {
+    "methods": ["normxlogit", "random"],
+    "seed": 0,
+    "ig_steps": 50,
+    "k_percents": [10, 20],
+    "replacement_token": "[MASK]",
+    "target": "prediction",
+    "label_field": "label",
+}
+RESPONSE_FAITHFULNESS = {
+    "mode": "response",
+    "methods": ["normxlogit"],
+    "seed": 1,
+    "k_percents": [10, 20],
+    "replacement_token": "<unk>",
+    "response_source": "generate",
+    "response_field": None,
+    "messages_field": None,
+    "generate": 16,
+}
 
 
 def test_file_names_are_the_ones_beam_sinks_write():
@@ -82,7 +135,10 @@ def test_manifest_round_trips_byte_for_byte():
         2025, 5, 1, 10, 0, 0, 123456, datetime.timezone.utc
     )
     assert manifest.files.attributions == ("attributions/part-00000-of-00001.parquet",)
-    assert list(manifest.sections) == ["target", "options", "versions"]
+    assert isinstance(manifest.sections, AnnotateSections)
+    assert list(manifest.sections.to_dict()) == ["target", "options", "versions"]
+    assert manifest.sections.target == TargetSection("prediction")
+    assert manifest.sections.options.keep_fields == ("lang",)
     assert manifest.to_json() == text
 
 
@@ -95,10 +151,58 @@ def test_evaluate_manifest_keeps_its_counts_and_file_kinds():
     assert manifest.to_dict() == body and list(manifest.to_dict()["files"]) == ["results", "errors"]
 
 
+@pytest.mark.parametrize("faithfulness", [FAITHFULNESS, RESPONSE_FAITHFULNESS])
+def test_evaluate_sections_round_trip_byte_for_byte(faithfulness):
+    header = {
+        key: ANNOTATE_JSON[key]
+        for key in ("start_time", "inputs", "input_files", "output", "runner", "model")
+    }
+    body = {
+        "command": "evaluate",
+        **header,
+        "faithfulness": faithfulness,
+        "options": EVALUATE_OPTIONS,
+        "versions": ANNOTATE_JSON["versions"],
+        "end_time": ANNOTATE_JSON["end_time"],
+        "counts": EVALUATE_COUNTS,
+        "files": {"results": ["summary.json"], "errors": []},
+    }
+    text = json.dumps(body, indent=2)
+    manifest = Manifest.from_json(text)
+    kind = FaithfulnessSection if faithfulness is FAITHFULNESS else ResponseFaithfulnessSection
+    assert isinstance(manifest.sections, EvaluateSections)
+    assert isinstance(manifest.sections.faithfulness, kind)
+    assert manifest.sections.faithfulness.k_percents == (10, 20)
+    assert manifest.sections.options.docs_per_batch == 32
+    assert manifest.to_json() == text
+
+
+def test_target_section_says_whether_it_is_contrastive():
+    assert TargetSection("fixed", target="pos", foil="neg").to_dict()["contrastive"] is True
+    assert TargetSection("prediction").contrastive is False
+    assert TargetSection.from_dict({"mode": "fixed", "foil": "neg", "contrastive": False}).contrastive
+
+
+def test_sections_older_runs_lack_take_their_defaults():
+    sections = AnnotateSections.from_dict({"target": {"mode": "field", "target_field": "label"}})
+    assert sections.target == TargetSection("field", target_field="label")
+    assert sections.options == AnnotateOptionsSection() and sections.versions == {}
+
+
+def test_a_manifest_names_one_command_by_its_sections():
+    body = {**ANNOTATE_JSON, "faithfulness": FAITHFULNESS}
+    with pytest.raises(ValueError, match="exactly one of the sections target, faithfulness"):
+        Manifest.from_dict(body)
+    with pytest.raises(KeyError):
+        AnnotateSections.from_dict({"options": {}})
+    with pytest.raises(TypeError):
+        TargetSection.from_dict({"target": "pos"})
+
+
 def test_a_finished_description_is_written_in_manifest_order():
     header = RunHeader("annotate", None, ("in",), 1, "out", "DirectRunner", {"path": None})
     files = OutputFiles.of({"errors": ["errors/b", "errors/a"], "attributions": []})
-    manifest = RunDescription(header, {"target": {"mode": "fixed"}}).finished(
+    manifest = RunDescription(header, AnnotateSections(TargetSection("fixed"))).finished(
         AnnotateCounts(1, 1, 0, 0, 7),
         files,
         end_time=datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc),
@@ -107,7 +211,7 @@ def test_a_finished_description_is_written_in_manifest_order():
     body = manifest.to_dict()
     assert list(body) == [
         "command", "start_time", "inputs", "input_files", "output", "runner", "model",
-        "target", "batching", "end_time", "counts", "files",
+        "target", "options", "versions", "batching", "end_time", "counts", "files",
     ]  # fmt: skip
     assert body["batching"] == {"padded_tokens": 10, "padding_ratio": 1.4286}
     assert body["files"] == {"attributions": [], "errors": ["errors/a", "errors/b"]}

@@ -9,9 +9,10 @@ import pytest
 
 import normxlogit
 from normxlogit import engine as engine_module
+from normxlogit.engine import EngineOptions
 from normxlogit.schema import document_schema
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
-from normxlogit.transforms.records import SourceRecord
+from normxlogit.transforms.records import Locator, SourceRecord
 
 # Equal token lengths: the five texts share one forward pass (padding is capped per batch).
 TEXTS = [
@@ -26,7 +27,8 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def handler_and_engine(tiny_classifier):
     handler = NormXLogitModelHandler(
-        ModelSpec(path=str(tiny_classifier)), ScoringOptions(batch_tokens=4096, docs_per_batch=8)
+        ModelSpec(path=str(tiny_classifier)),
+        ScoringOptions(EngineOptions(batch_tokens=4096), docs_per_batch=8),
     )
     engine = handler.load_model()
     gc.unfreeze()  # load_model froze the test process's heap (a worker's; see the test below)
@@ -47,10 +49,10 @@ def test_loading_the_model_freezes_the_workers_heap_with_the_model_in_it(tiny_cl
 
 
 def _records(texts, target=None):
-    return [SourceRecord("mem.txt", f"line {i + 1}", f"d{i}", t, target) for i, t in enumerate(texts)]
+    return [SourceRecord("mem.txt", Locator.line(i + 1), f"d{i}", t, target) for i, t in enumerate(texts)]
 
 
-def _annotate(handler, engine, records):
+def _run_inference(handler, engine, records):
     (out,) = handler.run_inference(records, engine)
     assert out.rows.schema == normxlogit.token_schema()
     assert out.documents.schema == document_schema()
@@ -73,11 +75,11 @@ def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_engine
         return real(model, prepared, layers)
 
     monkeypatch.setattr(engine_module, "score_prepared", flaky)
-    out = _annotate(handler, engine, _records(TEXTS))
+    out = _run_inference(handler, engine, _records(TEXTS))
 
     assert out.documents.column("doc_id").to_pylist() == ["d0", "d2", "d3", "d4"]
     [bad] = out.dead
-    assert bad.reason == "model_error" and bad.doc_id == "d1" and bad.locator == "line 2"
+    assert bad.reason == "model_error" and bad.doc_id == "d1" and bad.locator == Locator.line(2)
     assert "out of memory" in bad.message
     assert sizes[0] == 5 and 1 in sizes, "one forward pass first, then halves down to one text"
     assert out.padded_tokens == sum(out.documents.column("n_tokens").to_pylist())  # equal lengths
@@ -88,17 +90,17 @@ def test_failing_batch_is_split_until_the_bad_record_is_alone(handler_and_engine
 
 
 def test_bad_target_is_a_dead_letter_not_a_crash(handler_and_engine):
-    out = _annotate(*handler_and_engine, _records(["fine text", "also fine"], target="no-such-class"))
+    out = _run_inference(*handler_and_engine, _records(["fine text", "also fine"], target="no-such-class"))
     assert [d.reason for d in out.dead] == ["unknown_target", "unknown_target"]
     assert out.rows.num_rows == 0 and out.documents.num_rows == 0
 
 
 def test_record_target_overrides_run_target(handler_and_engine):
     records = [
-        SourceRecord("m", "row 1", "a", "nice", "positive"),
-        SourceRecord("m", "row 2", "b", "nice", None),
+        SourceRecord("m", Locator.row(1), "a", "nice", "positive"),
+        SourceRecord("m", Locator.row(2), "b", "nice", None),
     ]
-    docs = _annotate(*handler_and_engine, records).documents.to_pydict()
+    docs = _run_inference(*handler_and_engine, records).documents.to_pydict()
     assert docs["target"][0] == "positive"
     assert docs["target"][1] == docs["prediction"][1]
 
@@ -108,14 +110,14 @@ def test_record_errors_in_a_batch_leave_their_neighbours_scored(handler_and_engi
     sm = engine.model
     long_text = "word " * 400  # over the tiny model's 128 positions: truncated, still scored
     records = [
-        SourceRecord("m", "row 1", "a", "nice", "positive"),
-        SourceRecord("m", "row 2", "b", "nice", "no-such-class"),
-        SourceRecord("m", "row 3", "c", long_text, "negative"),
-        SourceRecord("m", "row 4", "d", "awful", "0"),
+        SourceRecord("m", Locator.row(1), "a", "nice", "positive"),
+        SourceRecord("m", Locator.row(2), "b", "nice", "no-such-class"),
+        SourceRecord("m", Locator.row(3), "c", long_text, "negative"),
+        SourceRecord("m", Locator.row(4), "d", "awful", "0"),
     ]
-    out = _annotate(handler, engine, records)
+    out = _run_inference(handler, engine, records)
     [bad] = out.dead
-    assert bad.reason == "unknown_target" and bad.locator == "row 2" and "no-such-class" in bad.message
+    assert bad.reason == "unknown_target" and bad.locator == Locator.row(2) and "no-such-class" in bad.message
     docs = out.documents.to_pydict()
     assert docs["doc_id"] == ["a", "c", "d"]
     assert docs["target"] == ["positive", "negative", "negative"]

@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import pytest
 
 from normxlogit import engine as engine_module
-from normxlogit.engine import BatchEngine, BucketDone
+from normxlogit.engine import BatchEngine, BucketDone, EngineOptions
 from normxlogit.loading import load_model
 from normxlogit.transforms import progress as progress_module
 from normxlogit.transforms.model_handler import ModelSpec, NormXLogitModelHandler, ScoringOptions
 from normxlogit.transforms.progress import Progress, line_bytes
-from normxlogit.transforms.records import SourceRecord
+from normxlogit.transforms.records import Locator, SourceRecord
 
 LINE = re.compile(r"normxlogit: (?P<docs>[\d,]+) docs, (?P<tokens>[\d,]+) tokens scored in .*")
 # Equal token lengths (8 with [CLS] and [SEP]): --batch-tokens 32 makes buckets of 4.
@@ -61,7 +61,9 @@ class Lines:
 
 
 def records(*lines: str) -> list[SourceRecord]:
-    return [SourceRecord("f.txt", f"line {i}", f"f.txt#L{i}", line, raw=line) for i, line in enumerate(lines)]
+    return [
+        SourceRecord("f.txt", Locator.line(i), f"f.txt#L{i}", line, raw=line) for i, line in enumerate(lines)
+    ]
 
 
 def use_clock(monkeypatch, clock: Clock) -> Clock:
@@ -146,13 +148,15 @@ def test_a_batch_counts_its_buckets_then_only_what_they_did_not(clock, capsys):
 
 
 BATCH = records(*TEXTS)
-SMALL_BUCKETS = ScoringOptions(batch_tokens=32, input_bytes=sum(line_bytes(r) for r in BATCH))
+SMALL_BUCKETS = ScoringOptions(
+    engine=EngineOptions(batch_tokens=32), input_bytes=sum(line_bytes(r) for r in BATCH)
+)
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_classifier) -> BatchEngine:
     """A batch engine on the tiny classifier that makes buckets of 4 of ``TEXTS``."""
-    return BatchEngine(load_model(str(tiny_classifier)), SMALL_BUCKETS.engine_options())
+    return BatchEngine(load_model(str(tiny_classifier)), SMALL_BUCKETS.engine)
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import csv
 import json
 from collections.abc import Iterator
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord, excerpt
+from normxlogit.transforms.records import DeadLetter, Locator, SourceRecord, excerpt
 from normxlogit.transforms.sources.base import FileFormat, register_format
 from normxlogit.transforms.sources.errors import InputFileError
-from normxlogit.transforms.sources.fields import FieldSpec, record_from_mapping, row_doc_id
+from normxlogit.transforms.sources.fields import FieldSpec, record_from_mapping
 from normxlogit.transforms.sources.streams import iter_lines
 
 # The csv module's default limit is 128 KiB per field, less than a long document.
@@ -42,33 +42,27 @@ class CsvFormat(FileFormat):
             for row in reader:
                 if row:
                     number += 1
-                    yield parse_csv_row(path, number, header, row, fields)
+                    yield parse_csv_row(path, Locator.row(number), header, row, fields)
         except csv.Error as err:
             raise InputFileError(f"{path}: line {reader.line_num}: {err}") from err
 
 
 def parse_csv_row(
-    path: str, number: int, header: list[str], row: list[str], fields: FieldSpec
+    path: str, locator: Locator, header: list[str], row: list[str], fields: FieldSpec
 ) -> SourceRecord | DeadLetter:
-    """The record of data row ``number``, or an ``invalid_utf8`` / ``malformed_csv`` / ``missing_id``
-    dead letter."""
-    locator, derived_id = f"row {number}", row_doc_id(path, number)
+    """The record of a data row, or an ``invalid_utf8`` / ``malformed_csv`` / ``missing_id`` dead
+    letter."""
     if not _is_utf8(row):
-        message = "the row is not valid UTF-8"
+        reason, message = "invalid_utf8", "the row is not valid UTF-8"
         raw = json.dumps([_with_replacement_chars(value) for value in row], ensure_ascii=False)
-        return DeadLetter(
-            path, locator, fields.unparsed_doc_id(derived_id), "invalid_utf8", message, excerpt(raw)
-        )
-    if len(row) != len(header):
-        message = f"the row has {len(row)} fields, the header has {len(header)}"
+    elif len(row) != len(header):
+        reason, message = "malformed_csv", f"the row has {len(row)} fields, the header has {len(header)}"
         raw = json.dumps(row, ensure_ascii=False)
-        return DeadLetter(
-            path, locator, fields.unparsed_doc_id(derived_id), "malformed_csv", message, excerpt(raw)
-        )
-    mapping = dict(zip(header, row))
-    return record_from_mapping(
-        path, locator, derived_id, mapping, json.dumps(mapping, ensure_ascii=False), fields
-    )
+    else:
+        mapping = dict(zip(header, row))
+        return record_from_mapping(path, locator, mapping, json.dumps(mapping, ensure_ascii=False), fields)
+    doc_id = fields.unparsed_doc_id(locator.derived_id(path))
+    return DeadLetter(path, locator, doc_id, reason, message, excerpt(raw))
 
 
 def _is_utf8(row: list[str]) -> bool:

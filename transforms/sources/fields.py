@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord, excerpt
+from normxlogit.transforms.records import DeadLetter, Locator, SourceRecord, excerpt
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,7 +36,7 @@ class FieldSpec:
     Attributes:
         text_field: the field whose raw value becomes ``SourceRecord.text``.
         id_field: the field whose value, as ``str``, becomes the doc_id; None derives doc_ids from the
-            position (``{source}#L{n}`` for lines, ``{source}#R{n}`` for rows).
+            position (``Locator.derived_id``: ``{source}#L{n}`` for lines, ``{source}#R{n}`` for rows).
         target_field: the field whose raw value becomes ``SourceRecord.target``; None for no target.
         keep_fields: fields copied as they are into ``SourceRecord.kept`` (the documents table).
         response_field: the field whose raw value becomes ``SourceRecord.response`` (LLM responses).
@@ -68,25 +68,15 @@ class FieldSpec:
         return derived_id if self.id_field is None else None
 
 
-def line_doc_id(source: str, number: int) -> str:
-    """The derived doc_id of line ``number`` (1-based) of ``source``."""
-    return f"{source}#L{number}"
-
-
-def row_doc_id(source: str, number: int) -> str:
-    """The derived doc_id of row ``number`` (1-based) of ``source``."""
-    return f"{source}#R{number}"
-
-
 def record_from_mapping(
-    source: str, locator: str, derived_id: str, mapping: Mapping[str, Any], raw: str, fields: FieldSpec
+    source: str, locator: Locator, mapping: Mapping[str, Any], raw: str, fields: FieldSpec
 ) -> SourceRecord | DeadLetter:
     """The record of one parsed row or JSON object, or a ``missing_id`` dead letter.
 
     Args:
         source: the file the row came from.
-        locator: ``line N`` or ``row N``.
-        derived_id: the doc_id to use when ``fields.id_field`` is None.
+        locator: its line or row; ``locator.derived_id(source)`` is the doc_id when
+            ``fields.id_field`` is None.
         mapping: the row's fields by name.
         raw: the row as read (a JSON line) or rendered as JSON, kept for dead-letter excerpts.
         fields: which fields to read.
@@ -96,7 +86,7 @@ def record_from_mapping(
         ``DeadLetter`` with reason ``missing_id`` when the id field is absent, null or blank.
     """
     if fields.id_field is None:
-        doc_id = derived_id
+        doc_id = locator.derived_id(source)
     else:
         value = mapping.get(fields.id_field)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -126,20 +116,20 @@ def records_from_batches(
         for index in range(batch.num_rows):
             number += 1
             row = {name: values[index] for name, values in columns.items()}
-            locator, derived_id = f"row {number}", row_doc_id(source, number)
+            locator = Locator.row(number)
             bad = [name for name, value in row.items() if isinstance(value, _NotUtf8)]
             if bad:
                 raw = json.dumps({k: str(v) for k, v in row.items()}, ensure_ascii=False)
                 message = (
                     f"the field {bad[0]!r} is not valid UTF-8 (shown decoded with replacement characters)"
                 )
-                doc_id = fields.unparsed_doc_id(derived_id)
+                doc_id = fields.unparsed_doc_id(locator.derived_id(source))
                 if fields.id_field and fields.id_field not in bad and row.get(fields.id_field) is not None:
                     doc_id = str(row[fields.id_field])
                 yield DeadLetter(source, locator, doc_id, "invalid_utf8", message, excerpt(raw))
                 continue
             raw = json.dumps(row, ensure_ascii=False, default=str)
-            yield record_from_mapping(source, locator, derived_id, row, raw, fields)
+            yield record_from_mapping(source, locator, row, raw, fields)
 
 
 class _NotUtf8(str):

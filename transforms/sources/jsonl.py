@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from normxlogit.transforms.records import DeadLetter, SourceRecord, excerpt
+from normxlogit.transforms.records import DeadLetter, Locator, SourceRecord, excerpt
 from normxlogit.transforms.sources.base import FileFormat, register_format
-from normxlogit.transforms.sources.fields import FieldSpec, line_doc_id, record_from_mapping
+from normxlogit.transforms.sources.fields import FieldSpec, record_from_mapping
 from normxlogit.transforms.sources.streams import read_utf8_lines
 
 _JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -30,18 +30,18 @@ class JsonLinesFormat(FileFormat):
                 yield parse_json_line(path, *item, fields)
 
 
-def parse_json_line(path: str, number: int, line: str, fields: FieldSpec) -> SourceRecord | DeadLetter:
+def parse_json_line(path: str, locator: Locator, line: str, fields: FieldSpec) -> SourceRecord | DeadLetter:
     """The record of one JSON line, or a ``malformed_json``/``not_an_object``/``missing_id`` dead letter."""
-    locator, derived_id = f"line {number}", line_doc_id(path, number)
     try:
         value = json.loads(line)
     except (ValueError, RecursionError) as err:
         reason, message = "malformed_json", f"not valid JSON: {err}"
     else:
         if isinstance(value, dict):
-            return record_from_mapping(path, locator, derived_id, value, line, fields)
+            return record_from_mapping(path, locator, value, line, fields)
         reason, message = "not_an_object", f"the line is {_json_type_name(value)}, not a JSON object"
-    return DeadLetter(path, locator, fields.unparsed_doc_id(derived_id), reason, message, excerpt(line))
+    doc_id = fields.unparsed_doc_id(locator.derived_id(path))
+    return DeadLetter(path, locator, doc_id, reason, message, excerpt(line))
 
 
 def _json_type_name(value: Any) -> str:

@@ -15,9 +15,9 @@ import zstandard
 from apache_beam.io.filesystem import CompressedFile, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from normxlogit.transforms.records import DeadLetter, excerpt
+from normxlogit.transforms.records import DeadLetter, Locator, excerpt
 from normxlogit.transforms.sources.errors import InputError, InputFileError
-from normxlogit.transforms.sources.fields import FieldSpec, line_doc_id
+from normxlogit.transforms.sources.fields import FieldSpec
 
 COMPRESSION_TYPES = {
     ".gz": CompressionTypes.GZIP,
@@ -121,18 +121,19 @@ def without_newline(line: bytes) -> bytes:
     return line
 
 
-def read_utf8_lines(path: str, fields: FieldSpec) -> Iterator[tuple[int, str] | DeadLetter]:
-    """Stream ``(line number, line)`` pairs, 1-based, each line decoded as strict UTF-8 without its ending.
+def read_utf8_lines(path: str, fields: FieldSpec) -> Iterator[tuple[Locator, str] | DeadLetter]:
+    """Stream ``(locator, line)`` pairs, lines numbered from 1, each decoded as strict UTF-8 without
+    its ending.
 
     A line that is not valid UTF-8 becomes an ``invalid_utf8`` dead letter whose excerpt shows the line
     decoded with replacement characters; its doc_id is the derived one, or None when ``fields`` takes ids
     from a field.
     """
     for number, line in enumerate(iter_lines(path), start=1):
-        body = without_newline(line)
+        body, locator = without_newline(line), Locator.line(number)
         try:
-            yield number, body.decode("utf-8")
+            yield locator, body.decode("utf-8")
         except UnicodeDecodeError as err:
-            doc_id = fields.unparsed_doc_id(line_doc_id(path, number))
+            doc_id = fields.unparsed_doc_id(locator.derived_id(path))
             message = f"line is not valid UTF-8: {err.reason} at byte {err.start}"
-            yield DeadLetter(path, f"line {number}", doc_id, "invalid_utf8", message, excerpt(body))
+            yield DeadLetter(path, locator, doc_id, "invalid_utf8", message, excerpt(body))

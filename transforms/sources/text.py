@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from normxlogit.transforms.records import DeadLetter, SourceRecord
 from normxlogit.transforms.sources.base import FileFormat, register_format
-from normxlogit.transforms.sources.fields import FieldSpec, line_doc_id
+from normxlogit.transforms.sources.fields import FieldSpec
 from normxlogit.transforms.sources.streams import read_utf8_lines
 
 
@@ -26,5 +26,5 @@ class TextFormat(FileFormat):
             if isinstance(item, DeadLetter):
                 yield item
                 continue
-            number, line = item
-            yield SourceRecord(path, f"line {number}", line_doc_id(path, number), line, raw=line)
+            locator, line = item
+            yield SourceRecord(path, locator, locator.derived_id(path), line, raw=line)

@@ -4,7 +4,7 @@ written word by word with chosen scores (known truths)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import functools
 import json
 import types
 from pathlib import Path
@@ -15,10 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import normxlogit
-from normxlogit.pipeline.cli import main
 from normxlogit.transforms.layout import ATTRIBUTIONS, DOCUMENTS, MANIFEST_FILE, AnnotateCounts
 
-REPO = Path(__file__).resolve().parents[3]
 # Short texts with repeated words, in two groups (--keep-fields group), one in mixed case.
 TEXTS = [
     ("a", "The film was great, the acting was great."),
@@ -36,29 +34,16 @@ TEXTS = [
 ]
 
 
-def load_synthetic():
-    """``benchmarks/synthetic_run.py`` as a module."""
-    spec = importlib.util.spec_from_file_location("synthetic_run", REPO / "benchmarks" / "synthetic_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def synthetic():
-    return load_synthetic()
-
-
-@pytest.fixture(scope="session")
-def annotated_run(tmp_path_factory, tiny_classifier) -> Path:
+def annotated_run(tmp_path_factory, tiny_classifier, cli) -> Path:
     """A real annotate run of ``TEXTS`` with the tiny classifier, ``group`` kept from the records."""
     folder = tmp_path_factory.mktemp("findings-run")
     src = folder / "reviews.jsonl"
     records = [{"id": f"r{i}", "text": t, "group": g} for i, (g, t) in enumerate(TEXTS)]
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = folder / "out"
-    argv = ["annotate", str(src), "--output", str(out), "--model", str(tiny_classifier), "--id-field", "id"]
-    assert main(argv + ["--keep-fields", "group"]) == 0
+    argv = [src, "--output", out, "--model", tiny_classifier, "--id-field", "id"]
+    assert cli.annotate(*argv, "--keep-fields", "group") == 0
     return out
 
 
@@ -120,10 +105,13 @@ def token_table(docs: list[Doc]) -> pa.Table:
 
 
 def write_run(
-    out: Path, docs: list[Doc], keep_fields: tuple[str, ...] = (), row_group_size: int | None = None
+    synthetic,
+    out: Path,
+    docs: list[Doc],
+    keep_fields: tuple[str, ...] = (),
+    row_group_size: int | None = None,
 ) -> Path:
     """A finished run holding ``docs`` (manifest as ``synthetic_run`` writes one, counts of these docs)."""
-    synthetic = load_synthetic()
     manifest = synthetic.write_synthetic_run(out, 1, documents=True)
     tokens = token_table(docs)
     pq.write_table(tokens, out / ATTRIBUTIONS.name(0, 1), row_group_size=row_group_size)
@@ -131,10 +119,8 @@ def write_run(
     for name in keep_fields:
         documents = documents.append_column(name, pa.array([d.fields.get(name) for d in docs], pa.string()))
     pq.write_table(documents, out / DOCUMENTS.name(0, 1))
-    sections = {
-        **manifest.sections,
-        "options": {**manifest.sections["options"], "keep_fields": list(keep_fields)},
-    }
+    options = dataclasses.replace(manifest.sections.options, keep_fields=tuple(keep_fields))
+    sections = dataclasses.replace(manifest.sections, options=options)
     counts = AnnotateCounts(len(docs), len(docs), 0, 0, tokens.num_rows)
     manifest = dataclasses.replace(manifest, sections=sections, counts=counts)
     (out / MANIFEST_FILE).write_text(manifest.to_json())
@@ -142,6 +128,6 @@ def write_run(
 
 
 @pytest.fixture(scope="session")
-def runs():
+def runs(synthetic):
     """``Doc``, ``write_run`` and ``token_table`` for tests that write a run word by word."""
-    return types.SimpleNamespace(Doc=Doc, write=write_run, tokens=token_table)
+    return types.SimpleNamespace(Doc=Doc, write=functools.partial(write_run, synthetic), tokens=token_table)

@@ -3,7 +3,6 @@ on planted differences, and the documents each run lacks."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -43,33 +42,29 @@ MULTILINGUAL = {
 DROPPED = {"heart": "love it ❤️ so much"}
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def annotate(folder: Path, model: Path, texts: dict[str, str]) -> Path:
+def annotate_texts(cli, folder: Path, model: Path, texts: dict[str, str]) -> Path:
+    """``texts`` (by id) annotated by ``model`` into ``folder``/out."""
     src = folder / "texts.jsonl"
     src.write_text(
         "".join(json.dumps({"id": i, "text": t}, ensure_ascii=False) + "\n" for i, t in texts.items())
     )
     out = folder / "out"
-    assert main(["annotate", str(src), "--output", str(out), "--model", str(model), "--id-field", "id"]) == 0
+    assert cli.annotate(src, "--output", out, "--model", model, "--id-field", "id") == 0
     return out
 
 
 @pytest.fixture(scope="module")
-def tokenizer_runs(tmp_path_factory, tiny_classifier) -> tuple[Path, Path]:
+def tokenizer_runs(tmp_path_factory, tiny_classifier, cli, bpe) -> tuple[Path, Path]:
     """The same texts annotated by a WordPiece (MiniLM's tokenizer) and a byte-level BPE classifier."""
-    bpe = _load("bpe_run", Path(__file__).parents[1] / "bpe_run.py")
     texts = {**MULTILINGUAL, **DROPPED}
     folder = tmp_path_factory.mktemp("compare-tokenizers")
     (folder / "wordpiece").mkdir()
     (folder / "bpe").mkdir()
     model = bpe.write_bpe_classifier(folder / "bpe" / "model")
-    return annotate(folder / "wordpiece", tiny_classifier, texts), annotate(folder / "bpe", model, texts)
+    return (
+        annotate_texts(cli, folder / "wordpiece", tiny_classifier, texts),
+        annotate_texts(cli, folder / "bpe", model, texts),
+    )
 
 
 @pytest.fixture(scope="module")

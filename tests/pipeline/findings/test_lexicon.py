@@ -8,7 +8,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from normxlogit.encoding import _WORD
 from normxlogit.pipeline.findings.bootstrap import Resampling, document_keys
 from normxlogit.pipeline.findings.lexicon import WORD_PATTERN, Lexicon, LexiconError, read_lexicon
 from normxlogit.pipeline.findings.lexicon_shares import lexicon_table
@@ -17,6 +16,7 @@ from normxlogit.pipeline.findings.replicates import MassSums
 from normxlogit.pipeline.findings.slices import CORPUS, Slices
 from normxlogit.pipeline.findings.stats import StatsOptions, compute_stats
 from normxlogit.pipeline.findings.tally import Tally
+from normxlogit.words import WORD
 
 
 def test_json_and_csv_lexicons_read_the_same(tmp_path):
@@ -35,7 +35,7 @@ def test_json_and_csv_lexicons_read_the_same(tmp_path):
 
 
 def test_entries_are_words_as_word_index_splits_them():
-    assert WORD_PATTERN.pattern == _WORD.pattern and WORD_PATTERN.flags == _WORD.flags
+    assert WORD_PATTERN.pattern == WORD.pattern and WORD_PATTERN.flags == WORD.flags
 
 
 @pytest.mark.parametrize(
