@@ -2,9 +2,10 @@
 
 ``evaluate_batch`` does for a batch of encoded texts what METHOD.md's "Faithfulness metrics"
 describe: one NormXLogit forward pass gives the normxlogit, logat and norm scores and the original
-prediction; the random baseline is seeded per document; the gradient baselines come from Captum
-(``normxlogit.baselines``); every method's comprehensiveness and sufficiency variants of every
-text are then scored in token-budget batches. The metric arithmetic is ``normxlogit.faithfulness``.
+prediction; the random baseline is seeded per document, once per random seed; the gradient baselines
+come from Captum (``normxlogit.baselines``); every ranking's comprehensiveness and sufficiency
+variants of every text are then scored in token-budget batches, and the random seeds' figures
+averaged per text. The metric arithmetic is ``normxlogit.faithfulness``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from normxlogit.encoding import EncodedText
 from normxlogit.engine import BatchEngine, OnBucket
 from normxlogit.errors import RecordError
 from normxlogit.faithfulness import (
+    DEFAULT_RANDOM_SEEDS,
+    RANDOM,
     DocFaithfulness,
+    average_rows,
     doc_faithfulness,
     perturb,
+    random_scores,
     rank_tokens,
     replacement_token,
-    seeded_scores,
+    rows_per_method,
 )
 from normxlogit.heads import is_regression
 from normxlogit.limits import DEFAULT_BATCH_TOKENS
@@ -33,7 +38,9 @@ from normxlogit.loading import ScoringModel
 from normxlogit.scoring import forward_base, pad_rows, plan_batches, score_batch
 
 OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
-METHODS: tuple[str, ...] = (*OWN_METHODS, "random", *GRADIENT_METHODS)
+METHODS: tuple[str, ...] = (*OWN_METHODS, RANDOM, *GRADIENT_METHODS)
+# The methods every other method is compared with (paired differences in the summary).
+BASELINE_METHODS: tuple[str, ...] = (RANDOM, *GRADIENT_METHODS)
 
 
 class EvaluationError(ValueError):
@@ -46,15 +53,21 @@ class EvaluationOptions:
 
     Attributes:
         methods: method names from ``METHODS``, in output order.
-        seed: seed of the random baseline.
+        seed: seed of the random baseline's first ranking.
         ig_steps: Integrated Gradients steps.
         batch_tokens: padded tokens per forward pass (gradient passes use the same budget).
+        random_seeds: rankings the random baseline averages per text (seeds seed..seed+R-1).
     """
 
     methods: tuple[str, ...] = METHODS
     seed: int = 0
     ig_steps: int = 50
     batch_tokens: int = DEFAULT_BATCH_TOKENS
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
+
+    def __post_init__(self) -> None:
+        if self.random_seeds < 1 or self.seed < 0:
+            raise EvaluationError(f"random_seeds >= 1 and seed >= 0, got {self.random_seeds} and {self.seed}")
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
@@ -93,8 +106,9 @@ def method_scores(
     """Every method's token scores, and the original prediction, for a batch of texts.
 
     Returns:
-        (scores, predictions, probabilities): per text an (M, n) array in ``opts.methods`` order;
-        (B,) predicted ids y_hat; (B,) p(y_hat | x).
+        (scores, predictions, probabilities): per text an (M', n) array, one row per method in
+        ``opts.methods`` order, random's ``opts.random_seeds`` rows in place of its one
+        (``rows_per_method``); (B,) predicted ids y_hat; (B,) p(y_hat | x).
     """
     atts = score_batch(sm, batch)
     predictions = np.array([a.prediction_id for a in atts], dtype=np.int64)
@@ -102,13 +116,15 @@ def method_scores(
         "normxlogit": [a.score for a in atts],
         "logat": [a.logat for a in atts],
         "norm": [a.norm for a in atts],
-        "random": [seeded_scores(len(e), opts.seed, d) for e, d in zip(batch, doc_ids)],
+        RANDOM: [random_scores(len(e), opts.seed, opts.random_seeds, d) for e, d in zip(batch, doc_ids)],
     }
     for method in (m for m in opts.methods if m in GRADIENT_METHODS):
         per_method[method] = encoded_gradient_scores(
             sm, method, batch, predictions, batch_tokens=opts.batch_tokens, ig_steps=opts.ig_steps
         )
-    scores = [np.stack([per_method[m][b] for m in opts.methods]) for b in range(len(batch))]
+    scores = [
+        np.concatenate([np.atleast_2d(per_method[m][b]) for m in opts.methods]) for b in range(len(batch))
+    ]
     return scores, predictions, np.array([a.prediction_prob for a in atts], dtype=np.float64)
 
 
@@ -158,22 +174,25 @@ def evaluate_batch(
         opts: methods, seed and batching.
 
     Returns:
-        One ``DocFaithfulness`` per text, with (M, 2, K) drops and accuracy hits.
+        One ``DocFaithfulness`` per text, with (M, 2, K) drops and accuracy hits (random's: the
+        mean over its seeds).
     """
     replacement, _ = replacement_token(sm.tokenizer)
     scores, predictions, probs = method_scores(sm, batch, doc_ids, opts)
     variants = [
         np.stack([perturb(e.input_ids, rank_tokens(s, bool(e.special[0])), replacement) for s in doc_scores])
         for e, doc_scores in zip(batch, scores)
-    ]  # per text: (M, 2, K, n)
+    ]  # per text: (M', 2, K, n)
     shape = variants[0].shape[:3]
     rows = [row for v in variants for row in v.reshape(-1, v.shape[-1])]
     targets = np.repeat(predictions, int(np.prod(shape)))
     masked_prob, masked_pred = predict_rows(sm, rows, targets, opts.batch_tokens)
     masked_prob = masked_prob.reshape(len(batch), *shape)
     masked_pred = masked_pred.reshape(len(batch), *shape)
+    method_rows = rows_per_method(opts.methods, opts.random_seeds)
     return [
-        doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])) for b in range(len(batch))
+        average_rows(doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])), method_rows)
+        for b in range(len(batch))
     ]
 
 

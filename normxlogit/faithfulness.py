@@ -10,7 +10,12 @@ The attention mask and token types are unchanged. The confidence drop is
 p(y_hat | x) - p(y_hat | x') with y_hat the original prediction (not clipped); accuracy is the
 perturbed argmax against the gold label. Each reported figure is the mean over the 9 values of k
 and over samples; ``CurveSums`` holds the sums and counts that give those means, and merges, so a
-pipeline can aggregate it with a combine.
+pipeline can aggregate it with a combine (``normxlogit.faithfulness_intervals`` adds their
+document-bootstrap intervals).
+
+The random baseline ranks each document R times, with seeds seed..seed+R-1 (``random_scores``), and
+its figures for the document are the mean over the R rankings (``average_rows``): one random
+ranking is a noisy baseline, and averaging per document keeps the document the unit of resampling.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import numpy as np
 PERCENTS: tuple[int, ...] = tuple(range(10, 100, 10))
 METRICS: tuple[str, ...] = ("comprehensiveness", "sufficiency")
 REPLACEMENTS: tuple[str, ...] = ("mask", "unk", "pad")
+RANDOM = "random"
+DEFAULT_RANDOM_SEEDS = 3
 
 
 def replacement_token(tokenizer) -> tuple[int, str]:
@@ -63,6 +70,19 @@ def seeded_scores(n: int, seed: int, doc_id: str) -> np.ndarray:
     """
     digest = int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "little")
     return np.random.default_rng([seed, digest]).random(n)
+
+
+def random_scores(n: int, seed: int, random_seeds: int, doc_id: str) -> np.ndarray:
+    """(random_seeds, n) random baseline scores of one document, row r seeded with ``seed + r``.
+
+    Row 0 is ``seeded_scores(n, seed, doc_id)``: one seed gives the single-ranking baseline.
+    """
+    return np.stack([seeded_scores(n, seed + r, doc_id) for r in range(random_seeds)])
+
+
+def rows_per_method(methods: tuple[str, ...], random_seeds: int) -> np.ndarray:
+    """(M,) how many rankings each method contributes: ``random_seeds`` for random, 1 for the others."""
+    return np.array([random_seeds if m == RANDOM else 1 for m in methods], dtype=np.int64)
 
 
 def removed_counts(n: int, percents: tuple[int, ...] = PERCENTS) -> np.ndarray:
@@ -106,7 +126,8 @@ class DocFaithfulness:
     Attributes:
         drop: (M, 2, K) float64 confidence drops p(y_hat|x) - p(y_hat|x').
         correct: (M, 2, K) bool, the perturbed prediction equals the gold label; for a response
-            (``normxlogit.response_faithfulness``) the share of its tokens that stay the argmax.
+            (``normxlogit.response_faithfulness``) the share of its tokens that stay the argmax; for
+            random over several seeds (``average_rows``) the share of its rankings that are correct.
     """
 
     drop: np.ndarray
@@ -127,6 +148,26 @@ def doc_faithfulness(
     return DocFaithfulness(
         drop=float(original_prob) - np.asarray(masked_prob, dtype=np.float64),
         correct=np.asarray(masked_pred) == gold,
+    )
+
+
+def average_rows(doc: DocFaithfulness, rows: np.ndarray) -> DocFaithfulness:
+    """One row per method from a document's figures with ``rows[i]`` consecutive rows for method i:
+    each method's figures are the mean over its rows (random's seeds). Unchanged when every method
+    has one row.
+
+    Args:
+        doc: (sum(rows), 2, K) figures.
+        rows: (M,) rows per method (``rows_per_method``).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if (rows == 1).all():
+        return doc
+    starts = np.r_[0, np.cumsum(rows)[:-1]]
+    scale = rows[:, None, None].astype(np.float64)
+    return DocFaithfulness(
+        drop=np.add.reduceat(doc.drop, starts, axis=0) / scale,
+        correct=np.add.reduceat(np.asarray(doc.correct, dtype=np.float64), starts, axis=0) / scale,
     )
 
 

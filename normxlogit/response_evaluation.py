@@ -1,11 +1,12 @@
 """Response-level faithfulness of attribution methods on a batch of prompt/response pairs (ours).
 
 ``RESPONSE_METHODS`` is a registry of methods, each a function from the batch's ``Evidence`` (the
-passes it needs, computed once on first use) to one (n,) score array per document:
+passes it needs, computed once on first use) to one (n,) score array per document (random: one row
+per seed, (R, n)):
 
 - ``normxlogit``: the response-level S of METHOD.md (the paper's NormXLogit summed over steps);
   ``logat`` and ``norm`` its components;
-- ``random``: seeded per document;
+- ``random``: seeded per document, one ranking per random seed (its figures are their mean);
 - ``gradient_x_input`` (signed, one backward pass) and ``gradient_x_input_l2_steps`` (one backward
   pass per step): ``normxlogit.response_baselines``;
 - named variants of ours, never the default meaning of ``normxlogit``:
@@ -14,11 +15,13 @@ passes it needs, computed once on first use) to one (n,) score array per documen
   ``normxlogit_stepnorm`` divides each step's scores by their L1 sum over its context first, so
   that every step weighs the same.
 
-``evaluate_response_batch`` scores every method, builds the comprehensiveness and sufficiency
-variants (``normxlogit.response_faithfulness``), runs them (identical rows once) and returns a
-``DocFaithfulness`` per pair. ``evaluate_response_items`` runs it over length buckets with the
-engine's split-and-retry (``BatchEngine.map``); ``normxlogit.tasks.ResponseTask`` encodes the records
-(prompt + response, chats, or prompts the model answers itself) into ``EncodedResponse`` values.
+Methods marked ``baseline`` (random and the gradient ones, ``RESPONSE_BASELINES``) are those every
+method is compared with in the summary. ``evaluate_response_batch`` scores every method, builds the
+comprehensiveness and sufficiency variants (``normxlogit.response_faithfulness``), runs them
+(identical rows once) and returns a ``DocFaithfulness`` per pair. ``evaluate_response_items`` runs
+it over length buckets with the engine's split-and-retry (``BatchEngine.map``);
+``normxlogit.tasks.ResponseTask`` encodes the records (prompt + response, chats, or prompts the
+model answers itself) into ``EncodedResponse`` values.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ import numpy as np
 
 from normxlogit.engine import BatchEngine, OnBucket
 from normxlogit.errors import RecordError
-from normxlogit.faithfulness import DocFaithfulness, replacement_token, seeded_scores
+from normxlogit.faithfulness import (
+    DEFAULT_RANDOM_SEEDS,
+    RANDOM,
+    DocFaithfulness,
+    average_rows,
+    random_scores,
+    replacement_token,
+    rows_per_method,
+)
 from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
 from normxlogit.response_baselines import (
@@ -54,8 +65,16 @@ NO_CONTEXT = "no_context_tokens"
 class Evidence:
     """What the methods of one batch read, each pass computed on first use."""
 
-    def __init__(self, sm: ScoringModel, batch: Sequence[EncodedResponse], doc_ids: Sequence[str], seed: int):
-        self.sm, self.batch, self.doc_ids, self.seed = sm, batch, doc_ids, seed
+    def __init__(
+        self,
+        sm: ScoringModel,
+        batch: Sequence[EncodedResponse],
+        doc_ids: Sequence[str],
+        seed: int,
+        random_seeds: int = 1,
+    ):
+        self.sm, self.batch, self.doc_ids = sm, batch, doc_ids
+        self.seed, self.random_seeds = seed, random_seeds
 
     @cached_property
     def scores(self) -> ResponseScores:
@@ -82,13 +101,16 @@ class ResponseMethod:
 
     Attributes:
         name: the ``--methods`` name.
-        scores: per document of the batch, its (n,) token scores (larger: more important).
+        scores: per document of the batch, its (n,) token scores (larger: more important), or
+            (R, n) for R rankings whose figures are averaged (random's seeds).
         ours: a named variant of ours, not the paper's definition.
+        baseline: a baseline every method is compared with (random, the gradient methods).
     """
 
     name: str
     scores: Callable[[Evidence], list[np.ndarray]]
     ours: bool = False
+    baseline: bool = False
 
 
 def _logprob_variant(ev: Evidence) -> list[np.ndarray]:
@@ -111,10 +133,18 @@ RESPONSE_METHODS: dict[str, ResponseMethod] = {
         ResponseMethod("logat", lambda ev: ev.token_field("logat")),
         ResponseMethod("norm", lambda ev: ev.token_field("norm")),
         ResponseMethod(
-            "random", lambda ev: [seeded_scores(len(e), ev.seed, d) for e, d in zip(ev.batch, ev.doc_ids)]
+            RANDOM,
+            lambda ev: [
+                random_scores(len(e), ev.seed, ev.random_seeds, d) for e, d in zip(ev.batch, ev.doc_ids)
+            ],
+            baseline=True,
         ),
-        ResponseMethod("gradient_x_input", lambda ev: gradient_x_input_signed(ev.sm, ev.batch)),
-        ResponseMethod("gradient_x_input_l2_steps", lambda ev: gradient_x_input_l2_steps(ev.sm, ev.batch)),
+        ResponseMethod(
+            "gradient_x_input", lambda ev: gradient_x_input_signed(ev.sm, ev.batch), baseline=True
+        ),
+        ResponseMethod(
+            "gradient_x_input_l2_steps", lambda ev: gradient_x_input_l2_steps(ev.sm, ev.batch), baseline=True
+        ),
         ResponseMethod("normxlogit_logprob", _logprob_variant, ours=True),
         ResponseMethod(
             "normxlogit_abs", lambda ev: [np.nansum(np.abs(m), axis=1) for m in ev.step_matrices()], ours=True
@@ -123,6 +153,7 @@ RESPONSE_METHODS: dict[str, ResponseMethod] = {
     )
 }
 DEFAULT_RESPONSE_METHODS: tuple[str, ...] = tuple(RESPONSE_METHODS)
+RESPONSE_BASELINES: tuple[str, ...] = tuple(m.name for m in RESPONSE_METHODS.values() if m.baseline)
 
 
 def list_response_methods() -> list[str]:
@@ -136,13 +167,19 @@ class ResponseEvaluationOptions:
 
     Attributes:
         methods: names from ``RESPONSE_METHODS``, in output order.
-        seed: seed of the random baseline.
+        seed: seed of the random baseline's first ranking.
         batch_tokens: padded tokens per forward pass.
+        random_seeds: rankings the random baseline averages per pair (seeds seed..seed+R-1).
     """
 
     methods: tuple[str, ...] = DEFAULT_RESPONSE_METHODS
     seed: int = 0
     batch_tokens: int = DEFAULT_BATCH_TOKENS
+    random_seeds: int = DEFAULT_RANDOM_SEEDS
+
+    def __post_init__(self) -> None:
+        if self.random_seeds < 1 or self.seed < 0:
+            raise ValueError(f"random_seeds >= 1 and seed >= 0, got {self.random_seeds} and {self.seed}")
 
 
 def evaluate_response_batch(
@@ -157,14 +194,16 @@ def evaluate_response_batch(
 
     Returns:
         One ``DocFaithfulness`` per pair: (M, 2, K) drops of the mean response log-probability and
-        (M, 2, K) shares of response tokens still the argmax.
+        (M, 2, K) shares of response tokens still the argmax (random's: the mean over its seeds).
     """
     replacement, _ = replacement_token(sm.tokenizer)
-    ev = Evidence(sm, batch, doc_ids, opts.seed)
+    ev = Evidence(sm, batch, doc_ids, opts.seed, opts.random_seeds)
     per_method = [RESPONSE_METHODS[m].scores(ev) for m in opts.methods]
+    method_rows = rows_per_method(opts.methods, opts.random_seeds)
     rows, starts, index = [], [], []
     for d, enc in enumerate(batch):
-        variants = np.stack([perturb_context(enc, s[d], replacement) for s in per_method])  # (M, 2, K, n)
+        rankings = np.concatenate([np.atleast_2d(s[d]) for s in per_method])  # (M', n)
+        variants = np.stack([perturb_context(enc, r, replacement) for r in rankings])  # (M', 2, K, n)
         flat = np.concatenate([enc.input_ids[None], variants.reshape(-1, len(enc))])
         unique, inverse = np.unique(flat, axis=0, return_inverse=True)  # identical rows run once
         index.append((len(rows), inverse.reshape(-1), variants.shape[:3]))
@@ -174,7 +213,8 @@ def evaluate_response_batch(
     out = []
     for offset, inverse, shape in index:
         lp, ag = mean_lp[offset + inverse], agree[offset + inverse]
-        out.append(doc_response_faithfulness((lp[0], ag[0]), (lp[1:].reshape(shape), ag[1:].reshape(shape))))
+        doc = doc_response_faithfulness((lp[0], ag[0]), (lp[1:].reshape(shape), ag[1:].reshape(shape)))
+        out.append(average_rows(doc, method_rows))
     return out
 
 

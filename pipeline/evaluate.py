@@ -1,8 +1,9 @@
 """``normxlogit evaluate``: the composition of the faithfulness pipeline, and its pre-flight checks.
 
 inputs -> ReadRecords, in --docs-per-batch batches -> CheckBatchIds -> [DropRepeats] -> ValidateTextBatch
-       -> RunInference(FaithfulnessModelHandler) -> DocFaithfulness per record
-       -> CombineGlobally(SumCurves) -> curves.parquet, summary.json, results.md, curves.png
+       -> RunInference(FaithfulnessModelHandler) -> DocFaithfulness per record, keyed by its id
+       -> CombineGlobally(SumCurves): sums per (method, metric, k), as they are and in every
+          document-bootstrap replicate -> curves.parquet, summary.json, results.md, curves.png
 every dead letter (read, validation, label, model) -> errors/part-*.jsonl
 once the pipeline has ended: files counted and checked against the runner's counters
 (pipeline/reconcile.py) -> manifest.json (last)
@@ -14,14 +15,15 @@ field, so they are validated by ``ValidateResponseBatch`` instead of ``ValidateT
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from normxlogit.bootstrap import Resampling
 from normxlogit.chat import ChatTemplateError, check_chat_template
-from normxlogit.evaluation import EvaluationError, check_evaluable, check_methods
+from normxlogit.evaluation import BASELINE_METHODS, EvaluationError, check_evaluable, check_methods
 from normxlogit.faithfulness import PERCENTS, replacement_token
 from normxlogit.loading import ModelInfo
 from normxlogit.pipeline.reconcile import written_evaluation
@@ -34,7 +36,7 @@ from normxlogit.pipeline.stages import (
     run_to_manifest,
     with_absolute_paths,
 )
-from normxlogit.response_evaluation import RESPONSE_METHODS, ResponseEvaluationOptions
+from normxlogit.response_evaluation import RESPONSE_BASELINES, RESPONSE_METHODS, ResponseEvaluationOptions
 from normxlogit.response_spec import ResponseKind, ResponseSpec
 from normxlogit.responses import require_causal_lm
 from normxlogit.transforms.counters import DOCS_EVALUATED
@@ -43,7 +45,12 @@ from normxlogit.transforms.evaluate_handler import (
     EvaluateHandlerOptions,
     FaithfulnessModelHandler,
 )
-from normxlogit.transforms.evaluate_results import SumCurves, response_section, write_results
+from normxlogit.transforms.evaluate_results import (
+    KeyedFaithfulness,
+    SumCurves,
+    response_section,
+    write_results,
+)
 from normxlogit.transforms.layout import (
     EvaluateCounts,
     EvaluateOptionsSection,
@@ -63,7 +70,11 @@ EVALUATED = "evaluated"
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Everything ``evaluate`` was asked to do (the manifest records it)."""
+    """Everything ``evaluate`` was asked to do (the manifest records it).
+
+    Attributes:
+        resampling: the summary's document-bootstrap intervals (replicates, seed, level).
+    """
 
     inputs: tuple[str, ...]
     output: str
@@ -71,16 +82,17 @@ class EvaluateConfig:
     options: EvaluateHandlerOptions
     fields: FieldSpec
     overwrite: bool = False
+    resampling: Resampling = field(default_factory=Resampling)
 
 
 class SplitEvaluated(beam.DoFn):
-    """EvaluatedDoc -> its DocFaithfulness, or its dead letter."""
+    """EvaluatedDoc -> its DocFaithfulness keyed by its id, or its dead letter."""
 
     def process(self, doc: EvaluatedDoc):
         if doc.result is None:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, doc.error)
         else:
-            yield doc.result
+            yield KeyedFaithfulness(doc.record.doc_id, doc.result)
 
 
 def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescription:
@@ -98,6 +110,8 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescript
             response_field=cfg.fields.response_field,
             messages_field=cfg.fields.messages_field,
             generate=response.max_new_tokens,
+            random_seeds=resp.random_seeds,
+            bootstrap=cfg.resampling.replicates,
         )
     else:
         faithfulness = FaithfulnessSection(
@@ -107,6 +121,8 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescript
             k_percents=PERCENTS,
             replacement_token=replacement,
             label_field=cfg.fields.target_field,
+            random_seeds=ev.random_seeds,
+            bootstrap=cfg.resampling.replicates,
         )
     sections = EvaluateSections(
         faithfulness=faithfulness,
@@ -129,7 +145,8 @@ def build_evaluate(
 ) -> None:
     """Add the evaluate pipeline to ``p``, reading the inputs ``source`` already expanded."""
     response = cfg.options.response
-    methods = cfg.options.evaluation.methods if response is None else cfg.options.response_evaluation.methods
+    measured = cfg.options.evaluation if response is None else cfg.options.response_evaluation
+    baselines = BASELINE_METHODS if response is None else RESPONSE_BASELINES
     # Response mode checks the prompt (or chat) and the response; chat records need no text field.
     validate = None if response is None else ValidateResponseBatch(response.kind)
     front = read_valid_batches(p, source, cfg.fields, cfg.options.docs_per_batch, validate)
@@ -144,8 +161,11 @@ def build_evaluate(
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
     _ = (
         split[EVALUATED]
-        | "SumCurves" >> beam.CombineGlobally(SumCurves(len(methods)))
-        | "WriteResults" >> beam.FlatMap(write_results, cfg.output, methods, section)
+        | "SumCurves" >> beam.CombineGlobally(SumCurves(len(measured.methods), cfg.resampling))
+        | "WriteResults"
+        >> beam.FlatMap(
+            write_results, cfg.output, measured.methods, baselines, measured.random_seeds, section
+        )
     )
     _ = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
 

@@ -340,9 +340,14 @@ class FaithfulnessSection(_Section):
     """``evaluate``'s ``faithfulness`` on a labelled corpus: the methods compared and how.
 
     Attributes:
+        seed: seeds the random baseline (its first ranking) and the summary's bootstrap.
         replacement_token: the token that replaces removed ones.
         target: what is explained (always the prediction).
         label_field: the record field holding each record's label.
+        random_seeds: rankings the random baseline averaged per document (seeds seed..seed+R-1);
+            runs before it was recorded had one.
+        bootstrap: document-bootstrap replicates of the summary's intervals (None: a run before
+            intervals).
     """
 
     methods: tuple[str, ...]
@@ -352,6 +357,8 @@ class FaithfulnessSection(_Section):
     replacement_token: str
     target: str = "prediction"
     label_field: str | None = None
+    random_seeds: int = 1
+    bootstrap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +369,7 @@ class ResponseFaithfulnessSection(_Section):
         mode: always ``MODE``: what tells this section from ``FaithfulnessSection``.
         response_source: ``response``, ``messages`` or ``generate``.
         generate: ``--generate``'s longest answer (None without it).
+        random_seeds, bootstrap: as in ``FaithfulnessSection``.
     """
 
     MODE: ClassVar[str] = "response"
@@ -375,6 +383,8 @@ class ResponseFaithfulnessSection(_Section):
     response_field: str | None = None
     messages_field: str | None = None
     generate: int | None = None
+    random_seeds: int = 1
+    bootstrap: int | None = None
 
 
 def _versions(body: dict[str, Any]) -> dict[str, str]:

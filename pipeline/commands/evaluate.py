@@ -14,6 +14,7 @@ from normxlogit.pipeline.commands.common import (
     field_spec,
     line_input_bytes,
     model_spec,
+    non_negative_int,
     positive_int,
     refuse_before_start,
 )
@@ -27,6 +28,10 @@ DEFAULT_RESPONSE_METHODS = (
     "normxlogit,logat,norm,random,gradient_x_input,gradient_x_input_l2_steps,"
     "normxlogit_logprob,normxlogit_abs,normxlogit_stepnorm"
 )
+# normxlogit.bootstrap.DEFAULT_REPLICATES and normxlogit.faithfulness.DEFAULT_RANDOM_SEEDS, written
+# here so that --help does not import numpy (tests/pipeline/test_evaluate.py checks that they agree).
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_RANDOM_SEEDS = 3
 
 
 def method_list(value: str) -> tuple[str, ...]:
@@ -49,7 +54,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
             "causal LMs, no label): rank the context tokens before each response (chat-template and "
             "special tokens left out and never replaced), replace the top or all but the top k%, and "
             "measure the drop of the response's mean per-token log-probability (teacher forced) and "
-            "the share of response tokens still the argmax."
+            "the share of response tokens still the argmax. summary.json and results.md give each mean "
+            "with its 95% document-bootstrap interval and every method's paired difference to random "
+            "and to each gradient method, with its interval and p-value."
         ),
         epilog=BEAM_EPILOG,
     )
@@ -89,7 +96,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
         f"mode: {DEFAULT_RESPONSE_METHODS}); the classifier gradient baselines need Captum: "
         'pip install "normxlogit[eval]"',
     )
-    e.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default: 0)")
+    e.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds both the random baseline (its rankings use seeds SEED..SEED+R-1) and the document "
+        "bootstrap of the intervals (default: 0); same seed, same figures",
+    )
+    e.add_argument(
+        "--random-seeds",
+        type=positive_int,
+        default=DEFAULT_RANDOM_SEEDS,
+        metavar="R",
+        help=f"rankings the random baseline draws per document; its figures are their mean (default: "
+        f"{DEFAULT_RANDOM_SEEDS}; 1: one ranking, as before this option)",
+    )
+    e.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=DEFAULT_BOOTSTRAP,
+        metavar="B",
+        help=f"document-bootstrap replicates of the 95%% intervals and paired differences (default: "
+        f"{DEFAULT_BOOTSTRAP}); p-values resolve to about 2/(B+1)",
+    )
     e.add_argument(
         "--ig-steps", type=positive_int, default=50, help="Integrated Gradients steps (default: 50)"
     )
@@ -137,6 +166,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from apache_beam.io.filesystems import FileSystems
 
     from normxlogit.baselines import MissingExtraError
+    from normxlogit.bootstrap import Resampling
     from normxlogit.evaluation import EvaluationError, EvaluationOptions
     from normxlogit.pipeline.evaluate import EvaluateConfig, run_evaluate
     from normxlogit.response_evaluation import ResponseEvaluationOptions
@@ -150,6 +180,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             methods=args.methods or method_list(DEFAULT_RESPONSE_METHODS),
             seed=args.seed,
             batch_tokens=args.batch_tokens,
+            random_seeds=args.random_seeds,
         )
     fields = replace(
         field_spec(args, target_field=args.label_field),
@@ -167,6 +198,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                 seed=args.seed,
                 ig_steps=args.ig_steps,
                 batch_tokens=args.batch_tokens,
+                random_seeds=args.random_seeds,
             ),
             max_length=args.max_length,
             docs_per_batch=args.docs_per_batch,
@@ -176,6 +208,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         ),
         fields=fields,
         overwrite=args.overwrite,
+        resampling=Resampling(replicates=args.bootstrap, seed=args.seed),
     )
     try:
         counts = run_evaluate(cfg, options)

@@ -9,11 +9,15 @@ import pytest
 
 from normxlogit.faithfulness import (
     CurveSums,
+    DocFaithfulness,
+    average_rows,
     doc_faithfulness,
     perturb,
+    random_scores,
     rank_tokens,
     removed_counts,
     replacement_token,
+    rows_per_method,
     seeded_scores,
 )
 
@@ -158,3 +162,23 @@ def test_replacement_falls_back_from_mask_to_unk_to_pad():
     )
     with pytest.raises(ValueError, match="no mask, unk or pad"):
         replacement_token(SimpleNamespace(mask_token_id=None, unk_token_id=None, pad_token_id=None))
+
+
+def test_random_rankings_start_at_the_seed_and_average_per_method():
+    scores = random_scores(7, 4, 3, "doc")
+    assert scores.shape == (3, 7)
+    for r in range(3):
+        np.testing.assert_array_equal(scores[r], seeded_scores(7, 4 + r, "doc"))
+    rows = rows_per_method(("normxlogit", "random", "norm"), 3)
+    np.testing.assert_array_equal(rows, [1, 3, 1])
+    drop = np.arange(5 * 2 * 9, dtype=np.float64).reshape(5, 2, 9)
+    correct = np.zeros((5, 2, 9), dtype=bool)
+    correct[1] = correct[2] = True
+    doc = average_rows(DocFaithfulness(drop, correct), rows)
+    np.testing.assert_array_equal(doc.drop[0], drop[0])
+    np.testing.assert_allclose(doc.drop[1], drop[1:4].mean(axis=0))
+    np.testing.assert_array_equal(doc.drop[2], drop[4])
+    np.testing.assert_allclose(doc.correct[1], 2 / 3)
+    np.testing.assert_array_equal(doc.correct[[0, 2]], 0.0)
+    one = DocFaithfulness(drop[:3], correct[:3])
+    assert average_rows(one, rows_per_method(("a", "random", "b"), 1)) is one  # one seed: unchanged

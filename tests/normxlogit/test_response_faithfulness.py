@@ -88,28 +88,36 @@ def test_response_logprobs_are_the_models_own_teacher_forced_means(lm, make_ids)
 
 
 def test_drops_equal_the_hand_computed_mean_logprob_drop(make_pair, lm, make_ids):
+    """Every method's drops by hand; random's are the mean over its two seeds' rankings."""
     batch = [
         make_pair(make_ids(9, seed=7), make_ids(4, seed=8)),
         make_pair(make_ids(5, seed=9), make_ids(3, seed=10)),
     ]
-    opts = ResponseEvaluationOptions(methods=("random", "normxlogit"), seed=3, batch_tokens=64)
+    opts = ResponseEvaluationOptions(
+        methods=("random", "normxlogit"), seed=3, batch_tokens=64, random_seeds=2
+    )
     docs = evaluate_response_batch(lm, batch, ["a", "b"], opts)
-    ev = Evidence(lm, batch, ["a", "b"], 3)
+    ev = Evidence(lm, batch, ["a", "b"], 3, random_seeds=2)
     for d, (enc, doc) in enumerate(zip(batch, docs)):
         assert doc.drop.shape == doc.correct.shape == (2, 2, len(PERCENTS))
         base, base_agree = mean_logprob_by_hand(lm, enc.input_ids, enc.response_start)
         for mi, name in enumerate(opts.methods):
-            scores = RESPONSE_METHODS[name].scores(ev)[d]
-            order = np.argsort(-scores[: enc.response_start], kind="stable")
+            rankings = np.atleast_2d(RESPONSE_METHODS[name].scores(ev)[d])
+            assert len(rankings) == (2 if name == "random" else 1)
             n_c = enc.response_start
             for j, k in enumerate(PERCENTS):
                 m = k * n_c // 100
-                for metric, replaced in enumerate((order[:m], order[m:])):
-                    ids = enc.input_ids.copy()
-                    ids[replaced] = MASK_ID
-                    pert, pert_agree = mean_logprob_by_hand(lm, ids, enc.response_start)
-                    assert doc.drop[mi, metric, j] == pytest.approx(base - pert, abs=1e-5)
-                    assert doc.correct[mi, metric, j] == pytest.approx(pert_agree)
+                for metric in (0, 1):
+                    drops, agrees = [], []
+                    for scores in rankings:
+                        order = np.argsort(-scores[: enc.response_start], kind="stable")
+                        ids = enc.input_ids.copy()
+                        ids[(order[:m], order[m:])[metric]] = MASK_ID
+                        pert, pert_agree = mean_logprob_by_hand(lm, ids, enc.response_start)
+                        drops.append(base - pert)
+                        agrees.append(pert_agree)
+                    assert doc.drop[mi, metric, j] == pytest.approx(np.mean(drops), abs=1e-5)
+                    assert doc.correct[mi, metric, j] == pytest.approx(np.mean(agrees))
                     if metric == 0 and m == 0:
                         assert doc.drop[mi, metric, j] == 0.0  # the same row: exactly no drop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 
@@ -18,6 +19,7 @@ METHODS = (
     "gradient_x_input",
     "integrated_gradients",
 )
+BASELINES = ("random", "gradient_norm", "gradient_x_input", "integrated_gradients")
 GOOD = [
     {"id": "r1", "text": "A wonderful, heartfelt film with great acting.", "label": "positive"},
     {"id": "r2", "text": "Dull plot and wooden dialogue; I left early.", "label": "negative"},
@@ -48,6 +50,7 @@ def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files, cl
     _write_corpus(src, GOOD, BAD)
     out = tmp_path / "out"
     args = (src, "--model", tiny_classifier, "--label-field", "label", "--id-field", "id", "--ig-steps", 5)
+    args += ("--bootstrap", 200)
     assert cli.evaluate(*args, "--output", out) == 0
 
     manifest = run_files.manifest(out)
@@ -56,28 +59,55 @@ def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files, cl
     assert reasons == Counter([r for _, r in BAD] + ["malformed_json"])
     assert manifest["faithfulness"]["replacement_token"] == "mask"
     assert manifest["faithfulness"]["methods"] == list(METHODS)
+    assert manifest["faithfulness"]["random_seeds"] == 3 and manifest["faithfulness"]["bootstrap"] == 200
     assert manifest["files"]["results"] == ["curves.parquet", "curves.png", "results.md", "summary.json"]
 
     summary = _summary(out)
-    assert set(summary) == {"samples", "methods"} and summary["samples"] == 3
+    assert list(summary) == ["samples", "methods", "interval", "random_seeds"] and summary["samples"] == 3
+    assert summary["random_seeds"] == 3
+    interval = summary["interval"]
+    assert (interval["kind"], interval["level"], interval["replicates"], interval["seed"]) == (
+        "percentile document bootstrap",
+        0.95,
+        200,
+        0,
+    )
+    assert interval["baselines"] == list(BASELINES)
     assert list(summary["methods"]) == list(METHODS)
-    for figures in summary["methods"].values():
+    for method, figures in summary["methods"].items():
         assert set(figures) == {"comprehensiveness", "sufficiency"}
-        for metric in figures.values():
-            assert set(metric) == {"drop", "accuracy"}
+        for name, metric in figures.items():
+            assert list(metric) == ["drop", "accuracy", "drop_ci", "accuracy_ci", "differences"]
             assert -1 <= metric["drop"] <= 1 and 0 <= metric["accuracy"] <= 1
+            for key in ("drop", "accuracy"):
+                low, high = metric[f"{key}_ci"]
+                assert low <= metric[key] + 1e-12 and metric[key] <= high + 1e-12
+            assert list(metric["differences"]) == [b for b in BASELINES if b != method]
+            for base, diff in metric["differences"].items():
+                for key in ("drop", "accuracy"):
+                    assert 0 <= diff[f"{key}_p"] <= 1
+                    assert diff[key] == pytest.approx(metric[key] - summary["methods"][base][name][key])
 
     curves = pq.read_table(out / "curves.parquet").to_pylist()
     assert len(curves) == len(METHODS) * 2 * 9 and {c["samples"] for c in curves} == {3}
     per_k = [c["drop"] for c in curves if c["method"] == "normxlogit" and c["metric"] == "sufficiency"]
     assert sum(per_k) / 9 == pytest.approx(summary["methods"]["normxlogit"]["sufficiency"]["drop"])
-    assert "| integrated_gradients |" in (out / "results.md").read_text()
+    table = (out / "results.md").read_text()
+    assert "| integrated_gradients |" in table
+    assert re.search(r"\| normxlogit \| -?\d\.\d{3} \[-?\d\.\d{2}, -?\d\.\d{2}\] \|", table)
+    for base in BASELINES:
+        assert f"Paired differences to {base}:" in table
+    assert re.search(r"\| normxlogit \| [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] p[=<]", table)
+    assert set(pq.read_schema(out / "curves.parquet").names) >= {"drop_low", "drop_high", "accuracy_low"}
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # Same input, seed and options: the same figures (the random baseline is seeded per document).
     again = tmp_path / "again"
     assert cli.evaluate(*args, "--output", again, "--methods", "random,normxlogit") == 0
-    assert _summary(again)["methods"]["random"] == summary["methods"]["random"]
+    # (the differences are to the baselines of each run: here none but random)
+    keep = ("drop", "accuracy", "drop_ci", "accuracy_ci")
+    for metric, figures in _summary(again)["methods"]["random"].items():
+        assert {k: figures[k] for k in keep} == {k: summary["methods"]["random"][metric][k] for k in keep}
 
 
 def test_evaluate_causal_lm_uses_the_gold_next_token(tmp_path, tiny_causal_lm, run_files, cli):
@@ -126,6 +156,37 @@ def test_user_errors_exit_2_with_a_message(tmp_path, tiny_classifier, capsys, mo
     assert cli.evaluate(*base, "--methods", "normxlogit", "--large-model") == 2
     assert "--large-model and --model-copies are not supported" in capsys.readouterr().err
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--bootstrap", "0", "argument --bootstrap: expected a positive integer, got 0"),
+        ("--random-seeds", "0", "argument --random-seeds: expected a positive integer, got 0"),
+        ("--seed", "-1", "argument --seed: expected an integer >= 0, got -1"),
+    ],
+)
+def test_interval_flags_are_checked_in_one_line(tmp_path, capsys, cli, flag, value, message):
+    src = tmp_path / "r.jsonl"
+    src.write_text(json.dumps(GOOD[0]) + "\n")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as stop:  # argparse: the usage, then the one-line error
+        cli.evaluate(src, "--label-field", "label", "--output", out, flag, value)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"normxlogit evaluate: error: {message}"
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_cli_defaults_are_the_librarys():
+    from normxlogit.bootstrap import DEFAULT_REPLICATES
+    from normxlogit.faithfulness import DEFAULT_RANDOM_SEEDS
+    from normxlogit.pipeline.commands import evaluate
+
+    assert (evaluate.DEFAULT_BOOTSTRAP, evaluate.DEFAULT_RANDOM_SEEDS) == (
+        DEFAULT_REPLICATES,
+        DEFAULT_RANDOM_SEEDS,
+    )
 
 
 @pytest.mark.slow

@@ -5,12 +5,15 @@ summary's shape, dead letters with the core's reasons, and run-wide refusals bef
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
 
 from normxlogit.response_evaluation import DEFAULT_RESPONSE_METHODS
+
+FIGURES = ("drop", "accuracy", "drop_ci", "accuracy_ci")
 
 
 def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files, cli, write_jsonl):
@@ -44,29 +47,45 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files, cli, wri
     faith = manifest["faithfulness"]
     assert faith["mode"] == "response" and faith["response_source"] == "response"
     assert faith["methods"] == list(DEFAULT_RESPONSE_METHODS) and faith["replacement_token"] == "mask"
+    assert (faith["random_seeds"], faith["bootstrap"]) == (3, 1000)
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "response" and summary["samples"] == 3 and summary["response"]["pairs"] == 3
     assert list(summary["methods"]) == list(DEFAULT_RESPONSE_METHODS)
-    for figures in summary["methods"].values():
+    baselines = ["random", "gradient_x_input", "gradient_x_input_l2_steps"]
+    assert summary["interval"]["baselines"] == baselines and summary["interval"]["replicates"] == 1000
+    for method, figures in summary["methods"].items():
         assert figures["pairs"] == 3
         for metric in ("comprehensiveness", "sufficiency"):
-            assert set(figures[metric]) == {"drop", "accuracy"} and 0 <= figures[metric]["accuracy"] <= 1
+            assert (
+                list(figures[metric]) == [*FIGURES, "differences"] and 0 <= figures[metric]["accuracy"] <= 1
+            )
+            low, high = figures[metric]["drop_ci"]
+            assert low <= figures[metric]["drop"] + 1e-12 and figures[metric]["drop"] <= high + 1e-12
+            differences = figures[metric]["differences"]
+            assert list(differences) == [b for b in baselines if b != method]
+            assert all(0 <= d[f"{key}_p"] <= 1 for d in differences.values() for key in ("drop", "accuracy"))
     curves = pq.read_table(out / "curves.parquet").to_pylist()
     assert len(curves) == len(DEFAULT_RESPONSE_METHODS) * 2 * 9 and {c["samples"] for c in curves} == {3}
     table = (out / "results.md").read_text()
     assert (
         "3 prompt/response pairs" in table and "| normxlogit_logprob |" in table and "log-prob drop" in table
     )
+    assert re.search(r"\| normxlogit \| -?\d\.\d{3} \[-?\d\.\d{2}, -?\d\.\d{2}\] \|", table)
+    assert "Paired differences to gradient_x_input_l2_steps:" in table
 
     again = tmp_path / "again"
     args = ("--response-field", "answer", "--id-field", "id", "--methods", "random,normxlogit")
     assert cli.evaluate(src, "--model", tiny_causal_lm, *args, "--output", again) == 0
     second = json.loads((again / "summary.json").read_text())["methods"]
-    assert second["random"] == summary["methods"]["random"]  # seeded per document
-    assert second["normxlogit"]["comprehensiveness"] == pytest.approx(
-        summary["methods"]["normxlogit"]["comprehensiveness"]
+    for metric in ("comprehensiveness", "sufficiency"):  # seeded per document
+        first = summary["methods"]["random"][metric]
+        assert {k: second["random"][metric][k] for k in FIGURES} == {k: first[k] for k in FIGURES}
+    mine, theirs = (
+        second["normxlogit"]["comprehensiveness"],
+        summary["methods"]["normxlogit"]["comprehensiveness"],
     )
+    assert [mine["drop"], mine["accuracy"]] == pytest.approx([theirs["drop"], theirs["accuracy"]])
 
 
 def test_chat_records_end_to_end(tmp_path, cls_sep_chat_lm, run_files, cli, write_jsonl):

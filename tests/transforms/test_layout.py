@@ -94,6 +94,8 @@ FAITHFULNESS = {
     "replacement_token": "[MASK]",
     "target": "prediction",
     "label_field": "label",
+    "random_seeds": 3,
+    "bootstrap": 1000,
 }
 RESPONSE_FAITHFULNESS = {
     "mode": "response",
@@ -105,6 +107,8 @@ RESPONSE_FAITHFULNESS = {
     "response_field": None,
     "messages_field": None,
     "generate": 16,
+    "random_seeds": 3,
+    "bootstrap": 1000,
 }
 
 
@@ -175,6 +179,13 @@ def test_evaluate_sections_round_trip_byte_for_byte(faithfulness):
     assert manifest.sections.faithfulness.k_percents == (10, 20)
     assert manifest.sections.options.docs_per_batch == 32
     assert manifest.to_json() == text
+
+
+@pytest.mark.parametrize("faithfulness", [FAITHFULNESS, RESPONSE_FAITHFULNESS])
+def test_evaluate_runs_before_intervals_read_with_one_random_seed(faithfulness):
+    older = {k: v for k, v in faithfulness.items() if k not in ("random_seeds", "bootstrap")}
+    section = EvaluateSections.from_dict({"faithfulness": older}).faithfulness
+    assert (section.random_seeds, section.bootstrap) == (1, None)
 
 
 def test_target_section_says_whether_it_is_contrastive():
