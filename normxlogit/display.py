@@ -3,7 +3,8 @@
 Scores are scaled per text by the largest absolute score, so each text uses the whole scale:
 blue for tokens that speak against the target, white for none, red for support. The palette has
 ``2 * LEVELS + 1`` colours; ``color_levels`` maps scores to palette indices, and every renderer
-(``to_html``, the report page, ``normxlogit show``) draws from the same ``PALETTE``.
+(``to_html``, ``response_to_html``, the report page, ``normxlogit show``) draws from the same
+``PALETTE``; the two Jupyter renderers share ``tokens_html``.
 
 Every renderer also shows corpus text the same way:
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # the report and ``show`` draw with this module without loading torch
+    from normxlogit.response_result import ResponseAttribution
     from normxlogit.result import TextAttribution
 
 LEVELS = 10
@@ -187,6 +189,65 @@ def legend_html(scale: float) -> str:
     )
 
 
+def token_style(level: int) -> str:
+    """The inline style of a token drawn in palette colour ``level``."""
+    return f"background:{hex_color(PALETTE[level])};color:{text_color(level)};border-radius:3px"
+
+
+def tokens_html(
+    text: str,
+    tokens: Sequence[str],
+    offsets: np.ndarray,
+    special: np.ndarray,
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    styles: Sequence[str],
+    index: np.ndarray,
+    titles: Sequence[str] | None = None,
+) -> str:
+    """The HTML spans of the tokens at positions ``index`` over their text (``to_html``'s body).
+
+    Text is taken by span (``span_text``); a token whose characters an earlier token already shows
+    draws nothing, and its numbers join the hover text of the token that shows them. Special tokens
+    show their own name and take no characters of the text. Everything is escaped.
+
+    Args:
+        text: the document's text, which ``offsets`` (n, 2) point into.
+        tokens, special: (n,) every token's string and special flag.
+        scores: (norm, logat, score), (n,) each: the hover text's numbers.
+        styles: (n,) each token's inline style (``token_style`` of its colour level, or any other).
+        index: the positions to draw, increasing.
+        titles: (n,) text put before each token's numbers in its hover text; None: nothing.
+    """
+    norm, logat, score = scores
+    kept_special = special[index]
+    starts = np.where(kept_special, 0, offsets[index, 0])
+    ends = np.where(kept_special, 0, offsets[index, 1])
+    gaps, shown = span_text([tokens[i] for i in index], starts, ends, text)
+    spans: list[list[str]] = []  # [gap, style, titles, text] per drawn token
+    for i, is_special, gap, piece in zip(index, kept_special, gaps, shown):
+        title = token_title(float(norm[i]), float(logat[i]), float(score[i]))
+        if titles is not None:
+            title = titles[i] + title
+        if not piece and not is_special and spans:
+            spans[-1][2] += "\n" + title
+            continue
+        spans.append([gap, styles[i], title, tokens[i] if is_special else piece])
+    return "".join(
+        f'{reveal_html(gap)}<span title="{html.escape(title)}" style="{style}">{reveal_html(piece)}</span>'
+        for gap, style, title, piece in spans
+    )
+
+
+def text_block_html(body_html: str) -> str:
+    """The block the token spans of one text are drawn in."""
+    return f'<div dir="auto" style="font:14px/1.9 sans-serif;white-space:pre-wrap">{body_html}</div>'
+
+
+def label_html(label: str | None) -> str:
+    """A bold, bidi-isolated, escaped label (its ``repr``: quotes show leading spaces)."""
+    return f'<b style="unicode-bidi:isolate">{reveal_html(repr(label), one_line=True)}</b>'
+
+
 def to_html(result: TextAttribution, include_special: bool = False) -> str:
     """HTML for one scored text: tokens coloured by score, norm/logat/score on hover.
 
@@ -199,30 +260,69 @@ def to_html(result: TextAttribution, include_special: bool = False) -> str:
     enc, att = result.encoded, result.attribution
     keep = np.ones(len(enc), dtype=bool) if include_special else ~enc.special
     scale = color_scale(att.score[keep])
-    levels = color_levels(att.score, scale)
-    index = np.flatnonzero(keep)
-    special = enc.special[index]
-    # Special tokens show their own name and take no characters of the text.
-    starts = np.where(special, 0, enc.offsets[index, 0])
-    ends = np.where(special, 0, enc.offsets[index, 1])
-    gaps, shown = span_text([enc.tokens[i] for i in index], starts, ends, result.text)
-    spans: list[list[str]] = []  # [gap, style, titles, text] per drawn token
-    for i, is_special, gap, piece in zip(index, special, gaps, shown):
-        title = token_title(float(att.norm[i]), float(att.logat[i]), float(att.score[i]))
-        if not piece and not is_special and spans:
-            spans[-1][2] += "\n" + title
-            continue
-        level = int(levels[i])
-        style = f"background:{hex_color(PALETTE[level])};color:{text_color(level)};border-radius:3px"
-        spans.append([gap, style, title, enc.tokens[i] if is_special else piece])
-    body_html = "".join(
-        f'{reveal_html(gap)}<span title="{html.escape(title)}" style="{style}">{reveal_html(piece)}</span>'
-        for gap, style, title, piece in spans
+    styles = [token_style(level) for level in color_levels(att.score, scale).tolist()]
+    body_html = tokens_html(
+        result.text,
+        enc.tokens,
+        enc.offsets,
+        enc.special,
+        (att.norm, att.logat, att.score),
+        styles,
+        np.flatnonzero(keep),
     )
     header = (
-        f'<div style="font:12px sans-serif;margin-bottom:6px">target <b style="unicode-bidi:isolate">'
-        f"{reveal_html(repr(result.target), one_line=True)}</b>, prediction "
-        f'<b style="unicode-bidi:isolate">{reveal_html(repr(result.prediction), one_line=True)}</b></div>'
+        f'<div style="font:12px sans-serif;margin-bottom:6px">target {label_html(result.target)}, '
+        f"prediction {label_html(result.prediction)}</div>"
     )
-    body = f'<div dir="auto" style="font:14px/1.9 sans-serif;white-space:pre-wrap">{body_html}</div>'
-    return f"<div>{header}{body}{legend_html(scale)}</div>"
+    return f"<div>{header}{text_block_html(body_html)}{legend_html(scale)}</div>"
+
+
+# Response tokens are underlined and the chat template's tokens grey, as in the report.
+_UNDERLINE = ";text-decoration:underline;text-decoration-thickness:2px;text-underline-offset:4px"
+_TEMPLATE_STYLE = "color:#9a9a9a;border-radius:3px"
+
+
+def response_to_html(result: ResponseAttribution, include_special: bool = False) -> str:
+    """HTML for one scored response: prompt and response tokens coloured by their summed score,
+    the response underlined (hover: its step and log-probability), the tokens a chat template wrote
+    grey and left out of the colour scale (hover: their segment and numbers).
+
+    Escaped and drawn by span as ``to_html``; special tokens (chat markers) only with
+    ``include_special``.
+    """
+    special, template, score = result.special, result.is_template, result.scores
+    keep = np.ones(len(special), dtype=bool) if include_special else ~special
+    scale = color_scale(score[keep & ~template])
+    levels = color_levels(score, scale).tolist()
+    steps, logprob = result.response_steps.tolist(), result.target_logprobs.tolist()
+    styles, titles = [], []
+    for level, segment, step, lp, is_template in zip(levels, result.segments, steps, logprob, template):
+        if is_template:
+            styles.append(_TEMPLATE_STYLE)
+        else:
+            styles.append(token_style(level) + (_UNDERLINE if step > 0 else ""))
+        titles.append(f"response token {step} | log p {lp:.4g} | " if step > 0 else f"{segment} | ")
+    body_html = tokens_html(
+        result.text,
+        result.tokens,
+        result.char_spans,
+        special,
+        (result.norms, result.logats, score),
+        styles,
+        np.flatnonzero(keep),
+        titles,
+    )
+    prob = "" if result.prediction_prob is None else f" (p={result.prediction_prob:.3g})"
+    header = (
+        f'<div style="font:12px sans-serif;margin-bottom:6px">response: <b>{result.n_response_tokens} '
+        f"tokens</b>, mean log p {result.response_logprob:.4g}; first response token "
+        f"{label_html(result.target)}, the model's own first token {label_html(result.prediction)}{prob}"
+        + ("; truncated at max length" if result.truncated else "")
+        + "</div>"
+    )
+    note = (
+        '<div style="font:12px sans-serif;color:#444">underlined: the response'
+        + ("; grey: written by the chat template, outside the colour scale" if template[keep].any() else "")
+        + "</div>"
+    )
+    return f"<div>{header}{text_block_html(body_html)}{legend_html(scale)}{note}</div>"
