@@ -185,7 +185,10 @@ def _prompt_problem(prompt: object) -> RecordError | None:
     if not isinstance(prompt, str):
         return RecordError("non_string_text", f"the prompt is a {type(prompt).__name__}, not a string")
     if not prompt.strip():
-        return RecordError("empty_prompt", "the prompt is empty or whitespace only")
+        return RecordError(
+            "blank_prompt",
+            "the prompt is empty or whitespace only (annotate counts such a record as skipped_empty)",
+        )
     if "\x00" in prompt:
         return RecordError("nul_bytes", "the prompt contains NUL (\\x00) bytes")
     return None

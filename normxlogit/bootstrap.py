@@ -23,8 +23,10 @@ percentiles and p-values (``nan``). Documents with the same ``doc_id`` get the s
 
 Intervals are percentile intervals (95% by default) of the replicates; the two-sided p-value of
 ``statistic == null`` is twice the smaller share of replicates on either side of ``null`` (with
-the +1 correction), the smallest alpha at which the (1 - alpha) percentile interval excludes the
-null, so its resolution is about 2 / (B + 1). ``q_values`` adjusts p-values by Benjamini-Hochberg.
+the +1 correction), so its resolution is about 2 / (B + 1). The correction makes it slightly
+conservative: at the edge a (1 - alpha) percentile interval can just exclude the null while p is
+just above alpha (e.g. 975 of 1,000 replicates below 0: upper bound < 0, p = 0.052).
+``q_values`` adjusts p-values by Benjamini-Hochberg.
 
 No torch, no Beam: the findings commands (``normxlogit.pipeline.findings``) and ``evaluate``'s
 faithfulness intervals (``normxlogit.faithfulness_intervals``) share it.
@@ -171,7 +173,8 @@ def p_values(replicates: np.ndarray, null: float | np.ndarray = 0.0) -> np.ndarr
     """Two-sided bootstrap p-value of ``statistic == null`` per row of ``replicates`` (rows, B).
 
     ``min(1, 2 * (1 + min(#below-or-equal, #above-or-equal)) / (B' + 1))`` over the B' valid
-    replicates: the smallest alpha at which the (1 - alpha) percentile interval excludes ``null``.
+    replicates (about the smallest alpha at which the (1 - alpha) percentile interval excludes ``null``;
+    the +1 correction makes it slightly conservative).
     Rows without a valid replicate give nan.
     """
     replicates = np.atleast_2d(replicates)

@@ -198,7 +198,7 @@ def test_results_follow_input_order_when_lengths_differ(sm):
         (["a", "b", "c"], [" x", "", " z"], 1, "empty_response"),
         (["a", None, "c"], [" x", " y", " z"], 1, "null_text"),
         (["a", "b", 3], [" x", " y", " z"], 2, "non_string_text"),
-        (["a", "  ", "c"], [" x", " y", " z"], 1, "empty_prompt"),
+        (["a", "  ", "c"], [" x", " y", " z"], 1, "blank_prompt"),
         (["a", "b", "c"], [" x\x00", " y", " z"], 0, "nul_bytes"),
         (["a", "b\ud800", "c"], [" x", " y", " z"], 1, "invalid_unicode"),
     ],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -75,7 +74,6 @@ def test_intervals_are_deterministic_for_a_seed_and_change_with_it():
 def test_intervals_cover_the_truth_about_95_percent_of_the_time():
     """1,000 simulated corpora of 150 documents through the combine: the 95% intervals of a mean, of an
     accuracy and of a paired difference each cover the true value 93-97% of the time."""
-    started = time.perf_counter()
     rng = np.random.default_rng(2024)
     resampling = Resampling(1000, seed=7)
     truth_mean = RANDOM_MEANS[0].mean()
@@ -96,7 +94,6 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
     # paired: the shared document effect cancels, so the difference's interval is far narrower than
     # the mean's (an unpaired interval of the difference would be about sqrt(2) times the mean's)
     assert np.median(widths["difference"]) < 0.25 * np.median(widths["mean"])
-    assert time.perf_counter() - started < 30
 
 
 def test_a_planted_difference_is_significant_and_no_difference_is_not():
