@@ -46,6 +46,7 @@ from normxlogit.generated import append_generated, encode_prompt_batch, generate
 from normxlogit.limits import DEFAULT_BATCH_TOKENS, length_limit, prompt_room
 from normxlogit.loading import ScoringModel
 from normxlogit.response_scoring import ResponseScores, prepare_responses, score_prepared_responses
+from normxlogit.response_spec import ResponseFoil
 from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, prepare_batch, score_prepared
@@ -273,6 +274,7 @@ class ScoredResponses:
         prediction: (D,) the model's own greedy token at y_1's place, as text.
         errors: input position -> why that pair was not scored (``RecordError``).
         padded_tokens: positions the forward passes ran.
+        foil_names: each step foil's id (``scores.foil_id``) -> its text; empty without a foil.
     """
 
     size: int
@@ -283,6 +285,7 @@ class ScoredResponses:
     prediction: list[str]
     errors: dict[int, RecordError]
     padded_tokens: int
+    foil_names: dict[int, str] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -535,23 +538,27 @@ class BatchEngine:
         items: Sequence[EncodedResponse | RecordError],
         step_scores: bool = False,
         on_bucket: OnBucket | None = None,
+        foil: ResponseFoil | None = None,
     ) -> ScoredResponses:
         """Response-level NormXLogit of encoded pairs (``RecordError`` entries carried into ``errors``);
-        ``on_bucket`` hears of each bucket as its forward pass succeeds (positions into ``items``).
+        ``on_bucket`` hears of each bucket as its forward pass succeeds (positions into ``items``);
+        ``foil``: each step's contrastive foil (``response_scoring.score_responses``).
 
         The budget counts each pair's (n x T) step logits besides its n positions: a pair costs
-        ``n * (1 + T / hidden_size)`` tokens, so long answers make smaller forward passes.
+        ``n * (1 + T / hidden_size)`` tokens (2T with a foil), so long answers make smaller forward
+        passes.
         """
         sm = self.model
         width = sm.model.get_input_embeddings().embedding_dim
+        heads = 1 if foil is None else 2  # head rows per step: the target, and its foil
 
         def cost(e: EncodedResponse) -> int:
-            return len(e) + -(-len(e) * e.n_response // width)
+            return len(e) + -(-len(e) * heads * e.n_response // width)
 
         run = self._run(
             items,
             cost,
-            lambda prepared: score_prepared_responses(sm, prepared, step_scores),
+            lambda prepared: score_prepared_responses(sm, prepared, step_scores, foil),
             prepare=lambda batch: prepare_responses(sm, batch),
             on_bucket=on_bucket,
         )
@@ -572,6 +579,7 @@ class BatchEngine:
             prediction=[name(i) for i in scores.prediction_id.tolist()],
             errors=run.errors,
             padded_tokens=run.padded_tokens,
+            foil_names={i: name(i) for i in np.unique(scores.foil_id[scores.foil_id >= 0]).tolist()},
         )
 
     def _labels(self, scores: BatchScores) -> dict:

@@ -1,5 +1,5 @@
 """What a response run attributes (METHOD.md, "Responses of causal LMs"): the kind of response, the
-record field it is read from, and how long a generated one may be.
+record field it is read from, how long a generated one may be, and the contrastive foil of each step.
 
 One vocabulary for ``annotate`` and ``evaluate``, parsed once from the command line and passed down
 typed. No torch here: the command line builds a ``ResponseSpec`` before it loads anything.
@@ -43,6 +43,17 @@ _FLAGS = {
 }
 
 
+class ResponseFoil(Enum):
+    """A response run's contrastive foil, one per step (METHOD.md's rule: scores become target minus
+    foil logits); the value is what ``--foil`` takes and the manifest writes.
+
+    - ``TOP``: the model's own most likely token at step t other than y_t (the second most likely
+      where y_t is the most likely), read from the step's full-vocabulary pass.
+    """
+
+    TOP = "top"
+
+
 @dataclass(frozen=True)
 class ResponseSpec:
     """A response run's response.
@@ -52,11 +63,13 @@ class ResponseSpec:
         field: the record field holding the response (``RESPONSE``) or the conversation (``CHAT``);
             None for ``GENERATE``.
         max_new_tokens: with ``GENERATE``, the most tokens an answer may have; else None.
+        foil: each step's contrastive foil (``--foil top``); None: plain target logits.
     """
 
     kind: ResponseKind = ResponseKind.RESPONSE
     field: str | None = None
     max_new_tokens: int | None = None
+    foil: ResponseFoil | None = None
 
     @property
     def response_field(self) -> str | None:

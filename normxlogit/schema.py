@@ -275,7 +275,9 @@ def response_token_rows(
     """All token rows of scored responses as one Arrow record batch (``token_schema``).
 
     ``score`` and ``logat`` are summed over the steps a token is context for (0 where ``n_steps`` is
-    0); ``response_step`` and ``target_logprob`` are null on context tokens.
+    0); ``response_step`` and ``target_logprob`` are null on context tokens. ``foil`` and
+    ``foil_id`` are per step too: on response token y_t, the foil f_t its step was scored against
+    (``--foil top``), null elsewhere and in runs without a foil.
 
     Args:
         scored: the engine's response results; rows follow its scored pairs in order.
@@ -285,6 +287,7 @@ def response_token_rows(
     """
     s, enc = scored.scores, scored.encoded
     per_token = _per_token(_response_doc_columns(scored, doc_ids, sources), s.lengths)
+    per_token.update(_step_foils(s.foil_id, scored.foil_names))
     step = np.concatenate([e.response_step for e in enc]) if enc else np.zeros(0, np.int32)
     segment = np.concatenate([e.segment for e in enc]) if enc else np.zeros(0, np.int8)
     names = pa.array(SEGMENTS, type=pa.string())
@@ -304,6 +307,17 @@ def response_token_rows(
     if step_scores:
         columns.append(_lists(s.step_score, s.step_offsets()))
     return pa.RecordBatch.from_arrays(columns, schema=token_schema(step_scores=step_scores))
+
+
+def _step_foils(foil_id: np.ndarray, names: Mapping[int, str]) -> dict[str, pa.Array]:
+    """Per-token ``foil`` and ``foil_id`` columns from (N,) step foil ids (-1: none, null)."""
+    none = foil_id < 0
+    ids, owner = np.unique(np.where(none, -1, foil_id), return_inverse=True)
+    text = pa.array([names.get(i) for i in ids.tolist()], type=pa.string())
+    return {
+        "foil": text.take(pa.array(owner.astype(np.int32), mask=none)),
+        "foil_id": _ids(foil_id),
+    }
 
 
 def response_document_rows(

@@ -216,8 +216,11 @@ class ResponseTask:
     def score(
         self, engine: BatchEngine, records: Sequence[Record], on_bucket: OnBucket | None
     ) -> ScoredResponses:
-        """Encode (or generate), then score every answer in one teacher-forced pass per bucket."""
-        return engine.score_responses(self.encode(engine, records), self.step_scores, on_bucket=on_bucket)
+        """Encode (or generate), then score every answer in one teacher-forced pass per bucket (each
+        step against its foil where the spec has one)."""
+        return engine.score_responses(
+            self.encode(engine, records), self.step_scores, on_bucket=on_bucket, foil=self.spec.foil
+        )
 
     def token_schema(self) -> pa.Schema:
         return token_schema(step_scores=self.step_scores)

@@ -82,7 +82,7 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
             mode=mode,
             target=engine.target,
             target_field=cfg.fields.target_field,
-            foil=engine.foil,
+            foil=engine.foil if response is None or response.foil is None else response.foil.value,
             response_field=cfg.fields.response_field,
             messages_field=cfg.fields.messages_field,
             max_new_tokens=None if response is None else response.max_new_tokens,

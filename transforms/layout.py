@@ -285,6 +285,8 @@ class TargetSection(_Section):
     Attributes:
         mode: ``prediction``, ``field`` (``--target-field``), ``fixed`` (``--target``), or a response
             run's ``response``, ``chat`` or ``generate``.
+        foil: the contrastive foil: a class or token for every record, or a response run's ``top``
+            (each step against the model's own most likely other token).
         contrastive: derived: a foil was given.
         max_new_tokens: ``generate``'s longest answer.
         step_scores: response runs kept each token's score at every step.

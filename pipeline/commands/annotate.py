@@ -19,7 +19,7 @@ from normxlogit.pipeline.commands.common import (
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
 from normxlogit.pipeline.startup_checks import RunRefused
-from normxlogit.response_spec import ResponseSpec
+from normxlogit.response_spec import ResponseFoil, ResponseSpec
 
 NAME = "annotate"
 
@@ -53,7 +53,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     a.add_argument(
         "--target-field", default=None, help="record field holding each record's target (e.g. a gold label)"
     )
-    a.add_argument("--foil", default=None, help="contrastive foil: scores become target minus foil logits")
+    a.add_argument(
+        "--foil",
+        default=None,
+        help="contrastive foil: scores become target minus foil logits; in a response run only `top`: "
+        "each step against the model's own most likely other token there",
+    )
     a.add_argument(
         "--layers",
         type=layer_list,
@@ -63,7 +68,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     r = a.add_argument_group(
         "LLM responses (causal LMs)",
         "Attribute a whole answer: each token's score sums its NormXLogit over the answer's tokens, from "
-        "one teacher-forced forward pass. --target, --target-field, --foil and --layers do not apply.",
+        "one teacher-forced forward pass. --target, --target-field and --layers do not apply; --foil takes "
+        "only `top`.",
     )
     r.add_argument(
         "--response-field",
@@ -133,10 +139,16 @@ def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
             "response from a field, --messages-field from a chat, --generate has the model write it; "
             "choose one"
         )
+    top = ResponseFoil.TOP.value
     if not asked:
         if args.step_scores:
             raise ResponseFlagError(
                 "--step-scores needs a response run: add --response-field, --messages-field or --generate"
+            )
+        if args.foil == top:
+            raise ResponseFlagError(
+                f"--foil {top} (each step's most likely other token) needs a response run: add "
+                "--response-field, --messages-field or --generate, or give a class or token as --foil"
             )
         return None
     (response,) = asked
@@ -145,7 +157,6 @@ def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
         for flag, value in (
             ("--target", args.target),
             ("--target-field", args.target_field),
-            ("--foil", args.foil),
             ("--layers", args.layers),
         )
         if value
@@ -153,9 +164,16 @@ def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
     if other:
         raise ResponseFlagError(
             f"{', '.join(other)} cannot be used with {response.kind.flag}: a response run attributes the "
-            "response's own tokens (each token's score sums the steps of the answer), with no other target, "
-            "foil or layers"
+            "response's own tokens (each token's score sums the steps of the answer), with no other target "
+            "or layers"
         )
+    if args.foil is not None and args.foil != top:
+        raise ResponseFlagError(
+            f"--foil {args.foil} cannot be used with {response.kind.flag}: a response run takes only "
+            f"--foil {top} (each step against the model's own most likely other token)"
+        )
+    if args.foil == top:
+        response = replace(response, foil=ResponseFoil.TOP)
     try:
         if args.keep_fields:  # no names, nothing to check: spares importing the schema (and torch)
             field_names(",".join(args.keep_fields), responses=True)
@@ -195,7 +213,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             engine=EngineOptions(
                 max_length=args.max_length,
                 target=args.target,
-                foil=args.foil,
+                foil=None if response is not None else args.foil,
                 layers=args.layers,
                 batch_tokens=args.batch_tokens,
             ),

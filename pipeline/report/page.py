@@ -68,9 +68,14 @@ def _response_in_words(target: TargetSection) -> str:
         if target.step_scores
         else ""
     )
+    contrast = (
+        ", each step's target minus the model's own most likely other token there (--foil top)"
+        if target.foil is not None
+        else ""
+    )
     return (
         f"each document is a prompt and {source}; a token's score sums its NormXLogit over every response "
-        f"token it is context for (response tokens are underlined){steps}"
+        f"token it is context for{contrast} (response tokens are underlined){steps}"
     )
 
 

@@ -30,11 +30,11 @@ def test_errors_stay_in_place_and_results_follow_the_input(make_sm, pairs, monke
     real = engine_module.score_prepared_responses
     sizes = []
 
-    def fails_on_nine(model, prepared, step_scores=False):  # on the model's forward thread
+    def fails_on_nine(model, prepared, step_scores=False, foil=None):  # on the model's forward thread
         sizes.append(len(prepared.padded.lengths))
         if (prepared.start == 9).any():
             raise RuntimeError("simulated out of memory")
-        return real(model, prepared, step_scores)
+        return real(model, prepared, step_scores, foil)
 
     monkeypatch.setattr(engine_module, "score_prepared_responses", fails_on_nine)
     heard = []
@@ -66,9 +66,9 @@ def test_budget_counts_the_step_logits(make_pair, make_sm, make_ids, monkeypatch
     calls = []
     real = engine_module.score_prepared_responses
 
-    def counted(model, prepared, step_scores=False):
+    def counted(model, prepared, step_scores=False, foil=None):
         calls.append(len(prepared.padded.lengths))
-        return real(model, prepared, step_scores)
+        return real(model, prepared, step_scores, foil)
 
     monkeypatch.setattr(engine_module, "score_prepared_responses", counted)
     BatchEngine(sm, budget).score_responses(short)
