@@ -102,6 +102,27 @@ def reveal(text: str, one_line: bool = False) -> str:
     return (_REVEAL_LINE if one_line else _REVEAL).sub(lambda m: escape_code_point(m.group()), text)
 
 
+VISIBLE_SPACE = "\u2423"  # ␣, OPEN BOX
+_LAYOUT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_EDGE_SPACES = re.compile(r"^ +| +$")
+
+
+def visible_token(token: str) -> str:
+    """A token's string as it is listed apart from its text (top tokens, a step's target).
+
+    Leading and trailing spaces (the whole token when it is only spaces) show as ``␣``, so ``' Juliet'``
+    lists as ``␣Juliet`` and a space token is not an empty cell; newline, tab and carriage return show
+    as ``\\n``, ``\\t``, ``\\r``; other ``REVEALED`` characters as their escapes; the empty string as
+    ``''``. Spaces inside a token stay spaces.
+    """
+    if not token:
+        return "''"
+    shown = _EDGE_SPACES.sub(lambda m: VISIBLE_SPACE * len(m.group()), token)
+    for char, escape in _LAYOUT_ESCAPES.items():
+        shown = shown.replace(char, escape)
+    return reveal(shown)
+
+
 def reveal_html(text: str, one_line: bool = False) -> str:
     """HTML-escaped ``text``; each ``REVEALED`` character becomes a ``<span class="esc">`` with its escape."""
     pattern = _REVEAL_LINE if one_line else _REVEAL

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale, reveal, span_text
+from normxlogit.display import LEVELS, PALETTE, color_levels, color_scale, reveal, span_text, visible_token
 from normxlogit.pipeline.report.run_reader import (
     RESPONSE_COLUMNS,
     STEP_COLUMN,
@@ -49,6 +49,11 @@ def terminal_safe(text: str, one_line: bool = False) -> str:
     format characters hide. ``one_line`` also escapes tab and newline (ids, labels, file names).
     """
     return reveal(text, one_line=one_line)
+
+
+def has_step_scores(output: Path) -> bool:
+    """Whether the run kept per-step scores (``annotate --step-scores``)."""
+    return STEP_COLUMN in ds.dataset(output / ATTRIBUTIONS.folder, format="parquet").schema.names
 
 
 def read_document(output: Path, doc_id: str, steps: bool = False) -> pa.Table:
@@ -127,7 +132,12 @@ def _segments(rows: pa.Table) -> np.ndarray | None:
 
 
 def render_document(
-    rows: pa.Table, color: bool = True, top: int = 5, text: str | None = None, step: int | None = None
+    rows: pa.Table,
+    color: bool = True,
+    top: int = 5,
+    text: str | None = None,
+    step: int | None = None,
+    note: str | None = None,
 ) -> str:
     """The document as terminal text: header, coloured (or plain) text, legend and top tokens.
 
@@ -138,7 +148,11 @@ def render_document(
 
     Response runs: response tokens are underlined, tokens the chat template wrote are dim and left
     out of the colour scale and the top tokens. ``step`` t (rows with ``step_scores``) colours the
-    tokens by step t's scores, the attribution of response token y_t (reverse video).
+    tokens by step t's scores, the attribution of response token y_t (reverse video), and the top
+    tokens are step t's context tokens; ``note`` is a line printed under the step's line. The top
+    tokens of a response run carry their segment and position (a prompt token and a response token
+    can have the same string); top-list tokens show their edge spaces and newlines
+    (``display.visible_token``), while the running text keeps real spaces and line breaks.
 
     Raises:
         StepError: ``step`` is not a response step of this document.
@@ -194,9 +208,9 @@ def render_document(
     else:
         lines.append(_response_header(rows, first, p_txt, truncated))
         if step is not None:
-            at = int(np.flatnonzero(answer == step)[0]) if (answer == step).any() else None
-            y = repr(tokens[at]) if at is not None else "(a special token)"
-            lines.append(f"step {step}: the attribution of response token {terminal_safe(y)}")
+            lines.append(_step_line(rows, step))
+            if note is not None:
+                lines.append(note)
     lines += ["", "".join(pieces), ""]
     if color:
         bar = "".join(ansi(" ", i) for i in range(len(PALETTE)))
@@ -209,13 +223,26 @@ def render_document(
                 + ("" if step is None else ", tokens after the step")
             )
     ranked = np.flatnonzero(content)
-    lines.append(f"top {top} tokens:")
+    lines.append(f"top {top} tokens:" if step is None else f"top {top} context tokens at step {step}:")
+    position = rows["position"].to_numpy()[keep]
     for rank, i in enumerate(ranked[np.argsort(-shown_score[ranked], kind="stable")][:top], 1):
+        where = "" if segment is None else f"{seg[i]:<9} pos {position[i]:>4}   "
         lines.append(
-            f"  {rank:>2}. {terminal_safe(repr(tokens[i])):<24} score {shown_score[i]:>10.4g}   "
+            f"  {rank:>2}. {visible_token(tokens[i]):<20} {where}score {shown_score[i]:>10.4g}   "
             f"norm {norm[i]:.4g}   logat {logat[i] if step is None else shown_score[i] / norm[i]:.4g}"
         )
     return "\n".join(lines)
+
+
+def _step_line(rows: pa.Table, step: int) -> str:
+    """What step ``step`` predicts: its response token y_t, y_t's position and log-probability."""
+    at = pc.index(rows["response_step"], step).as_py()  # present: _step_column checked the step
+    logprob = rows["target_logprob"][at].as_py()
+    odds = "" if logprob is None else f", log p {logprob:.4g} (p={np.exp(logprob):.3g})"
+    return (
+        f"step {step}: the attribution of response token {visible_token(rows['token'][at].as_py())} "
+        f"at position {rows['position'][at].as_py()}{odds}"
+    )
 
 
 def _response_header(rows: pa.Table, first: dict, p_txt: str, truncated: bool) -> str:
@@ -225,8 +252,8 @@ def _response_header(rows: pa.Table, first: dict, p_txt: str, truncated: bool) -
     mean = f"{logprob[answer].mean():.4g}" if answer.any() else "n/a"
     return (
         f"response: {int(answer.sum())} tokens, mean log p {mean}   first response token: "
-        f"{terminal_safe(repr(first['target']))}   the model's own first token: "
-        f"{terminal_safe(repr(first['prediction']))}{p_txt}" + ("   [truncated]" if truncated else "")
+        f"{visible_token(first['target'])}   the model's own first token: "
+        f"{visible_token(first['prediction'])}{p_txt}" + ("   [truncated]" if truncated else "")
     )
 
 

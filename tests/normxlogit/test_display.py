@@ -21,6 +21,7 @@ from normxlogit.display import (
     reveal_html,
     span_text,
     to_html,
+    visible_token,
 )
 from normxlogit.loading import prepare
 
@@ -159,3 +160,12 @@ def test_smollm2_tokenizer_splits_characters_that_span_text_shows_once():
     starts, ends = np.array(spans).T
     gaps, shown = span_text(tokens, starts, ends, text)
     assert "".join(g + s for g, s in zip(gaps, shown)) == text
+
+
+def test_visible_token_shows_edge_spaces_newlines_and_hidden_characters():
+    assert visible_token(" Juliet") == "\u2423Juliet"
+    assert visible_token(" ") == "\u2423" and visible_token("  ") == "\u2423\u2423"  # not an empty cell
+    assert visible_token("a b ") == "a b\u2423"  # inner spaces stay
+    assert visible_token("\n") == "\\n" and visible_token("\t") == "\\t" and visible_token("\r\n") == "\\r\\n"
+    assert visible_token(" \u202eevil\x1b") == "\u2423\\u202eevil\\x1b"
+    assert visible_token("") == "''"
