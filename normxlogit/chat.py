@@ -12,24 +12,38 @@ Tokens get segment labels: the role of the message whose content they lie in (``
 Content spans are found exactly by rendering the conversation once with each content replaced by
 a unique marker and putting the contents back; a template that changes content (e.g. trims it)
 falls back to searching each message's content in order.
+
+A template's default system prompt (``chat_template``) is written into chats without a system
+message, or replaced by the run's own, or switched off through the template's variable
+(``ChatRendering``); each rendered chat says whether the template wrote one.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import jinja2
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from normxlogit.chat_template import (
+    AS_WRITTEN,
+    MARK,
+    MARK_RE,
+    ChatRendering,
+    ChatTemplateError,
+    chat_rendering,
+    check_chat_template,
+    default_system_text,
+    render_template,
+)
 from normxlogit.errors import RecordError
 from normxlogit.flat_tokens import SpecialNames
-from normxlogit.heads import HeadAdapter, UnsupportedModelError
+from normxlogit.heads import HeadAdapter
 from normxlogit.responses import (
     SEGMENT_CODE,
     EncodedResponse,
+    TokenRow,
     assemble,
     require_causal_lm,
     single,
@@ -37,15 +51,21 @@ from normxlogit.responses import (
 )
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-
-# Private-use characters: no template or tokenizer gives them meaning, and trimming leaves them.
-_MARK = "\ue000{}\ue001"
-_MARK_RE = re.compile("\ue000(\\d+)\ue001")
-
-
-class ChatTemplateError(UnsupportedModelError):
-    """The tokenizer cannot render chats: a problem of the whole run (the model does not support
-    chats), not of one record."""
+# Re-exported: callers render and check chats through this module.
+__all__ = [
+    "ROLES",
+    "ChatRendering",
+    "ChatTemplateError",
+    "RenderedChat",
+    "chat_rendering",
+    "check_chat_template",
+    "encode_chat",
+    "encode_chat_batch",
+    "encode_chat_prompt_batch",
+    "render_chat",
+    "render_chat_prompt",
+    "validate_messages",
+]
 
 
 @dataclass(frozen=True)
@@ -57,21 +77,14 @@ class RenderedChat:
         spans: (k, 2) character span of each earlier message's content in ``prompt``.
         roles: the role of each of those messages.
         response: the final assistant content followed by the template's end-of-turn text.
+        template_system_prompt: the template wrote a default system prompt into ``prompt``.
     """
 
     prompt: str
     spans: np.ndarray
     roles: tuple[str, ...]
     response: str
-
-
-def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Raises ``ChatTemplateError`` when the tokenizer has no chat template."""
-    if not getattr(tokenizer, "chat_template", None):
-        raise ChatTemplateError(
-            f"the tokenizer ({type(tokenizer).__name__}) has no chat template, so chat records cannot "
-            "be rendered; use --response-field with a prompt field instead of --messages-field"
-        )
+    template_system_prompt: bool = False
 
 
 def validate_messages(messages: object) -> list[dict]:
@@ -81,6 +94,14 @@ def validate_messages(messages: object) -> list[dict]:
         RecordError: ``malformed_messages`` (not a list of {role, content} with text content and a
             known role), ``no_assistant_response`` (empty, or the last message is not the assistant's).
     """
+    out = _checked_messages(messages)
+    if not out or out[-1]["role"] != "assistant":
+        raise RecordError("no_assistant_response", "the last message must be the assistant's response")
+    return out
+
+
+def _checked_messages(messages: object) -> list[dict]:
+    """The messages as a list of {role, content} dicts; ``malformed_messages`` otherwise."""
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
         raise RecordError(
             "malformed_messages",
@@ -95,52 +116,83 @@ def validate_messages(messages: object) -> list[dict]:
                 f"{', '.join(ROLES)}: {m!r:.200}",
             )
         out.append(dict(m))
-    if not out or out[-1]["role"] != "assistant":
-        raise RecordError("no_assistant_response", "the last message must be the assistant's response")
     return out
 
 
-def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict], generation_prompt: bool) -> str:
-    try:
-        return tokenizer.apply_chat_template(
-            messages, add_generation_prompt=generation_prompt, tokenize=False
-        )
-    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError) as err:
-        raise RecordError(
-            "chat_template_error", f"the chat template refused the conversation: {err}"
-        ) from err
-
-
-def render_chat(messages: object, tokenizer: PreTrainedTokenizerBase) -> RenderedChat:
+def render_chat(
+    messages: object, tokenizer: PreTrainedTokenizerBase, rendering: ChatRendering = AS_WRITTEN
+) -> RenderedChat:
     """Render a conversation's prompt, locate each message's content, and build the response text.
+
+    Args:
+        messages: the conversation, its last message the assistant's response.
+        tokenizer: a tokenizer with a chat template.
+        rendering: the run's system message and template variables (``chat_rendering``).
 
     Raises:
         RecordError: see ``validate_messages``; ``chat_template_error`` when the template refuses the
             conversation or renders the final assistant turn other than after its generation prompt.
     """
-    messages = validate_messages(messages)
-    marked = [dict(m, content=_MARK.format(k)) for k, m in enumerate(messages)]
-    prompt_skeleton = _render(tokenizer, marked[:-1], True)
-    full_skeleton = _render(tokenizer, marked, False)
+    messages = rendering.with_system(validate_messages(messages))
+    variables = rendering.variables
+    marked = [dict(m, content=MARK.format(k)) for k, m in enumerate(messages)]
+    prompt_skeleton = render_template(tokenizer, marked[:-1], True, variables)
+    full_skeleton = render_template(tokenizer, marked, False, variables)
     head = prompt_skeleton + marked[-1]["content"]
     if not full_skeleton.startswith(head):
         raise RecordError(
             "chat_template_error",
             "the chat template does not render the final assistant turn right after its generation prompt",
         )
-    history = messages[:-1]
-    prompt = _render(tokenizer, history, True)
-    spans = _filled_spans(prompt_skeleton, history, prompt)
+    response = messages[-1]["content"] + _end_of_turn(full_skeleton[len(head) :], tokenizer)
+    return _filled_history(tokenizer, messages[:-1], marked[:-1], prompt_skeleton, variables, response)
+
+
+def render_chat_prompt(
+    messages: object, tokenizer: PreTrainedTokenizerBase, rendering: ChatRendering = AS_WRITTEN
+) -> RenderedChat:
+    """The conversation for the model to answer: rendered with the template's generation prompt,
+    without its last message where that is the assistant's (the answer to be generated instead);
+    ``response`` is empty.
+
+    Raises:
+        RecordError: ``malformed_messages``; ``empty_prompt`` (no message before the last assistant
+            message); ``chat_template_error`` (the template refuses the conversation).
+    """
+    messages = _checked_messages(messages)
+    if messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if not messages:
+        raise RecordError("empty_prompt", "the conversation has no message before its last assistant message")
+    history = rendering.with_system(messages)
+    variables = rendering.variables
+    marked = [dict(m, content=MARK.format(k)) for k, m in enumerate(history)]
+    skeleton = render_template(tokenizer, marked, True, variables)
+    return _filled_history(tokenizer, history, marked, skeleton, variables, "")
+
+
+def _filled_history(
+    tokenizer: PreTrainedTokenizerBase,
+    history: list[dict],
+    marked: list[dict],
+    skeleton: str,
+    variables: tuple[tuple[str, object], ...],
+    response: str,
+) -> RenderedChat:
+    """The ``RenderedChat`` of ``history`` (rendered with its generation prompt) given its marked
+    rendering ``skeleton``: content spans, roles and whether the template wrote a default system prompt."""
+    prompt = render_template(tokenizer, history, True, variables)
+    spans = _filled_spans(skeleton, history, prompt)
     if spans is None:
         spans = _searched_spans(prompt, history)
-    response = messages[-1]["content"] + _end_of_turn(full_skeleton[len(head) :], tokenizer)
-    return RenderedChat(prompt, spans, tuple(m["role"] for m in history), response)
+    injected = default_system_text(tokenizer, marked, skeleton, variables) is not None
+    return RenderedChat(prompt, spans, tuple(m["role"] for m in history), response, injected)
 
 
 def _filled_spans(skeleton: str, messages: list[dict], prompt: str) -> np.ndarray | None:
     """Content spans from the marked rendering, or None if the real rendering is not the skeleton
     with the contents put back (a template that transforms content)."""
-    pieces = _MARK_RE.split(skeleton)  # text, k, text, k, ..., text
+    pieces = MARK_RE.split(skeleton)  # text, k, text, k, ..., text
     order = [int(k) for k in pieces[1::2]]
     if order != list(range(len(messages))):
         return None
@@ -198,12 +250,15 @@ def encode_chat_batch(
     adapter: HeadAdapter,
     *,
     max_length: int,
+    rendering: ChatRendering = AS_WRITTEN,
 ) -> list[EncodedResponse | RecordError]:
     """Encode chat records: one tokenizer call for the rendered prompts, one for the responses.
 
     The rendered prompt is tokenized without the tokenizer's own special tokens (the template writes
     any BOS it wants, as ``apply_chat_template(tokenize=True)`` does). Truncation as in
-    ``responses.assemble``: the conversation's start first, then the response's end.
+    ``responses.assemble``: the conversation's start first, then the response's end. Each encoded
+    chat's ``template_system_prompt`` says whether the template wrote a default system prompt;
+    ``rendering`` (``chat_rendering``) adds the run's system message or template variables.
 
     Returns:
         One entry per conversation: its ``EncodedResponse`` or the ``RecordError`` (not raised).
@@ -217,7 +272,7 @@ def encode_chat_batch(
     rendered: list[RenderedChat | RecordError] = []
     for messages in conversations:
         try:
-            rendered.append(render_chat(messages, tokenizer))
+            rendered.append(render_chat(messages, tokenizer, rendering))
         except RecordError as err:
             rendered.append(err)
     chats = [c for c in rendered if isinstance(c, RenderedChat)]
@@ -231,25 +286,95 @@ def encode_chat_batch(
             continue
         prompt = next(prompts)
         try:
-            out.append(
-                assemble(
-                    chat.prompt,
-                    prompt,
-                    _prompt_segments(prompt.offsets, chat),
-                    chat.response,
-                    next(responses),
-                    max_length=max_length,
-                    tokenizer=tokenizer,
-                    names=names,
-                )
+            encoded = assemble(
+                chat.prompt,
+                prompt,
+                _prompt_segments(prompt.offsets, chat),
+                chat.response,
+                next(responses),
+                max_length=max_length,
+                tokenizer=tokenizer,
+                names=names,
             )
         except RecordError as err:
             out.append(err)
+            continue
+        encoded.template_system_prompt = chat.template_system_prompt
+        out.append(encoded)
+    return out
+
+
+def encode_chat_prompt_batch(
+    conversations: Sequence[object],
+    tokenizer: PreTrainedTokenizerBase,
+    adapter: HeadAdapter,
+    *,
+    max_length: int,
+    rendering: ChatRendering = AS_WRITTEN,
+) -> list[EncodedResponse | RecordError]:
+    """Conversations to generate answers to (``render_chat_prompt``), tokenized as
+    ``encode_chat_batch`` tokenizes a chat's prompt and cut from their start to ``max_length``.
+
+    Pass ``max_length`` minus the tokens to generate, then ``generated.generate_responses`` and
+    ``generated.append_generated``, as for plain prompts (``generated.encode_prompt_batch``).
+
+    Returns:
+        One entry per conversation: an ``EncodedResponse`` with no response tokens (segments and
+        ``template_system_prompt`` as in ``encode_chat_batch``), or the ``RecordError``.
+
+    Raises:
+        ChatTemplateError: the tokenizer has no chat template.
+        UnsupportedModelError: the adapter is not a causal LM's.
+    """
+    require_causal_lm(adapter)
+    check_chat_template(tokenizer)
+    rendered: list[RenderedChat | RecordError] = []
+    for messages in conversations:
+        try:
+            rendered.append(render_chat_prompt(messages, tokenizer, rendering))
+        except RecordError as err:
+            rendered.append(err)
+    chats = [c for c in rendered if isinstance(c, RenderedChat)]
+    prompts = iter(tokenize_rows([c.prompt for c in chats], tokenizer, special_tokens=False))
+    nothing = TokenRow(
+        np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool)
+    )
+    names = SpecialNames(tokenizer)
+    out: list[EncodedResponse | RecordError] = []
+    for chat in rendered:
+        if isinstance(chat, RecordError):
+            out.append(chat)
+            continue
+        prompt = next(prompts)
+        try:
+            encoded = assemble(
+                chat.prompt,
+                prompt,
+                _prompt_segments(prompt.offsets, chat),
+                "",
+                nothing,
+                max_length=max_length,
+                tokenizer=tokenizer,
+                names=names,
+                min_response=0,
+            )
+        except RecordError as err:
+            out.append(err)
+            continue
+        encoded.template_system_prompt = chat.template_system_prompt
+        out.append(encoded)
     return out
 
 
 def encode_chat(
-    messages: object, tokenizer: PreTrainedTokenizerBase, adapter: HeadAdapter, *, max_length: int
+    messages: object,
+    tokenizer: PreTrainedTokenizerBase,
+    adapter: HeadAdapter,
+    *,
+    max_length: int,
+    rendering: ChatRendering = AS_WRITTEN,
 ) -> EncodedResponse:
     """``encode_chat_batch`` for one conversation; raises its ``RecordError``."""
-    return single(encode_chat_batch([messages], tokenizer, adapter, max_length=max_length))
+    return single(
+        encode_chat_batch([messages], tokenizer, adapter, max_length=max_length, rendering=rendering)
+    )

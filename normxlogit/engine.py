@@ -30,6 +30,7 @@ chunk of texts in a thread while the current one is scored.
 from __future__ import annotations
 
 import functools
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -39,14 +40,14 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from normxlogit.chat import encode_chat_batch
+from normxlogit.chat import chat_rendering, encode_chat_batch, encode_chat_prompt_batch
 from normxlogit.encoding import EncodedText, encode_batch
 from normxlogit.errors import RecordError
 from normxlogit.generated import append_generated, encode_prompt_batch, generate_responses
 from normxlogit.limits import DEFAULT_BATCH_TOKENS, length_limit, prompt_room
 from normxlogit.loading import ScoringModel
 from normxlogit.response_scoring import ResponseScores, prepare_responses, score_prepared_responses
-from normxlogit.response_spec import ResponseFoil
+from normxlogit.response_spec import ResponseFoil, SystemPromptChoice
 from normxlogit.responses import EncodedResponse, encode_response_batch
 from normxlogit.result import TextAttribution, label_of
 from normxlogit.scoring import Attribution, BatchScores, plan_batches, prepare_batch, score_prepared
@@ -98,7 +99,23 @@ class BucketDone:
         return len(self.index)
 
 
-OnBucket = Callable[[BucketDone], None]
+@dataclass(frozen=True)
+class GenerationDone:
+    """A bucket of prompts the model answered (``BatchEngine.generate``), as ``on_bucket`` hears of it:
+    generation is timed apart from scoring, which takes far less time per token.
+
+    Attributes:
+        answers: prompts answered.
+        new_tokens: tokens generated, all answers together.
+        seconds: wall time of the bucket's ``model.generate``.
+    """
+
+    answers: int
+    new_tokens: int
+    seconds: float
+
+
+OnBucket = Callable[[BucketDone | GenerationDone], None]
 
 
 def _bucket_reporter(
@@ -496,14 +513,24 @@ class BatchEngine:
         sm = self.model
         return encode_response_batch(prompts, responses, sm.tokenizer, sm.adapter, max_length=self.max_length)
 
-    def encode_chats(self, conversations: Sequence[object]) -> list[EncodedResponse | RecordError]:
+    def encode_chats(
+        self, conversations: Sequence[object], system_prompt: SystemPromptChoice | None = None
+    ) -> list[EncodedResponse | RecordError]:
         """Chats through the tokenizer's template, the last assistant turn as the response
-        (``chat.encode_chat_batch``)."""
+        (``chat.encode_chat_batch``), with the system message ``system_prompt`` asks for (None: as
+        the template renders them; ``chat.chat_rendering``, which raises ``ChatTemplateError``)."""
         sm = self.model
-        return encode_chat_batch(conversations, sm.tokenizer, sm.adapter, max_length=self.max_length)
+        rendering = chat_rendering(sm.tokenizer, system_prompt or SystemPromptChoice())
+        return encode_chat_batch(
+            conversations, sm.tokenizer, sm.adapter, max_length=self.max_length, rendering=rendering
+        )
 
     def generate(
-        self, prompts: Sequence[str], max_new_tokens: int, batch_tokens: int | None = None
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        batch_tokens: int | None = None,
+        on_bucket: OnBucket | None = None,
     ) -> list[EncodedResponse | RecordError]:
         """The model's greedy answers (at most ``max_new_tokens``) to prompts, each on its prompt as
         the model read it, ready for ``score_responses``.
@@ -511,17 +538,51 @@ class BatchEngine:
         Prompts are cut from their start to leave room for the answer (``limits.prompt_room``, at
         least one token kept); generation runs in length buckets of ``batch_tokens`` (None: the
         engine's) through ``map`` (a bucket that fails is halved, a prompt that fails alone is a
-        ``model_error``).
+        ``model_error``); ``on_bucket`` hears of each answered bucket (``GenerationDone``).
         """
         sm = self.model
         room = max(prompt_room(self.max_length, max_new_tokens), 1)
         encoded = encode_prompt_batch(prompts, sm.tokenizer, sm.adapter, max_length=room)
-        answers = self.map(
-            encoded,
-            lambda e: len(e) + max_new_tokens,
-            lambda positions: generate_responses(sm, [encoded[i] for i in positions], max_new_tokens),
-            batch_tokens=batch_tokens,
+        return self._answer(encoded, max_new_tokens, batch_tokens, on_bucket)
+
+    def generate_chats(
+        self,
+        conversations: Sequence[object],
+        max_new_tokens: int,
+        system_prompt: SystemPromptChoice | None = None,
+        batch_tokens: int | None = None,
+        on_bucket: OnBucket | None = None,
+    ) -> list[EncodedResponse | RecordError]:
+        """``generate`` for conversations through the tokenizer's chat template: each is answered
+        without its last assistant message, if it has one (``chat.encode_chat_prompt_batch``), with
+        the system message ``system_prompt`` asks for (``chat.chat_rendering``)."""
+        sm = self.model
+        room = max(prompt_room(self.max_length, max_new_tokens), 1)
+        rendering = chat_rendering(sm.tokenizer, system_prompt or SystemPromptChoice())
+        encoded = encode_chat_prompt_batch(
+            conversations, sm.tokenizer, sm.adapter, max_length=room, rendering=rendering
         )
+        return self._answer(encoded, max_new_tokens, batch_tokens, on_bucket)
+
+    def _answer(
+        self,
+        encoded: list[EncodedResponse | RecordError],
+        max_new_tokens: int,
+        batch_tokens: int | None,
+        on_bucket: OnBucket | None = None,
+    ) -> list[EncodedResponse | RecordError]:
+        """Each encoded prompt followed by the model's greedy answer (``RecordError`` entries kept);
+        ``on_bucket`` hears of each answered bucket with its time (``GenerationDone``)."""
+        sm = self.model
+
+        def answer(positions: list[int]) -> list[np.ndarray]:
+            started = time.monotonic()
+            ids = generate_responses(sm, [encoded[i] for i in positions], max_new_tokens)
+            if on_bucket is not None:
+                on_bucket(GenerationDone(len(ids), sum(len(a) for a in ids), time.monotonic() - started))
+            return ids
+
+        answers = self.map(encoded, lambda e: len(e) + max_new_tokens, answer, batch_tokens=batch_tokens)
         out: list[EncodedResponse | RecordError] = []
         for prompt, ids in zip(encoded, answers):
             if isinstance(ids, RecordError):

@@ -5,13 +5,16 @@ describe: one NormXLogit forward pass gives the normxlogit, logat and norm score
 prediction; the random baseline is seeded per document, once per random seed; the gradient baselines
 come from Captum (``normxlogit.baselines``); every ranking's comprehensiveness and sufficiency
 variants of every text are then scored in token-budget batches, and the random seeds' figures
-averaged per text. The metric arithmetic is ``normxlogit.faithfulness``.
+averaged per text. The metric arithmetic is ``normxlogit.faithfulness``. ``ferret_scalars`` adds
+ferret's metrics (removal rows, leave-one-out rows), Carton et al.'s normalised ones (one empty-input
+row) and, through ``ferret_faithfulness.with_scalars``, each method's diagnosticity hits against
+random's rankings (``normxlogit.ferret_faithfulness``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -32,9 +35,12 @@ from normxlogit.faithfulness import (
     replacement_token,
     rows_per_method,
 )
+from normxlogit.ferret_evaluation import ferret_scalars
+from normxlogit.ferret_faithfulness import DEFAULT_LOO_MAX_TOKENS, with_scalars
 from normxlogit.heads import is_regression
 from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
+from normxlogit.plausibility import doc_plausibility
 from normxlogit.scoring import forward_base, pad_rows, plan_batches, score_batch
 
 OWN_METHODS: tuple[str, ...] = ("normxlogit", "logat", "norm")
@@ -57,6 +63,10 @@ class EvaluationOptions:
         ig_steps: Integrated Gradients steps.
         batch_tokens: padded tokens per forward pass (gradient passes use the same budget).
         random_seeds: rankings the random baseline averages per text (seeds seed..seed+R-1).
+        loo_max_tokens: ``taucorr_loo`` only for texts of at most this many rankable tokens (one
+            extra forward pass per token); 0: never.
+        plausibility: also score each method against the records' rationales (``normxlogit.plausibility``).
+        rationale_k: words chosen for token_f1_plau / token_iou_plau; None: each rationale's length.
     """
 
     methods: tuple[str, ...] = METHODS
@@ -64,10 +74,16 @@ class EvaluationOptions:
     ig_steps: int = 50
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     random_seeds: int = DEFAULT_RANDOM_SEEDS
+    loo_max_tokens: int = DEFAULT_LOO_MAX_TOKENS
+    plausibility: bool = False
+    rationale_k: int | None = None
 
     def __post_init__(self) -> None:
-        if self.random_seeds < 1 or self.seed < 0:
-            raise EvaluationError(f"random_seeds >= 1 and seed >= 0, got {self.random_seeds} and {self.seed}")
+        if self.random_seeds < 1 or self.seed < 0 or self.loo_max_tokens < 0:
+            raise EvaluationError(
+                f"random_seeds >= 1, seed >= 0 and loo_max_tokens >= 0, got {self.random_seeds}, "
+                f"{self.seed} and {self.loo_max_tokens}"
+            )
 
 
 def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
@@ -163,6 +179,7 @@ def evaluate_batch(
     golds: Sequence[int],
     doc_ids: Sequence[str],
     opts: EvaluationOptions,
+    rationales: Sequence[np.ndarray | None] | None = None,
 ) -> list[DocFaithfulness]:
     """Comprehensiveness and sufficiency of every method on every text of a batch.
 
@@ -172,10 +189,12 @@ def evaluate_batch(
         golds: gold label (class id or next-token id) per text.
         doc_ids: document ids (seed the random baseline).
         opts: methods, seed and batching.
+        rationales: with ``opts.plausibility``, each text's rationale (``plausibility.rationale_words``;
+            None: the record has none).
 
     Returns:
         One ``DocFaithfulness`` per text, with (M, 2, K) drops and accuracy hits (random's: the
-        mean over its seeds).
+        mean over its seeds), and with ``opts.plausibility`` its ``DocPlausibility``.
     """
     replacement, _ = replacement_token(sm.tokenizer)
     scores, predictions, probs = method_scores(sm, batch, doc_ids, opts)
@@ -190,10 +209,29 @@ def evaluate_batch(
     masked_prob = masked_prob.reshape(len(batch), *shape)
     masked_pred = masked_pred.reshape(len(batch), *shape)
     method_rows = rows_per_method(opts.methods, opts.random_seeds)
-    return [
-        average_rows(doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])), method_rows)
-        for b in range(len(batch))
+    docs = [
+        doc_faithfulness(probs[b], masked_prob[b], masked_pred[b], int(golds[b])) for b in range(len(batch))
     ]
+    scalars = ferret_scalars(
+        lambda rows, targets: predict_rows(sm, rows, targets, opts.batch_tokens)[0],
+        batch,
+        scores,
+        predictions,
+        probs,
+        [d.drop for d in docs],
+        replacement,
+        opts.loo_max_tokens,
+    )
+    docs = [
+        average_rows(with_scalars(d, *v, opts.methods, method_rows, RANDOM), method_rows)
+        for d, v in zip(docs, scalars)
+    ]
+    if opts.plausibility:
+        docs = [
+            replace(doc, plausibility=doc_plausibility(s, e.word_index, r, method_rows, opts.rationale_k))
+            for doc, s, e, r in zip(docs, scores, batch, rationales or [None] * len(batch))
+        ]
+    return docs
 
 
 def evaluate_encoded(
@@ -203,6 +241,7 @@ def evaluate_encoded(
     doc_ids: Sequence[str],
     opts: EvaluationOptions,
     on_bucket: OnBucket | None = None,
+    rationales: Sequence[np.ndarray | None] | None = None,
 ) -> list[DocFaithfulness | RecordError]:
     """``evaluate_batch`` over a whole batch in length buckets, split and retried on failure
     (``BatchEngine.map``).
@@ -212,6 +251,7 @@ def evaluate_encoded(
         items: encoded texts, or the ``RecordError`` that stops one (kept as it is).
         golds: gold label per item (None where ``items`` holds an error).
         on_bucket: hears of each bucket as it is evaluated (positions into ``items``).
+        rationales: each item's rationale with ``opts.plausibility`` (see ``evaluate_batch``).
 
     Returns:
         Per item, its ``DocFaithfulness`` or a ``RecordError`` (``model_error`` when the model
@@ -226,6 +266,7 @@ def evaluate_encoded(
             [golds[i] for i in positions],
             [doc_ids[i] for i in positions],
             opts,
+            None if rationales is None else [rationales[i] for i in positions],
         ),
         batch_tokens=opts.batch_tokens,
         on_bucket=on_bucket,

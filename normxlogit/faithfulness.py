@@ -21,7 +21,7 @@ ranking is a noisy baseline, and averaging per document keeps the document the u
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -132,6 +132,16 @@ class DocFaithfulness:
 
     drop: np.ndarray
     correct: np.ndarray
+    # ferret's and Carton et al.'s metrics and the diagnosticity hits (``normxlogit.ferret_faithfulness``):
+    # scalars (M, S) one value per method and ``SCALAR_METRICS`` metric (nan: none), diagnostic (M, D)
+    # per method the share of random rankings beaten on each ``DIAGNOSTIC_METRICS`` metric; None
+    # where not measured. loo_skipped: the text was longer than the leave-one-out cap.
+    scalars: np.ndarray | None = None
+    diagnostic: np.ndarray | None = None
+    loo_skipped: bool = False
+    # Plausibility against the record's rationale (``normxlogit.plausibility.DocPlausibility``); None
+    # without --rationale-field. Set after ``average_rows`` (it averages random's rows itself).
+    plausibility: object | None = None
 
 
 def doc_faithfulness(
@@ -153,8 +163,9 @@ def doc_faithfulness(
 
 def average_rows(doc: DocFaithfulness, rows: np.ndarray) -> DocFaithfulness:
     """One row per method from a document's figures with ``rows[i]`` consecutive rows for method i:
-    each method's figures are the mean over its rows (random's seeds). Unchanged when every method
-    has one row.
+    each method's figures are the mean over its rows (random's seeds), its scalars the mean over
+    those rows that have a value; ``diagnostic`` (already one row per method) is kept. Unchanged when
+    every method has one row.
 
     Args:
         doc: (sum(rows), 2, K) figures.
@@ -165,9 +176,18 @@ def average_rows(doc: DocFaithfulness, rows: np.ndarray) -> DocFaithfulness:
         return doc
     starts = np.r_[0, np.cumsum(rows)[:-1]]
     scale = rows[:, None, None].astype(np.float64)
-    return DocFaithfulness(
+    scalars = None
+    if doc.scalars is not None:  # the mean over random's rankings that have a value
+        present = ~np.isnan(doc.scalars)
+        totals = np.add.reduceat(np.where(present, doc.scalars, 0.0), starts, axis=0)
+        counts = np.add.reduceat(present.astype(np.float64), starts, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scalars = np.where(counts > 0, totals / counts, np.nan)
+    return replace(
+        doc,
         drop=np.add.reduceat(doc.drop, starts, axis=0) / scale,
         correct=np.add.reduceat(np.asarray(doc.correct, dtype=np.float64), starts, axis=0) / scale,
+        scalars=scalars,
     )
 
 

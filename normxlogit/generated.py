@@ -94,6 +94,7 @@ def append_generated(
         text=full_text,
         segment=np.r_[prompt.segment, np.full(len(ids), SEGMENT_CODE["response"], dtype=np.int8)],
         response_start=len(prompt),
+        template_system_prompt=prompt.template_system_prompt,
     )
 
 

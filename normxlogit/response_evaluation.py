@@ -43,6 +43,13 @@ from normxlogit.faithfulness import (
     replacement_token,
     rows_per_method,
 )
+from normxlogit.ferret_faithfulness import (
+    SCALAR_METRICS,
+    aopc,
+    ferret_rationales,
+    removal_rows,
+    with_scalars,
+)
 from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.loading import ScoringModel
 from normxlogit.response_baselines import (
@@ -200,22 +207,63 @@ def evaluate_response_batch(
     ev = Evidence(sm, batch, doc_ids, opts.seed, opts.random_seeds)
     per_method = [RESPONSE_METHODS[m].scores(ev) for m in opts.methods]
     method_rows = rows_per_method(opts.methods, opts.random_seeds)
-    rows, starts, index = [], [], []
+    rows, starts, index, removal = [], [], [], RemovalRows()
     for d, enc in enumerate(batch):
         rankings = np.concatenate([np.atleast_2d(s[d]) for s in per_method])  # (M', n)
         variants = np.stack([perturb_context(enc, r, replacement) for r in rankings])  # (M', 2, K, n)
         flat = np.concatenate([enc.input_ids[None], variants.reshape(-1, len(enc))])
         unique, inverse = np.unique(flat, axis=0, return_inverse=True)  # identical rows run once
-        index.append((len(rows), inverse.reshape(-1), variants.shape[:3]))
+        index.append((len(rows), inverse.reshape(-1), variants.shape[:3], removal.add(enc, rankings)))
         rows += list(unique)
         starts += [enc.response_start] * len(unique)
     mean_lp, agree = response_logprobs(sm, rows, starts, opts.batch_tokens)
+    # ferret's AOPC rows in passes of their own: the mask-token figures keep their batches.
+    removed_lp = response_logprobs(sm, removal.rows, removal.starts, opts.batch_tokens)[0]
+    removed_lp = np.where(removal.readable, removed_lp, np.nan)
     out = []
-    for offset, inverse, shape in index:
+    for offset, inverse, shape, spans in index:
         lp, ag = mean_lp[offset + inverse], agree[offset + inverse]
         doc = doc_response_faithfulness((lp[0], ag[0]), (lp[1:].reshape(shape), ag[1:].reshape(shape)))
+        values = np.full((len(spans), len(SCALAR_METRICS)), np.nan)
+        for j, (start, count) in enumerate(spans):
+            compr, suff = removed_lp[start : start + count], removed_lp[start + count : start + 2 * count]
+            values[j, :2] = aopc(lp[0], compr, suff, empty=(np.nan, np.nan))
+        doc = with_scalars(doc, values, False, opts.methods, method_rows, RANDOM)
         out.append(average_rows(doc, method_rows))
     return out
+
+
+class RemovalRows:
+    """ferret's AOPC rows of a response batch: context tokens removed, the response untouched.
+
+    For each ranking of a pair, ``ferret_faithfulness.removal_rows`` over its rankable context tokens
+    (``rankable_context``); the response starts as many positions earlier as tokens were removed
+    before it. A row with nothing left before the response cannot be read (the first response token
+    would have no context): it is kept out of the AOPC mean (``readable`` False), and a pair without
+    any rationale (no context token with a positive score) gets no AOPC (ferret's 0 and 1 are
+    probabilities, not log-probabilities).
+    """
+
+    def __init__(self):
+        self.rows: list[np.ndarray] = []
+        self.starts: list[int] = []
+        self.readable: list[bool] = []
+
+    def add(self, enc: EncodedResponse, rankings: np.ndarray) -> list[tuple[int, int]]:
+        """Add one pair's rows for each ranking; returns per ranking (first row, rationales)."""
+        positions = np.flatnonzero(rankable_context(enc))
+        spans = []
+        for scores in rankings:
+            rationales = ferret_rationales(np.asarray(scores)[positions])
+            compr, suff = removal_rows(enc.input_ids, positions, rationales)
+            spans.append((len(self.rows), len(compr)))
+            removed = [len(r) for r in rationales] + [len(positions) - len(r) for r in rationales]
+            for row, gone in zip(compr + suff, removed):
+                start = enc.response_start - gone
+                self.rows.append(row if start > 0 else enc.input_ids)  # an unreadable row: a placeholder
+                self.starts.append(start if start > 0 else enc.response_start)
+                self.readable.append(start > 0)
+        return spans
 
 
 def evaluate_response_items(

@@ -40,6 +40,7 @@ class ResponseAttribution:
         response: the response as the model read it (for ``generate``: its answer).
         n_response_tokens: T, the response's tokens.
         response_logprob: the mean log-probability of the response's tokens.
+        template_system_prompt: chats: the chat template wrote a default system prompt; else None.
     """
 
     kind: str
@@ -55,6 +56,7 @@ class ResponseAttribution:
     response: str
     n_response_tokens: int
     response_logprob: float
+    template_system_prompt: bool | None = None
 
     @classmethod
     def of(cls, kind: str, rows: pa.Table, document: dict[str, Any]) -> ResponseAttribution:

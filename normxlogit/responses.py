@@ -47,6 +47,8 @@ class EncodedResponse(EncodedText):
             the response text.
         segment: (n,) int8 codes into ``SEGMENTS``.
         response_start: position of y_1; the response is ``input_ids[response_start:]``.
+        template_system_prompt: chats: the chat template wrote a default system prompt into the
+            conversation; None for a prompt that is not a chat.
 
     Special tokens found inside the text (chat markers such as ``<|im_end|>``) keep their real
     offsets; only those the tokenizer adds around a text (a BOS) have (0, 0).
@@ -55,6 +57,7 @@ class EncodedResponse(EncodedText):
     text: str
     segment: np.ndarray
     response_start: int
+    template_system_prompt: bool | None = None
 
     @property
     def n_response(self) -> int:

@@ -85,6 +85,8 @@ _RESPONSE_DOCUMENT_FIELDS = [
     pa.field("response", pa.string(), nullable=False),
     pa.field("n_response_tokens", pa.int32(), nullable=False),
     pa.field("response_logprob", pa.float32(), nullable=False),
+    # Chats: the chat template wrote a default system prompt the user never gave; null otherwise.
+    pa.field("template_system_prompt", pa.bool_()),
 ]
 
 DOCUMENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in _DOCUMENT_FIELDS)
@@ -98,8 +100,10 @@ def document_schema(keep_fields: Sequence[str] = (), responses: bool = False) ->
         keep_fields: record fields copied into the table after its own columns, as strings
             (``kept_text``), null where a record lacks the field.
         responses: a response run: ``response`` (the response as the model read it),
-            ``n_response_tokens`` and ``response_logprob`` (the mean of its tokens'
-            ``target_logprob``) follow the table's own columns.
+            ``n_response_tokens``, ``response_logprob`` (the mean of its tokens'
+            ``target_logprob``) and ``template_system_prompt`` (chats: whether the chat template
+            wrote a default system prompt; null in other response runs) follow the table's own
+            columns.
 
     Raises:
         ValueError: a kept field repeats or is named like one of the table's own columns.
@@ -350,6 +354,7 @@ def response_document_rows(
         "response": pa.array(response, type=pa.string()),
         "n_response_tokens": pa.array(s.response_length.astype(np.int32)),
         "response_logprob": pa.array((sums / s.response_length).astype(np.float32)),
+        "template_system_prompt": pa.array([e.template_system_prompt for e in enc], type=pa.bool_()),
         **{name: pa.array([kept_text(v) for v in values], type=pa.string()) for name, values in kept.items()},
     }
     return pa.RecordBatch.from_arrays(

@@ -28,6 +28,7 @@ from normxlogit.errors import RecordError
 from normxlogit.evaluation import EvaluationOptions, evaluate_encoded
 from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.loading import ScoringModel
+from normxlogit.plausibility import rationale_words
 from normxlogit.response_evaluation import ResponseEvaluationOptions, evaluate_response_items
 from normxlogit.response_spec import ResponseKind, ResponseSpec
 from normxlogit.schema import (
@@ -59,6 +60,7 @@ class Record(Protocol):
     target: Any
     response: Any
     messages: Any
+    rationale: Any
 
 
 Evaluated = DocFaithfulness | RecordError
@@ -140,17 +142,23 @@ class TextTask:
         self, engine: BatchEngine, records: Sequence[Record], on_bucket: OnBucket | None
     ) -> tuple[list, list[Evaluated]]:
         """(the records' encodings, their faithfulness or ``RecordError``), in record order: a text
-        that cannot be encoded or whose gold label cannot be resolved keeps its ``RecordError``."""
+        that cannot be encoded or whose gold label cannot be resolved keeps its ``RecordError``; so does
+        one whose rationale is malformed, when plausibility is measured (a missing, null or blank
+        rationale, e.g. an empty CSV cell, is not an error: the record is measured for faithfulness
+        and counted as without one)."""
         items = engine.encode([r.text for r in records])
         golds: list[int | None] = [None] * len(records)
+        rationales: list | None = [None] * len(records) if self.evaluation.plausibility else None
         for i, record in enumerate(records):
             if not isinstance(items[i], RecordError):
                 try:
                     golds[i] = self.gold_label(record, engine.model)
+                    if rationales is not None and not _blank(record.rationale, self.missing):
+                        rationales[i] = rationale_words(record.rationale, record.text)
                 except RecordError as err:
                     items[i] = err
         ids = [r.doc_id for r in records]
-        return items, evaluate_encoded(engine, items, golds, ids, self.evaluation, on_bucket)
+        return items, evaluate_encoded(engine, items, golds, ids, self.evaluation, on_bucket, rationales)
 
 
 @dataclass(frozen=True)
@@ -176,10 +184,9 @@ class ResponseTask:
         problem = self.field_problem(record)
         if problem is not None:
             return problem
-        kind = self.spec.kind
-        if kind is ResponseKind.RESPONSE:
+        if self.spec.kind is ResponseKind.RESPONSE:
             return _nul_problem(record.response, "response")
-        if kind is ResponseKind.CHAT:
+        if self.spec.reads_messages:
             return _messages_nul_problem(record.messages)
         return None
 
@@ -193,34 +200,47 @@ class ResponseTask:
             can judge (an empty response, malformed messages, no final assistant message) comes
             back from them.
         """
-        kind = self.spec.kind
-        if kind is ResponseKind.RESPONSE:
+        if self.spec.kind is ResponseKind.RESPONSE:
             return _text_problem(record.response, "response", self.missing)
-        if kind is ResponseKind.CHAT:
+        if self.spec.reads_messages:
             return _messages_problem(record.messages, self.missing)
         return None
 
-    def encode(self, engine: BatchEngine, records: Sequence[Record], batch_tokens: int | None = None) -> list:
-        """The records' prompt/response pairs as the model reads them (a chat through the
-        tokenizer's template; a generated answer on its prompt, generated in buckets of
-        ``batch_tokens``, None: the engine's), ``RecordError`` for a bad one."""
-        kind = self.spec.kind
-        if kind is ResponseKind.CHAT:
-            return engine.encode_chats([r.messages for r in records])
-        if kind is ResponseKind.GENERATE:
-            return engine.generate(
-                [r.text for r in records], self.spec.max_new_tokens, batch_tokens=batch_tokens
+    def encode(
+        self,
+        engine: BatchEngine,
+        records: Sequence[Record],
+        batch_tokens: int | None = None,
+        on_bucket: OnBucket | None = None,
+    ) -> list:
+        """The records' prompt/response pairs as the model reads them (a chat, or with
+        ``chat_template`` a plain prompt as a user message, through the tokenizer's template; a
+        generated answer on its prompt, generated in buckets of ``batch_tokens``, None: the
+        engine's; ``on_bucket`` hears of each generated bucket), ``RecordError`` for a bad one."""
+        spec = self.spec
+        if spec.kind is ResponseKind.CHAT:
+            return engine.encode_chats([r.messages for r in records], spec.system_prompt)
+        if spec.kind is ResponseKind.GENERATE and spec.through_template:
+            chats = [r.messages if spec.reads_messages else _user_turn(r.text) for r in records]
+            return engine.generate_chats(
+                chats, spec.max_new_tokens, spec.system_prompt, batch_tokens=batch_tokens, on_bucket=on_bucket
             )
+        if spec.kind is ResponseKind.GENERATE:
+            texts = [r.text for r in records]
+            return engine.generate(texts, spec.max_new_tokens, batch_tokens=batch_tokens, on_bucket=on_bucket)
+        if spec.chat_template:
+            chats = [[*_user_turn(r.text), {"role": "assistant", "content": r.response}] for r in records]
+            return engine.encode_chats(chats, spec.system_prompt)
         return engine.encode_responses([r.text for r in records], [r.response for r in records])
 
     def score(
         self, engine: BatchEngine, records: Sequence[Record], on_bucket: OnBucket | None
     ) -> ScoredResponses:
         """Encode (or generate), then score every answer in one teacher-forced pass per bucket (each
-        step against its foil where the spec has one)."""
-        return engine.score_responses(
-            self.encode(engine, records), self.step_scores, on_bucket=on_bucket, foil=self.spec.foil
-        )
+        step against its foil where the spec has one); ``on_bucket`` hears of generated buckets
+        (``GenerationDone``) and scored ones (``BucketDone``)."""
+        encoded = self.encode(engine, records, on_bucket=on_bucket)
+        return engine.score_responses(encoded, self.step_scores, on_bucket=on_bucket, foil=self.spec.foil)
 
     def token_schema(self) -> pa.Schema:
         return token_schema(step_scores=self.step_scores)
@@ -275,6 +295,11 @@ def make_task(
             response, missing, step_scores, response_evaluation or ResponseEvaluationOptions()
         )
     return TextTask(missing, targets_from_records, with_layers, evaluation or EvaluationOptions())
+
+
+def _user_turn(text: str) -> list[dict]:
+    """A plain prompt as a chat (``--chat-template``): one user message."""
+    return [{"role": "user", "content": text}]
 
 
 def _text_problem(value: object, what: str, missing: Any) -> RecordError | None:

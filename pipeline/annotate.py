@@ -20,7 +20,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from normxlogit.api import validate_layers
-from normxlogit.chat import check_chat_template
+from normxlogit.chat import chat_rendering, check_chat_template
 from normxlogit.heads import UnsupportedModelError, list_supported
 from normxlogit.limits import length_limit, prompt_room
 from normxlogit.loading import ModelInfo
@@ -66,6 +66,7 @@ class AnnotateConfig:
     overwrite: bool = False
     model_copies: int | None = None
     large_model: bool = False
+    include_template: bool = False
 
 
 def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
@@ -87,6 +88,8 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
             messages_field=cfg.fields.messages_field,
             max_new_tokens=None if response is None else response.max_new_tokens,
             step_scores=s.step_scores,
+            chat_template=response is not None and response.chat_template,
+            **_system_prompt_fields(cfg),
         ),
         options=AnnotateOptionsSection(
             text_field=cfg.fields.text_field,
@@ -101,10 +104,26 @@ def describe_run(cfg: AnnotateConfig, pre: Preflight) -> RunDescription:
             padding_side=cfg.spec.padding_side,
             model_copies=cfg.model_copies,
             large_model=cfg.large_model,
+            include_template=cfg.include_template,
         ),
         versions=package_versions(),
     )
     return RunDescription(pre.manifest_header("annotate", cfg), sections)
+
+
+def _system_prompt_fields(cfg: AnnotateConfig) -> dict:
+    """The manifest's record of a chat run's system message: the flags and the template variable
+    ``--no-default-system-prompt`` set (None where none was needed)."""
+    response = cfg.scoring.response
+    if response is None or not response.through_template:
+        return {}
+    choice = response.system_prompt
+    variables = chat_rendering(cfg.spec.skeleton().tokenizer, choice).variables if choice.drop_default else ()
+    return {
+        "system_prompt": choice.text,
+        "no_default_system_prompt": choice.drop_default,
+        "system_prompt_variable": ", ".join(name for name, _ in variables) or None,
+    }
 
 
 def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -> None:
@@ -113,7 +132,7 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -
     Its steps count records as they pass (``transforms/counters.py``); the launcher writes the
     manifest once the files hold what they counted (``pipeline/reconcile.py``)."""
     response = cfg.scoring.response
-    validate = ValidateTextBatch(chat=response is not None and response.kind is ResponseKind.CHAT)
+    validate = ValidateTextBatch(chat=response is not None and response.reads_messages)
     front = read_valid_batches(p, source, cfg.fields, cfg.scoring.docs_per_batch, validate)
     handler = NormXLogitModelHandler(
         cfg.spec, cfg.scoring, model_copies=cfg.model_copies, large_model=cfg.large_model
@@ -129,7 +148,7 @@ def build_annotate(p: beam.Pipeline, cfg: AnnotateConfig, source: ReadRecords) -
     _ = annotated | "Attributions" >> WriteBatchParquet(cfg.output, ATTRIBUTIONS, tokens, rows)
     _ = annotated | "Documents" >> WriteBatchParquet(cfg.output, DOCUMENTS, documents, docs)
     _ = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
-    _ = annotated | "Summaries" >> WriteSummaries(cfg.output)
+    _ = annotated | "Summaries" >> WriteSummaries(cfg.output, include_template=cfg.include_template)
 
 
 def batching(counts: AnnotateCounts, counted: RunnerCounts) -> Batching:
@@ -169,7 +188,9 @@ def check_response_run(cfg: AnnotateConfig, info: ModelInfo) -> None:
     Raises:
         UnsupportedModelError: the model is not a causal LM (message names its task and the
             supported causal-LM families).
-        ChatTemplateError: ``--messages-field`` with a tokenizer that has no chat template.
+        ChatTemplateError: ``--messages-field`` or ``--chat-template`` with a tokenizer that has no
+            chat template, or a
+            system-prompt choice the template cannot follow (``chat.chat_rendering``).
         ResponseOptionError: ``--generate N`` leaves no room for a prompt within the length limit.
     """
     s, spec, response = cfg.scoring, cfg.spec, cfg.scoring.response
@@ -180,8 +201,9 @@ def check_response_run(cfg: AnnotateConfig, info: ModelInfo) -> None:
             f"{info.task} model. Use a model with a causal-LM head: {families}."
         )
     skeleton = spec.skeleton()
-    if response.kind is ResponseKind.CHAT:
+    if response.through_template:
         check_chat_template(skeleton.tokenizer)
+        chat_rendering(skeleton.tokenizer, response.system_prompt)
     limit = length_limit(s.engine.max_length, skeleton.max_length)
     if response.kind is ResponseKind.GENERATE and prompt_room(limit, response.max_new_tokens) < 1:
         raise ResponseOptionError(

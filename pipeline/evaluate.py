@@ -4,6 +4,10 @@ inputs -> ReadRecords, in --docs-per-batch batches -> CheckBatchIds -> [DropRepe
        -> RunInference(FaithfulnessModelHandler) -> DocFaithfulness per record, keyed by its id
        -> CombineGlobally(SumCurves): sums per (method, metric, k), as they are and in every
           document-bootstrap replicate -> curves.parquet, summary.json, results.md, curves.png
+       -> CombineGlobally(SumScalars), read by the writer: ferret's metrics and diagnosticity
+          (summary.json's "ferret" and "diagnosticity", their tables in results.md)
+       -> with --rationale-field, also CombineGlobally(SumPlausibility): plausibility sums per (method,
+          metric) and their replicates, a side input of the writer (summary.json's "plausibility")
 every dead letter (read, validation, label, model) -> errors/part-*.jsonl
 once the pipeline has ended: files counted and checked against the runner's counters
 (pipeline/reconcile.py) -> manifest.json (last)
@@ -22,7 +26,7 @@ from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from normxlogit.bootstrap import Resampling
-from normxlogit.chat import ChatTemplateError, check_chat_template
+from normxlogit.chat import ChatTemplateError, chat_rendering, check_chat_template
 from normxlogit.evaluation import BASELINE_METHODS, EvaluationError, check_evaluable, check_methods
 from normxlogit.faithfulness import PERCENTS, replacement_token
 from normxlogit.loading import ModelInfo
@@ -51,6 +55,7 @@ from normxlogit.transforms.evaluate_results import (
     response_section,
     write_results,
 )
+from normxlogit.transforms.ferret_results import SumScalars
 from normxlogit.transforms.layout import (
     EvaluateCounts,
     EvaluateOptionsSection,
@@ -60,6 +65,7 @@ from normxlogit.transforms.layout import (
     RunDescription,
 )
 from normxlogit.transforms.model_handler import ModelSpec
+from normxlogit.transforms.plausibility_results import SumPlausibility
 from normxlogit.transforms.sources import FieldSpec, ReadRecords
 from normxlogit.transforms.validate import DEAD_LETTER
 from normxlogit.transforms.validate_response import ValidateResponseBatch
@@ -110,6 +116,8 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescript
             response_field=cfg.fields.response_field,
             messages_field=cfg.fields.messages_field,
             generate=response.max_new_tokens,
+            system_prompt=response.system_prompt.text,
+            no_default_system_prompt=response.system_prompt.drop_default,
             random_seeds=resp.random_seeds,
             bootstrap=cfg.resampling.replicates,
         )
@@ -123,6 +131,7 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescript
             label_field=cfg.fields.target_field,
             random_seeds=ev.random_seeds,
             bootstrap=cfg.resampling.replicates,
+            loo_max_tokens=ev.loo_max_tokens,
         )
     sections = EvaluateSections(
         faithfulness=faithfulness,
@@ -159,12 +168,34 @@ def build_evaluate(
     evaluated = front.valid | "Evaluate" >> RunInference(handler.with_no_batching())
     split = evaluated | "Split" >> beam.ParDo(SplitEvaluated()).with_outputs(DEAD_LETTER, main=EVALUATED)
     dead = (*front.dead, split[DEAD_LETTER]) | "AllDead" >> beam.Flatten()
+    plausibility = None
+    if cfg.fields.rationale_field is not None:  # the text task's plausibility (--rationale-field)
+        combine = SumPlausibility(
+            len(measured.methods), cfg.resampling, cfg.fields.rationale_field, measured.rationale_k
+        )
+        plausibility = beam.pvalue.AsSingleton(
+            split[EVALUATED] | "SumPlausibility" >> beam.CombineGlobally(combine)
+        )
+    # ferret's metrics and diagnosticity: a combine beside SumCurves, read by WriteResults.
+    loo = None if response is not None else measured.loo_max_tokens
+    scalars = beam.pvalue.AsSingleton(
+        split[EVALUATED]
+        | "SumScalars"
+        >> beam.CombineGlobally(SumScalars(len(measured.methods), cfg.resampling, loo, response is not None))
+    )
     _ = (
         split[EVALUATED]
         | "SumCurves" >> beam.CombineGlobally(SumCurves(len(measured.methods), cfg.resampling))
         | "WriteResults"
         >> beam.FlatMap(
-            write_results, cfg.output, measured.methods, baselines, measured.random_seeds, section
+            write_results,
+            cfg.output,
+            measured.methods,
+            baselines,
+            measured.random_seeds,
+            section,
+            plausibility,
+            scalars,
         )
     )
     _ = dead | "DeadLetters" >> WriteDeadLetters(cfg.output)
@@ -198,6 +229,7 @@ def check_response_evaluable(sm, response: ResponseSpec) -> None:
     if response.kind is ResponseKind.CHAT:
         try:
             check_chat_template(sm.tokenizer)
+            chat_rendering(sm.tokenizer, response.system_prompt)
         except ChatTemplateError as err:
             raise EvaluationError(str(err)) from err
 

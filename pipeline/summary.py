@@ -12,15 +12,19 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from normxlogit.transforms.layout import ATTRIBUTIONS, read_manifest
+from normxlogit.transforms.layout import ATTRIBUTIONS, TEMPLATE, read_manifest
 
 
-def top_tokens_table(output: str, docs: int, top: int) -> list[str]:
-    """Lines: for the first ``docs`` documents of each source, the prediction and top tokens."""
-    table = ds.dataset(ATTRIBUTIONS.paths(Path(output)), format="parquet").to_table(
-        columns=["doc_id", "source", "token", "score", "special", "prediction", "prediction_prob"]
-    )
-    table = table.filter(pc.invert(table["special"]))
+def top_tokens_table(output: str, docs: int, top: int, include_template: bool = False) -> list[str]:
+    """Lines: for the first ``docs`` documents of each source, the prediction and top tokens (special
+    tokens left out, and the tokens a chat template wrote unless ``include_template``)."""
+    dataset = ds.dataset(ATTRIBUTIONS.paths(Path(output)), format="parquet")
+    columns = ["doc_id", "source", "token", "score", "special", "prediction", "prediction_prob"]
+    table = dataset.to_table(columns=columns + [c for c in ("segment",) if c in dataset.schema.names])
+    keep = pc.invert(table["special"])
+    if not include_template and "segment" in table.column_names:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(pc.equal(table["segment"], TEMPLATE), False)))
+    table = table.filter(keep)
     by_source: dict[str, set[str]] = {}
     for doc_id, source in zip(table["doc_id"].to_pylist(), table["source"].to_pylist()):
         by_source.setdefault(source, set()).add(doc_id)
@@ -43,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output")
     parser.add_argument("--docs", type=int, default=3, help="documents per source")
     parser.add_argument("--top", type=int, default=3)
+    parser.add_argument(
+        "--include-template", action="store_true", help="rank the tokens a chat template wrote too"
+    )
     args = parser.parse_args(argv)
     manifest = read_manifest(Path(args.output))
     model = manifest.header.model
     print(f"Output: {Path(args.output).resolve()}")
     print("Counts: " + ", ".join(f"{k}={v}" for k, v in asdict(manifest.counts).items()))
     print(f"Model: {model['architecture']} ({model['path']}), target: {manifest.sections.target.mode}")
-    for line in top_tokens_table(args.output, args.docs, args.top):
+    if args.include_template:
+        print("Top tokens include the tokens a chat template wrote (--include-template)")
+    for line in top_tokens_table(args.output, args.docs, args.top, args.include_template):
         print(line)
     return 0
 

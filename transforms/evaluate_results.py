@@ -12,12 +12,17 @@ document id), so workers pre-aggregate and nothing per document is collected to 
   "accuracy_ci", "differences": {baseline: {...}}}}}, "interval": {...}, "random_seeds": R}``;
 - ``results.md``: the same as Markdown tables, ``0.715 [0.68, 0.75]``, and the paired differences;
 - ``curves.png``: drop and accuracy against k per method with their interval bands (matplotlib, if
-  installed).
+  installed);
+- with ``SumScalars``' output (``transforms.ferret_results``): summary.json's ``"ferret"`` (ferret's
+  metrics and Carton et al.'s per method) and ``"diagnosticity"``, and their tables in results.md.
 
 In response mode (``normxlogit.response_faithfulness``) the drop is that of the response's mean
 per-token log-probability and the accuracy the share of response tokens still the argmax; the
 summary then also holds ``"mode": "response"``, a ``"response"`` section (what was measured, how
 many pairs) and each method's ``"pairs"``.
+
+With ``--rationale-field`` the summary also holds a ``"plausibility"`` section and each method its
+``"plausibility"`` figures, and ``results.md`` their tables (``transforms.plausibility_results``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ from normxlogit.bootstrap import Resampling, document_keys
 from normxlogit.faithfulness import METRICS, DocFaithfulness
 from normxlogit.faithfulness_intervals import FIGURES, CurveReplicates
 from normxlogit.response_spec import ResponseSpec
+from normxlogit.transforms.ferret_results import MeasuredScalars, add_scalars, scalars_table
 from normxlogit.transforms.layout import CURVES, PLOT, SUMMARY, TABLE
+from normxlogit.transforms.plausibility_results import (
+    MeasuredPlausibility,
+    add_plausibility,
+    plausibility_table,
+)
 from normxlogit.transforms.writers import join
 
 CURVE_SCHEMA = pa.schema(
@@ -216,6 +227,8 @@ def write_results(
     baselines: tuple[str, ...] = (),
     random_seeds: int = 1,
     response: dict | None = None,
+    plausibility: MeasuredPlausibility | None = None,
+    scalars: MeasuredScalars | None = None,
 ) -> list[str]:
     """Write the result files under ``output``; returns their names (relative to it).
 
@@ -224,6 +237,8 @@ def write_results(
         baselines: the methods every other one is compared with (those in ``methods``).
         random_seeds: rankings the random baseline averaged per document (recorded in the summary).
         response: the ``response_section`` of a response-mode run; None for the paper's metrics.
+        plausibility: the combined plausibility with ``--rationale-field`` (``plausibility_results``).
+        scalars: the combined ferret metrics and diagnosticity (``ferret_results``).
     """
     rows = sums.curve_rows(methods) if sums.sums.samples else []
     summary = sums.summary(methods, baselines)
@@ -235,11 +250,16 @@ def write_results(
     # Added after the keys of earlier versions, which keep their order.
     summary["interval"] = sums.interval_description(tuple(b for b in baselines if b in methods))
     summary["random_seeds"] = random_seeds
+    if scalars is not None:
+        add_scalars(summary, scalars, methods, tuple(summary["interval"]["baselines"]))
+    if plausibility is not None:
+        add_plausibility(summary, plausibility, methods, tuple(summary["interval"]["baselines"]))
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=CURVE_SCHEMA), buf)
     _write(join(output, CURVES), buf.getvalue(), "application/octet-stream")
     _write(join(output, SUMMARY), json.dumps(summary, indent=2).encode(), "application/json")
-    _write(join(output, TABLE), results_table(summary).encode(), "text/markdown")
+    table = results_table(summary) + scalars_table(summary) + plausibility_table(summary)
+    _write(join(output, TABLE), table.encode(), "text/markdown")
     written = [CURVES, SUMMARY, TABLE]
     png = curves_plot(rows, methods, response is not None) if rows else None
     if png is not None:

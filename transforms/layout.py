@@ -290,6 +290,10 @@ class TargetSection(_Section):
         contrastive: derived: a foil was given.
         max_new_tokens: ``generate``'s longest answer.
         step_scores: response runs kept each token's score at every step.
+        chat_template: ``--chat-template``: plain prompts went through the chat template.
+        system_prompt: chats: ``--system-prompt``, the system message put first in chats without one.
+        no_default_system_prompt: chats: ``--no-default-system-prompt`` was given.
+        system_prompt_variable: the chat template's variable set to stop its default system prompt.
     """
 
     mode: str
@@ -301,6 +305,10 @@ class TargetSection(_Section):
     messages_field: str | None = None
     max_new_tokens: int | None = None
     step_scores: bool = False
+    chat_template: bool = False
+    system_prompt: str | None = None
+    no_default_system_prompt: bool = False
+    system_prompt_variable: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contrastive", self.foil is not None)
@@ -322,6 +330,8 @@ class AnnotateOptionsSection(_Section):
     padding_side: str | None = None
     model_copies: int | None = None
     large_model: bool = False
+    # Response runs: the summaries count the tokens a chat template wrote (``--include-template``).
+    include_template: bool = False
 
 
 @dataclass(frozen=True)
@@ -350,6 +360,7 @@ class FaithfulnessSection(_Section):
             runs before it was recorded had one.
         bootstrap: document-bootstrap replicates of the summary's intervals (None: a run before
             intervals).
+        loo_max_tokens: the cap on taucorr_loo's text length (None: a run before ferret's metrics).
     """
 
     methods: tuple[str, ...]
@@ -361,6 +372,7 @@ class FaithfulnessSection(_Section):
     label_field: str | None = None
     random_seeds: int = 1
     bootstrap: int | None = None
+    loo_max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -371,6 +383,8 @@ class ResponseFaithfulnessSection(_Section):
         mode: always ``MODE``: what tells this section from ``FaithfulnessSection``.
         response_source: ``response``, ``messages`` or ``generate``.
         generate: ``--generate``'s longest answer (None without it).
+        system_prompt, no_default_system_prompt: chats: ``--system-prompt`` and
+            ``--no-default-system-prompt``.
         random_seeds, bootstrap: as in ``FaithfulnessSection``.
     """
 
@@ -385,6 +399,8 @@ class ResponseFaithfulnessSection(_Section):
     response_field: str | None = None
     messages_field: str | None = None
     generate: int | None = None
+    system_prompt: str | None = None
+    no_default_system_prompt: bool = False
     random_seeds: int = 1
     bootstrap: int | None = None
 

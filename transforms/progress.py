@@ -17,7 +17,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 
-from normxlogit.engine import BucketDone, OnBucket
+from normxlogit.engine import BucketDone, GenerationDone, OnBucket
 from normxlogit.transforms.records import SourceRecord
 
 
@@ -60,6 +60,7 @@ class Progress:
         self.key = key or uuid.uuid4().hex
         self.launcher_pid = launcher_pid or os.getpid()
         self.docs = self.tokens = self.done_bytes = 0
+        self.generated_tokens, self.generation_s = 0, 0.0
         self.started: float | None = None
         self.last: float | None = None
         self._lock = threading.Lock()
@@ -92,15 +93,32 @@ class Progress:
             line = self.line(now)
         print(line, file=sys.stderr, flush=True)
 
+    def add_generation(self, done: GenerationDone) -> None:
+        """Count a bucket of generated answers: its new tokens and time, apart from scoring (no
+        line: the documents count once scored)."""
+        with self._lock:
+            self.generated_tokens += done.new_tokens
+            self.generation_s += done.seconds
+
     def line(self, now: float) -> str:
-        """The progress line at time ``now``."""
+        """The progress line at time ``now``; with generated answers, the generation's time and
+        rate apart from the rest (scoring)."""
         elapsed = max(now - (self.started or now), 1e-3)
         here = os.getpid()
         who = "" if here == self.launcher_pid else f"worker {here}: "
-        text = (
-            f"normxlogit: {who}{self.docs:,} docs, {self.tokens:,} tokens {self.verb} in {elapsed:,.1f} s "
-            f"({self.tokens / elapsed:,.0f} tokens/s)"
-        )
+        if self.generation_s > 0:
+            rest = max(elapsed - self.generation_s, 1e-3)
+            text = (
+                f"normxlogit: {who}{self.docs:,} docs, {self.tokens:,} tokens in {elapsed:,.1f} s: "
+                f"{self.generated_tokens:,} tokens generated in {self.generation_s:,.1f} s "
+                f"({self.generated_tokens / self.generation_s:,.1f} tokens/s), {self.verb} in "
+                f"{rest:,.1f} s ({self.tokens / rest:,.0f} tokens/s)"
+            )
+        else:
+            text = (
+                f"normxlogit: {who}{self.docs:,} docs, {self.tokens:,} tokens {self.verb} in "
+                f"{elapsed:,.1f} s ({self.tokens / elapsed:,.0f} tokens/s)"
+            )
         if self.input_bytes:
             share = min(self.done_bytes / self.input_bytes, 1.0)
             text += f"; {share:.0%} of the input bytes"
@@ -124,7 +142,10 @@ class BatchProgress:
     def on_bucket(self, engine_records: Sequence[SourceRecord]) -> OnBucket:
         """The engine's ``on_bucket`` callback for a call given ``engine_records`` (in its order)."""
 
-        def count(done: BucketDone) -> None:
+        def count(done: BucketDone | GenerationDone) -> None:
+            if isinstance(done, GenerationDone):
+                self.progress.add_generation(done)
+                return
             done_bytes = (
                 sum(line_bytes(engine_records[i]) for i in done.index) if self.progress.input_bytes else 0
             )

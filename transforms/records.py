@@ -94,6 +94,8 @@ class SourceRecord:
             response to attribute after the prompt in ``text``; else None.
         messages: with ``--messages-field``: that field's raw value (``MISSING`` where absent), an
             OpenAI-style chat whose last assistant message is the response; else None.
+        rationale: with ``--rationale-field`` (``evaluate``): that field's raw value (``MISSING`` where
+            absent), the words a person marked as the reason for the label; else None.
     """
 
     source: str
@@ -105,6 +107,7 @@ class SourceRecord:
     kept: tuple = ()
     response: Any = None
     messages: Any = None
+    rationale: Any = None
 
 
 class RecordBatch(list):

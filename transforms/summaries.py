@@ -6,7 +6,8 @@ AnnotatedBatch -> SummaryStats of the batch (Arrow group-bys) for every group it
                -> one summary per group -> summaries/groups.jsonl
 
 Each line holds a group's counts, a fixed-bin histogram of token scores and its top words and
-tokens by total and by mean score (``summary_stats.summarize_groups``). A run that annotated no
+tokens by total and by mean score (``summary_stats.summarize_groups``), without special tokens and,
+unless ``--include-template``, without the tokens a chat template wrote. A run that annotated no
 document writes no file (as for dead letters: object stores reject empty uploads).
 """
 
@@ -71,19 +72,27 @@ class WriteSummaries(beam.PTransform):
         output: the run's output folder.
         top_k: entries per top-words/top-tokens list.
         capacity: vocabulary entries kept per group (see ``summary_stats``).
+        include_template: count the tokens a chat template wrote (left out by default, as special
+            tokens are).
     """
 
-    def __init__(self, output: str, top_k: int = 20, capacity: int = DEFAULT_CAPACITY):
+    def __init__(
+        self, output: str, top_k: int = 20, capacity: int = DEFAULT_CAPACITY, include_template: bool = False
+    ):
         super().__init__()
         self._prefix = join(output, SUMMARIES_DIR, GROUPS_FILE)
         self._top_k = top_k
         self._capacity = capacity
+        self._include_template = include_template
 
     def expand(self, batches):
         k = self._top_k
         return (
             batches
-            | "BatchStats" >> beam.Map(lambda b, c=self._capacity: batch_stats(b.rows, b.documents, c))
+            | "BatchStats"
+            >> beam.Map(
+                lambda b, c=self._capacity, t=self._include_template: batch_stats(b.rows, b.documents, c, t)
+            )
             # Every group in one accumulator: a batch's statistics stay one set of Arrow tables
             # (merged with one group-by) instead of a partial per group.
             | "CombineGroups" >> beam.CombineGlobally(SummaryStatsCombineFn(self._capacity))

@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from normxlogit.transforms.layout import TEMPLATE
+
 CORPUS, PREDICTION, TARGET, SOURCE = "corpus", "prediction", "target", "source"
 GROUP_KINDS = (PREDICTION, TARGET, SOURCE)  # document columns that name a group; plus the corpus
 WORD, TOKEN = "word", "token"
@@ -92,12 +94,17 @@ def bin_edges(index: int) -> tuple[float, float]:
 
 
 def batch_stats(
-    rows: pa.RecordBatch | pa.Table, documents: pa.RecordBatch | pa.Table, capacity: int = DEFAULT_CAPACITY
+    rows: pa.RecordBatch | pa.Table,
+    documents: pa.RecordBatch | pa.Table,
+    capacity: int = DEFAULT_CAPACITY,
+    include_template: bool = False,
 ) -> SummaryStats:
     """The statistics of one batch of documents, for their corpus, prediction, target and source groups.
 
-    Special tokens are left out. A token counts under its stripped text (empty ones are dropped);
-    a word (consecutive rows with the same ``word_index`` in a document) under the document text
+    Special tokens are left out, and so are the tokens a chat template wrote (``segment``
+    ``template``: role markers, a default system prompt) unless ``include_template``. A token
+    counts under its stripped text (empty ones are dropped); a word (consecutive rows with the same
+    ``word_index`` in a document) under the document text
     from its first token's start to its last token's end, stripped, with the sum of its tokens'
     scores. Without a ``text`` column the word text is rebuilt from its tokens (each the text under
     its span), which is the same span unless tokens leave a gap inside the word.
@@ -109,6 +116,8 @@ def batch_stats(
         documents: one row per document: ``n_tokens`` (its rows), ``prediction``, ``target``,
             ``source`` and optionally ``text``. Null group names count as "".
         capacity: vocabulary bound per group (see the module docstring).
+        include_template: count the chat template's tokens as content (rows without a ``segment``
+            column have none).
 
     Raises:
         ValueError: ``n_tokens`` does not add up to the number of rows.
@@ -123,6 +132,9 @@ def batch_stats(
     codes, groups = _document_groups(documents)  # codes: (4, docs) group of each document per kind
     doc = np.repeat(np.arange(documents.num_rows), n_tokens)
     special = _numpy(rows, "special").astype(bool)
+    if not include_template and "segment" in rows.schema.names:
+        template = pc.fill_null(pc.equal(_array(rows, "segment"), TEMPLATE), False)
+        special |= template.to_numpy(zero_copy_only=False)
     score = _numpy(rows, "score").astype(np.float64)
     token = _array(rows, "token").cast(pa.string())
 

@@ -10,16 +10,18 @@ from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
     add_corpus_options,
     add_model_options,
+    add_system_prompt_options,
     asked_responses,
     field_spec,
     line_input_bytes,
     model_spec,
     positive_int,
     refuse_before_start,
+    system_prompt_refusal,
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
 from normxlogit.pipeline.startup_checks import RunRefused
-from normxlogit.response_spec import ResponseFoil, ResponseSpec
+from normxlogit.response_spec import ResponseFoil, ResponseKind, ResponseSpec
 
 NAME = "annotate"
 
@@ -91,13 +93,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="the model answers each record's text itself (greedy, at most N new tokens, batched) and that "
-        "answer is attributed",
+        "answer is attributed; with --messages-field it answers each chat (without its last assistant "
+        "message, if any) through the chat template",
     )
+    r.add_argument(
+        "--chat-template",
+        action="store_true",
+        help="with --generate or --response-field: the record's text goes through the tokenizer's chat "
+        "template as a user message (and the response as the assistant's), as a chat model is prompted",
+    )
+    add_system_prompt_options(r)
     r.add_argument(
         "--step-scores",
         action="store_true",
         help="also write each token's score at every response step (a list column `step_scores`; large: "
         "prompt+response tokens x response tokens values per document)",
+    )
+    a.add_argument(
+        "--include-template",
+        action="store_true",
+        help="response runs: count the tokens a chat template wrote (role markers, a default system "
+        "prompt) in the corpus summaries (summaries/groups.jsonl); by default they are left out, as "
+        "special tokens are",
     )
     a.add_argument(
         "--keep-fields",
@@ -126,13 +143,26 @@ class ResponseFlagError(RunRefused):
     """Flags that do not go together in a response run (or a response flag without one)."""
 
 
+def answered_chats(asked: list[ResponseSpec]) -> list[ResponseSpec]:
+    """``--messages-field`` with ``--generate N`` as one spec: the model answers each chat (without
+    its last assistant message) through the chat template; other lists as they are."""
+    kinds = [r.kind for r in asked]
+    if kinds != [ResponseKind.CHAT, ResponseKind.GENERATE]:
+        return asked
+    chat, generate = asked
+    return [replace(generate, field=chat.field, system_prompt=chat.system_prompt)]
+
+
 def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
     """Which response run the flags ask for, or None.
 
     Raises:
         ResponseFlagError: naming the flags that clash.
     """
-    asked = asked_responses(args)
+    asked = answered_chats(asked_responses(args))
+    refusal = system_prompt_refusal(args, asked[0] if len(asked) == 1 else None)
+    if refusal is not None and len(asked) <= 1:
+        raise ResponseFlagError(refusal)
     if len(asked) > 1:
         raise ResponseFlagError(
             f"{' and '.join(r.kind.flag for r in asked)} cannot be combined: --response-field reads the "
@@ -140,6 +170,11 @@ def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
             "choose one"
         )
     top = ResponseFoil.TOP.value
+    if not asked and args.chat_template:
+        raise ResponseFlagError(
+            "--chat-template puts a response run's prompt through the chat template: add --generate N "
+            "or --response-field FIELD"
+        )
     if not asked:
         if args.step_scores:
             raise ResponseFlagError(
@@ -233,6 +268,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         overwrite=args.overwrite,
         model_copies=args.model_copies,
         large_model=args.large_model,
+        include_template=args.include_template,
     )
     counts = run_annotate(cfg, options)
     print(f"normxlogit: wrote {args.output}: " + ", ".join(f"{k}={v:,}" for k, v in asdict(counts).items()))

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from normxlogit.default_model import default_gguf_path
 from normxlogit.limits import DEFAULT_BATCH_TOKENS
 from normxlogit.pipeline.startup_checks import RunRefused, check_local_inputs, check_output_free, is_local
-from normxlogit.response_spec import ResponseKind, ResponseSpec
+from normxlogit.response_spec import ResponseKind, ResponseSpec, SystemPromptChoice
 
 if TYPE_CHECKING:
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -259,7 +260,14 @@ def asked_responses(args: argparse.Namespace) -> list[ResponseSpec]:
         asked.append(ResponseSpec(ResponseKind.CHAT, field=args.messages_field))
     if args.generate is not None:
         asked.append(ResponseSpec(ResponseKind.GENERATE, max_new_tokens=args.generate))
-    return asked
+    # The system message applies where a prompt goes through the chat template (else refused:
+    # ``system_prompt_refusal``).
+    choice = SystemPromptChoice(
+        text=getattr(args, "system_prompt", None),
+        drop_default=getattr(args, "no_default_system_prompt", False),
+    )
+    chat_template = getattr(args, "chat_template", False)
+    return [replace(r, system_prompt=choice, chat_template=chat_template) for r in asked]
 
 
 def field_spec(args: argparse.Namespace, target_field: str | None = None) -> FieldSpec:
@@ -267,3 +275,36 @@ def field_spec(args: argparse.Namespace, target_field: str | None = None) -> Fie
     from normxlogit.transforms.sources import FieldSpec
 
     return FieldSpec(text_field=args.text_field, id_field=args.id_field, target_field=target_field)
+
+
+def add_system_prompt_options(group) -> None:
+    """``--system-prompt`` and ``--no-default-system-prompt``: the system message of chat runs."""
+    group.add_argument(
+        "--system-prompt",
+        default=None,
+        metavar="TEXT",
+        help="chats (--messages-field): put a system message TEXT first in every chat that has none "
+        "(a chat with its own keeps it); the template then writes no default system prompt of its own",
+    )
+    group.add_argument(
+        "--no-default-system-prompt",
+        action="store_true",
+        help="chats: set the chat template's own variable that stops it writing a default system prompt "
+        "where a chat has none; refused before the model runs where the template has no such variable "
+        "(SmolLM2's has none: use --system-prompt)",
+    )
+
+
+def system_prompt_refusal(args: argparse.Namespace, response: ResponseSpec | None) -> str | None:
+    """Why ``--system-prompt`` / ``--no-default-system-prompt`` do not apply (no chat run), or None."""
+    flags = [
+        flag
+        for flag, given in (
+            ("--system-prompt", args.system_prompt is not None),
+            ("--no-default-system-prompt", args.no_default_system_prompt),
+        )
+        if given
+    ]
+    if flags and (response is None or not response.through_template):
+        return f"{' and '.join(flags)}: only for chats; add --messages-field FIELD (or --chat-template)"
+    return None

@@ -10,6 +10,7 @@ from normxlogit.pipeline.commands.common import (
     BEAM_EPILOG,
     add_corpus_options,
     add_model_options,
+    add_system_prompt_options,
     asked_responses,
     field_spec,
     line_input_bytes,
@@ -17,6 +18,7 @@ from normxlogit.pipeline.commands.common import (
     non_negative_int,
     positive_int,
     refuse_before_start,
+    system_prompt_refusal,
 )
 from normxlogit.pipeline.options import local_threads, pipeline_options
 from normxlogit.pipeline.startup_checks import RunRefused
@@ -32,6 +34,7 @@ DEFAULT_RESPONSE_METHODS = (
 # here so that --help does not import numpy (tests/pipeline/test_evaluate.py checks that they agree).
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_RANDOM_SEEDS = 3
+DEFAULT_LOO_MAX_TOKENS = 256  # normxlogit.ferret_faithfulness.DEFAULT_LOO_MAX_TOKENS
 
 
 def method_list(value: str) -> tuple[str, ...]:
@@ -56,7 +59,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
             "measure the drop of the response's mean per-token log-probability (teacher forced) and "
             "the share of response tokens still the argmax. summary.json and results.md give each mean "
             "with its 95% document-bootstrap interval and every method's paired difference to random "
-            "and to each gradient method, with its interval and p-value."
+            "and to each gradient method, with its interval and p-value; beside them ferret's aopc_compr, "
+            "aopc_suff (tokens removed, 10..100%) and taucorr_loo, Carton et al.'s norm_compr and norm_suff "
+            "(not in response mode, which has the two AOPCs on the response log-probability), and each "
+            "metric's diagnosticity (how often it prefers a method's ranking to a random one)."
         ),
         epilog=BEAM_EPILOG,
     )
@@ -88,6 +94,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="response mode: the model answers each prompt in --text-field greedily (at most N new "
         "tokens) and that answer is measured",
     )
+    add_system_prompt_options(e)
     e.add_argument(
         "--methods",
         type=method_list,
@@ -122,6 +129,33 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument(
         "--ig-steps", type=positive_int, default=50, help="Integrated Gradients steps (default: 50)"
     )
+    e.add_argument(
+        "--loo-max-tokens",
+        type=non_negative_int,
+        default=DEFAULT_LOO_MAX_TOKENS,
+        metavar="N",
+        help=f"taucorr_loo (ferret's Kendall tau of the scores and the leave-one-out drops) costs one "
+        f"forward pass per token: texts of more than N rankable tokens get none, and summary.json and "
+        f"results.md say how many (default: {DEFAULT_LOO_MAX_TOKENS}; 0: never)",
+    )
+    e.add_argument(
+        "--rationale-field",
+        default=None,
+        metavar="F",
+        help="plausibility (classifiers and next-token runs, not response mode): record field holding a "
+        "human rationale, a list of 0/1 per word (words: runs of letters/digits/_ or single punctuation "
+        "characters) or of [start, end] character spans; adds auprc_plau, token_f1_plau and "
+        "token_iou_plau (ferret's definitions, on words) per method with 95%% intervals. A record without "
+        "one is still measured for faithfulness and counted; a malformed one is a dead letter",
+    )
+    e.add_argument(
+        "--rationale-k",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="words taken as each method's rationale for token_f1_plau and token_iou_plau (ferret's "
+        "top_k_rationale; default: each record's own rationale length)",
+    )
     e.set_defaults(docs_per_batch=32)
     return e
 
@@ -147,6 +181,15 @@ def response_mode(args: argparse.Namespace) -> ResponseSpec | None:
             else "--label-field is required (or a response mode: --response-field, --messages-field, "
             "--generate)"
         )
+    refusal = system_prompt_refusal(args, response)
+    if refusal is not None:
+        raise EvaluateFlagError(refusal)
+    if response is not None and args.rationale_field is not None:
+        raise EvaluateFlagError(
+            "--rationale-field measures plausibility of labelled texts, not in response mode"
+        )
+    if args.rationale_k is not None and args.rationale_field is None:
+        raise EvaluateFlagError("--rationale-k needs --rationale-field")
     if args.large_model or args.model_copies:
         # The handler hands the model object to evaluate_batch; a shared-process proxy cannot.
         raise EvaluateFlagError("--large-model and --model-copies are not supported by evaluate")
@@ -186,6 +229,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         field_spec(args, target_field=args.label_field),
         response_field=args.response_field,
         messages_field=args.messages_field,
+        rationale_field=args.rationale_field,
     )
     options = pipeline_options(beam_args, threads=local_threads(args.device))
     cfg = EvaluateConfig(
@@ -199,6 +243,9 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                 ig_steps=args.ig_steps,
                 batch_tokens=args.batch_tokens,
                 random_seeds=args.random_seeds,
+                loo_max_tokens=args.loo_max_tokens,
+                plausibility=args.rationale_field is not None,
+                rationale_k=args.rationale_k,
             ),
             max_length=args.max_length,
             docs_per_batch=args.docs_per_batch,

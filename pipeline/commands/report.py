@@ -18,8 +18,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="write a self-contained HTML report of a finished run",
         description="Write one HTML file (no network requests, opens from disk) with the run's "
         "manifest, dead letters, corpus summaries and coloured documents with search, filters (prediction, "
-        "source, misclassified only) and sorting by confidence. Bidi controls and zero-width characters in "
-        "the corpus show as escapes such as \\u202e.",
+        "source, misclassified only) and sorting by confidence; colours are relative to each document's "
+        "median score (a chooser on the page restores the absolute scale). Response runs show the least "
+        "likely responses and response tokens instead of the predictions, and with --step-scores a click on "
+        "a response token shows its step's attribution and top context tokens. Bidi controls and zero-width "
+        "characters in the corpus show as escapes such as \\u202e.",
     )
     r.add_argument("output", metavar="OUT", help="the --output folder of a finished `normxlogit annotate`")
     r.add_argument(
@@ -44,6 +47,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="the --out folder of `normxlogit compare OUT RUN_B`: adds a Comparison section (agreement "
         "per document, the largest differences with intervals, one document coloured by each run)",
     )
+    r.add_argument(
+        "--evaluate",
+        metavar="DIR",
+        help="the --output folder of `normxlogit evaluate` on this run's model: adds a Faithfulness section "
+        "(every method and metric, mean with its 95%% interval, paired differences to random, and "
+        "plausibility when the evaluate run had --rationale-field)",
+    )
+    r.add_argument(
+        "--include-template",
+        action="store_true",
+        help="response runs: count the tokens a chat template wrote (role markers, a default system "
+        "prompt) in the corpus tables and findings; by default they are left out, as special tokens are",
+    )
     return r
 
 
@@ -58,10 +74,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         return 2
     started = time.monotonic()
     try:
-        path = write_report(args.output, args.out, args.max_docs, args.stats, args.compare)
+        path = write_report(
+            args.output,
+            args.out,
+            args.max_docs,
+            args.stats,
+            args.compare,
+            args.include_template,
+            args.evaluate,
+        )
     except (RunNotFoundError, FindingsDirError) as err:
         print(f"normxlogit report: error: {err}", file=sys.stderr)
         return 2
     size = path.stat().st_size
-    print(f"normxlogit: wrote {path} ({size / 1e6:.2f} MB) in {time.monotonic() - started:.1f} s")
+    included = "; chat-template tokens included" if args.include_template else ""
+    print(f"normxlogit: wrote {path} ({size / 1e6:.2f} MB) in {time.monotonic() - started:.1f} s{included}")
     return 0

@@ -46,6 +46,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="N",
         help="with --token: the N-th response token that matches (default: 1, the first)",
     )
+    s.add_argument(
+        "--include-template",
+        action="store_true",
+        help="response runs: rank the tokens a chat template wrote (role markers, a default system "
+        "prompt) in the top tokens too; by default they are left out (never in the colour scale)",
+    )
     return s
 
 
@@ -87,7 +93,15 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
                 )
             step, note = match.step, match.describe(args.token)
         text = read_document_text(output, args.doc)
-        page = render_document(rows, color=not args.no_color, top=args.top, text=text, step=step, note=note)
+        page = render_document(
+            rows,
+            color=not args.no_color,
+            top=args.top,
+            text=text,
+            step=step,
+            note=note,
+            include_template=args.include_template,
+        )
     except (RunNotFoundError, UnknownDocError, StepError, TokenError) as err:
         print(f"normxlogit show: error: {err}", file=sys.stderr)
         return 2

@@ -50,6 +50,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help='categories of words: JSON {"category": ["word", ...]} or CSV with columns category,word '
         "(lower-cased too with --casefold)",
     )
+    s.add_argument(
+        "--include-template",
+        action="store_true",
+        help="response runs: count the words a chat template wrote (role markers, a default system "
+        "prompt); by default they are left out, as special tokens are",
+    )
     return s
 
 
@@ -75,12 +81,15 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             min_docs=args.min_docs,
             casefold=args.casefold,
             lexicon=read_lexicon(Path(args.lexicon), casefold=args.casefold) if args.lexicon else None,
+            include_template=args.include_template,
         )
         findings = compute_stats(Path(args.output), options)
     except (RunNotFoundError, SliceError, LexiconError) as err:
         print(f"normxlogit {NAME}: error: {err}", file=sys.stderr)
         return 2
     paths = write_findings(findings, Path(args.out))
+    if args.include_template:
+        print("normxlogit: chat-template tokens included (--include-template)")
     for line in top_word_lines(findings.words, args.top, "mean_score", "mean_ci_low", "mean_ci_high"):
         print(line)
     print(

@@ -103,6 +103,8 @@ class StatsOptions:
     min_docs: int = DEFAULT_MIN_DOCS
     casefold: bool = False
     lexicon: Lexicon | None = None
+    # Count the words a chat template wrote (``segment`` ``template``); left out by default.
+    include_template: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,13 @@ class _Run:
         self.index: DocumentIndex = index_documents(run, self.by, self.slices)
 
     def observations(self) -> Iterator[Observations]:
-        for table in chunks(read_words(self.path, casefold=self.options.casefold)):
+        for table in chunks(
+            read_words(
+                self.path,
+                casefold=self.options.casefold,
+                include_special_segments=self.options.include_template,
+            )
+        ):
             yield observe(table, self.index, self.slices)
 
 
@@ -278,6 +286,7 @@ def _summary(
             "min_docs": options.min_docs,
             "casefold": options.casefold,
             "lexicon": options.lexicon.path if options.lexicon else None,
+            "include_template": options.include_template,
         },
         "intervals": f"{r.describe()}; {COVERAGE_NOTE}",
         "definitions": DEFINITIONS,

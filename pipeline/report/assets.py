@@ -8,6 +8,7 @@ builds every document with ``createElement`` / ``textContent``; user text never 
 from __future__ import annotations
 
 from normxlogit.display import LEVELS, PALETTE, REVEALED, hex_color, text_color
+from normxlogit.pipeline.report.paint_script import PAINT_SCRIPT
 
 BASE_CSS = """
 body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
@@ -53,6 +54,9 @@ border:1px solid #d9b8d4;border-radius:3px;padding:0 2px}
 .tok.sel{outline:2px solid #111;outline-offset:1px}
 #docs.hide-template .tok.tmpl{display:none}
 .step-note{font-size:12px;color:#333;margin:2px 0}
+.step-top{margin:2px 0 6px}
+.step-top caption{text-align:left}
+#documents.absolute .when-relative,#documents:not(.absolute) .when-absolute{display:none}
 """
 
 _SCRIPT_TEMPLATE = r"""
@@ -66,6 +70,8 @@ _SCRIPT_TEMPLATE = r"""
   var misclassified = document.getElementById("filter-misclassified");
   var order = document.getElementById("sort-order");
   var shown = document.getElementById("shown-count");
+  var colours = document.getElementById("colour-scale");
+  var section = document.getElementById("documents");
   // Characters that draw nothing or reorder their neighbours (normxlogit.display.REVEALED) are
   // shown as escapes; one-line labels escape tab and newline too.
   var REVEAL = __REVEAL__;
@@ -141,32 +147,7 @@ _SCRIPT_TEMPLATE = r"""
     if (d.rs && d.rs[i] !== null) { cls += " resp" + (d.st ? " pick" : ""); }
     return cls;
   }
-  // Colour a response document by one step's scores (the attribution of response token t), or by
-  // the summed scores again (t = 0).
-  function showStep(card, t) {
-    var d = card.doc, spans = card.spans, note = card.stepNote;
-    card.step = t;
-    var values = t ? d.st[t - 1] : null, scale = 0;
-    if (values) {
-      values.forEach(function (v, i) {
-        if (v !== null && d.seg[i] !== "template") { scale = Math.max(scale, Math.abs(v)); }
-      });
-    }
-    scale = scale || 1;
-    spans.forEach(function (s, i) {
-      if (!s) { return; }
-      var lvl = values ? (values[i] === null ? null : level(values[i], scale)) : d.c[i];
-      s.className = tokenClass(d, i, lvl) + (t && d.rs[i] === t ? " sel" : "");
-    });
-    note.textContent = "";
-    if (t) {
-      var at = d.rs.indexOf(t);
-      note.appendChild(document.createTextNode("step " + t + ": the attribution of response token "));
-      note.appendChild(lit(tokenOf(d, at)));
-      note.appendChild(document.createTextNode(" (log p " + fmt(d.lp[at]) + "; colour scale \u00b1" +
-        fmt(scale) + "; grey: after it, no part of its context). Click it again for the summed scores."));
-    }
-  }
+  __PAINT__
   function renderDoc(d) {
     var card = el("article", "doc");
     var head = el("header");
@@ -206,7 +187,7 @@ _SCRIPT_TEMPLATE = r"""
         spans.push(null);
         continue;
       }
-      var tok = put(el("span", resp ? tokenClass(d, i, d.c[i]) : "tok c" + d.c[i]), d.t[i]);
+      var tok = put(el("span", tokenClass(d, i, relative() ? d.cm[i] : d.c[i])), d.t[i]);
       tok.title = title;
       if (resp && d.st && d.rs[i] !== null) {
         tok.addEventListener("click", (function (t) {
@@ -219,16 +200,18 @@ _SCRIPT_TEMPLATE = r"""
       last = tok;
     }
     card.spans = spans;
+    card.step = 0;
     card.appendChild(text);
     if (resp) {
       card.stepNote = card.appendChild(el("div", "step-note"));
-      card.step = 0;
       if (d.st_cut) { card.stepNote.textContent = "per-step scores of this document are too many to embed"; }
     }
     var more = d.cut ? " (first " + d.t.length + " tokens shown)" : "";
     var top = el("div", "muted top-tokens", "top tokens: ");
     topTokens(d, 5, top);
-    top.appendChild(document.createTextNode("; colour scale \u00b1" + fmt(d.scale) + more));
+    top.appendChild(document.createTextNode("; "));
+    card.scaleNote = top.appendChild(el("span", "scale-note", scaleWords(summedScale(d))));
+    top.appendChild(document.createTextNode(more));
     card.appendChild(top);
     // Search finds the text as written and as shown (a reader can type an escape such as \u202e).
     var raw = d.id + "\u0000" + all.join(""), seen = revealed(raw);
@@ -266,6 +249,29 @@ _SCRIPT_TEMPLATE = r"""
     e.addEventListener("change", applyFilter);
   });
   order.addEventListener("change", applyOrder);
+  colours.addEventListener("change", function () {
+    section.classList.toggle("absolute", !relative());
+    cards.forEach(paint);
+  });
+  // A row of the corpus views that names a document of the page shows it (at its step, for a token).
+  function showDocument(row) {
+    var card = cards.filter(function (c) { return c.doc.id === row.dataset.doc; })[0];
+    if (!card) { return; }
+    if (card.hidden) {
+      search.value = "";
+      byPrediction.selectedIndex = 0;
+      bySource.selectedIndex = 0;
+      misclassified.checked = false;
+      applyFilter();
+    }
+    // The step, where its token is on the page (special tokens and tokens past the cut are not).
+    var t = Number(row.dataset.step || 0);
+    if (t && card.doc.st && card.step !== t && card.doc.rs.indexOf(t) >= 0) { showStep(card, t); }
+    card.scrollIntoView();
+  }
+  document.querySelectorAll("#corpus tr.jump").forEach(function (row) {
+    row.addEventListener("click", function () { showDocument(row); });
+  });
   var hideTemplate = document.getElementById("hide-template");
   if (hideTemplate) {
     hideTemplate.addEventListener("change", function () {
@@ -288,6 +294,7 @@ SCRIPT = (
     _SCRIPT_TEMPLATE.replace("__REVEAL__", js_char_class(REVEALED))
     .replace("__REVEAL_LINE__", js_char_class(((0x09, 0x0A), *REVEALED)))
     .replace("__LEVELS__", str(LEVELS))
+    .replace("__PAINT__", PAINT_SCRIPT)
 )
 
 

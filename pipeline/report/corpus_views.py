@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from normxlogit.pipeline.report.escaping import esc, lit
+from normxlogit.pipeline.report.response_views import logprob_view, lowest_tokens_view
 from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, RunScan
 from normxlogit.transforms.summary_stats import CORPUS, PREDICTION, SOURCE, TARGET
 
@@ -119,7 +120,8 @@ def grouped_fields(target_mode: str | None) -> tuple[str, ...]:
 
 
 def corpus_section(summaries: list[dict], scan: RunScan, target_mode: str | None) -> str:
-    """The corpus views: predictions, score histogram, top words overall and per group."""
+    """The corpus views: predictions (in response runs: the least likely responses and response
+    tokens), score histogram, top words overall and per group."""
     corpus = next((g for g in summaries if g["kind"] == CORPUS), None)
     overall = "" if corpus is None else group_tables(corpus)
     histogram = histogram_bars(corpus["histogram"] if corpus else [])
@@ -129,9 +131,15 @@ def corpus_section(summaries: list[dict], scan: RunScan, target_mode: str | None
         SOURCE: "Top words per source",
     }
     per_group = "".join(groups_of_kind(summaries, kind, titles[kind]) for kind in grouped_fields(target_mode))
+    if target_mode in RESPONSE_MODES:  # the model's own first token says little about a whole answer
+        sampled = {d["id"] for d in scan.sample}
+        first = logprob_view(scan.responses, sampled)
+        wide = lowest_tokens_view(scan.responses, sampled)
+    else:
+        first, wide = f"<div><h3>Predictions</h3>{bar_rows(scan.by_prediction)}</div>", ""
     return f"""<section id="corpus"><h2>Corpus</h2>
-<div class="pair"><div><h3>Predictions</h3>{bar_rows(scan.by_prediction)}</div>
-<div><h3>Sources</h3>{bar_rows(scan.by_source)}</div></div>
+<div class="pair">{first}
+<div><h3>Sources</h3>{bar_rows(scan.by_source)}</div></div>{wide}
 <h3>Token scores</h3>{histogram}
 <h3>Whole corpus</h3><p class="muted">A word's score is the sum of its tokens' scores; "mean" ranks
 words seen at least 3 times. Means with 95% intervals, and lift per slice: see

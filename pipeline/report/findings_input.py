@@ -86,11 +86,16 @@ def read_stats_dir(folder: Path) -> FindingsInput:
     )
 
 
-def sample_findings(run: Path, doc_ids: list[str], total: int, by: tuple[str, ...]) -> FindingsInput:
+def sample_findings(
+    run: Path, doc_ids: list[str], total: int, by: tuple[str, ...], include_template: bool = False
+) -> FindingsInput:
     """The findings of the documents ``doc_ids`` of ``run`` (all ``total`` of them, or a sample), by
-    ``by``, with ``SAMPLE_REPLICATES`` replicates; ``findings`` None (and ``origin`` says why) for
-    a run without a documents table."""
-    options = StatsOptions(by=by, resampling=Resampling(SAMPLE_REPLICATES, SAMPLE_SEED))
+    ``by``, with ``SAMPLE_REPLICATES`` replicates (the chat template's words only with
+    ``include_template``); ``findings`` None (and ``origin`` says why) for a run without a documents
+    table."""
+    options = StatsOptions(
+        by=by, resampling=Resampling(SAMPLE_REPLICATES, SAMPLE_SEED), include_template=include_template
+    )
     try:
         read_annotate_run(run)  # refuses a run without a documents table in one line
         if len(doc_ids) == total:

@@ -20,9 +20,15 @@ from normxlogit.pipeline.report.compare_input import ComparisonInput
 from normxlogit.pipeline.report.compare_views import COMPARE_CSS, comparison_section
 from normxlogit.pipeline.report.corpus_views import corpus_section
 from normxlogit.pipeline.report.escaping import embed_json, esc, iso, lit
+from normxlogit.pipeline.report.faithfulness_views import (
+    FAITHFULNESS_CSS,
+    FaithfulnessInput,
+    faithfulness_section,
+)
 from normxlogit.pipeline.report.findings_input import FindingsInput
 from normxlogit.pipeline.report.findings_views import RANKING_CSS, findings_section
 from normxlogit.pipeline.report.intervals import WHISKER_CSS
+from normxlogit.pipeline.report.response_views import RESPONSE_CSS
 from normxlogit.pipeline.report.run_reader import RESPONSE_MODES, DeadLetters, RunScan
 from normxlogit.response_spec import ResponseKind
 from normxlogit.transforms.layout import AnnotateOptionsSection, Manifest, TargetSection
@@ -40,6 +46,7 @@ class ReportInput:
     summaries_source: str
     findings: FindingsInput
     comparison: ComparisonInput | None = None
+    faithfulness: FaithfulnessInput | None = None
 
 
 def script_hash(script: str) -> str:
@@ -181,19 +188,26 @@ def documents_section(data: ReportInput) -> str:
         else ""
     )
     return f"""<section id="documents"><h2>Documents</h2>
-<p class="muted">Showing {note}. Each token is coloured by its score, scaled per document by its largest
-absolute score; hover a token for its norm, logat and score. Special tokens are left out. The text is
+<p class="muted">Showing {note}. Each token is coloured by its score relative to its document's median
+score: red above the median, blue below, deeper with the distance, the ends at the 95th percentile of
+the document's distances to its median (the few tokens beyond it take the end colour). "Absolute"
+colours by the score itself instead (white: 0, the ends: the document's largest absolute score).
+Hover a token for its norm, logat and score. Special tokens are left out. The text is
 the document's own characters by span: a character split across tokens (byte-level BPE) shows once, in
 the colour of the first token that covers it, and its hover text lists every token that covers it.
 Invisible and direction-changing characters (zero-width, bidi controls) show as escapes such as
 <span class="esc">\\u202e</span>.{about}</p>
-<p class="legend">against the target {legend} supports the target
+<p class="legend when-relative">below the document's median {legend} above it
+(middle colour: the median; {LEVELS} steps each side)</p>
+<p class="legend when-absolute">against the target {legend} supports the target
 (middle colour: 0; {LEVELS} steps each side)</p>
 <div class="controls"><input id="search" type="search" placeholder="search id or text" aria-label="search">
 <label>prediction <select id="filter-prediction"><option value="">all</option></select></label>
 <label>source <select id="filter-source"><option value="">all</option></select></label>
 <label><input id="filter-misclassified" type="checkbox"{"" if wrong else " disabled"}> {wrong_words}:
 <b id="misclassified-count">{wrong:,}</b>)</label>{template}
+<label>colours <select id="colour-scale"><option value="relative">relative to each document's median</option>
+<option value="absolute">absolute (0 is white)</option></select></label>
 <label>order <select id="sort-order"><option value="sample">sample (hash of doc_id)</option>
 <option value="prob-asc">confidence, lowest first</option>
 <option value="prob-desc">confidence, highest first</option></select></label>
@@ -210,7 +224,7 @@ def render_page(data: ReportInput) -> str:
 <meta name="referrer" content="no-referrer">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>normxlogit report</title>
-<style>{BASE_CSS}{WHISKER_CSS}{RANKING_CSS}{COMPARE_CSS}{palette_css()}</style></head>
+<style>{BASE_CSS}{WHISKER_CSS}{RANKING_CSS}{COMPARE_CSS}{RESPONSE_CSS}{FAITHFULNESS_CSS}{palette_css()}</style></head>
 <body><header class="top"><h1>normxlogit report</h1>
 <div>{iso(data.output)}</div></header><main>
 {run_section(data)}
@@ -218,6 +232,7 @@ def render_page(data: ReportInput) -> str:
 {corpus_section(data.summaries, data.scan, data.manifest.sections.target.mode)}
 {findings_section(data.findings)}
 {"" if data.comparison is None else comparison_section(data.comparison)}
+{"" if data.faithfulness is None else faithfulness_section(data.faithfulness, data.manifest)}
 {documents_section(data)}
 </main>
 <script type="application/json" id="report-data">{payload}</script>

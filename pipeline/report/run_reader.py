@@ -25,6 +25,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from normxlogit.display import color_levels, color_scale, span_text
+from normxlogit.pipeline.report.relative_scale import relative_scale
+from normxlogit.pipeline.report.response_ranking import ResponseRanking
 from normxlogit.response_spec import ResponseKind
 from normxlogit.transforms.layout import (
     ATTRIBUTIONS,
@@ -45,6 +47,9 @@ DOC_COLUMNS = ["doc_id", "source", "prediction", "target", "prediction_prob", "t
 TOKEN_COLUMNS = ["token", "char_start", "char_end", "word_index", "special", "norm", "logat", "score"]
 # Response runs (LLM answers) fill these; plain runs hold nulls, older runs lack them.
 RESPONSE_COLUMNS = ["segment", "response_step", "target_logprob"]
+# Read where present, used in response runs: the step view lists positions, ``--foil top`` runs name
+# each step's foil.
+RESPONSE_EXTRA_COLUMNS = ["position", "foil"]
 STEP_COLUMN = "step_scores"
 RESPONSE_MODES = tuple(k.value for k in ResponseKind)  # the manifest's target modes of response runs
 MAX_ERROR_EXAMPLES = 50
@@ -71,6 +76,7 @@ class RunScan:
     by_source: Counter = field(default_factory=Counter)
     sample: list[dict] = field(default_factory=list)
     summaries: list[dict] = field(default_factory=list)
+    responses: ResponseRanking = field(default_factory=ResponseRanking)
 
 
 def read_dead_letters(output: Path) -> DeadLetters:
@@ -125,7 +131,8 @@ def iter_doc_chunks(output: Path) -> Iterator[DocChunk]:
     for path in ATTRIBUTIONS.paths(output):
         reader = pq.ParquetFile(path)
         present = set(reader.schema_arrow.names)
-        columns = DOC_COLUMNS + TOKEN_COLUMNS + [c for c in RESPONSE_COLUMNS if c in present]
+        optional = RESPONSE_COLUMNS + RESPONSE_EXTRA_COLUMNS
+        columns = DOC_COLUMNS + TOKEN_COLUMNS + [c for c in optional if c in present]
         for group in range(reader.num_row_groups):
             table = reader.read_row_group(group, columns=columns)
             table = table if carry is None else pa.concat_tables([carry, table])
@@ -150,6 +157,9 @@ def _chunk(table: pa.Table, starts: np.ndarray) -> DocChunk:
         columns["segment"] = table["segment"].fill_null("").to_numpy(zero_copy_only=False)
         columns["response_step"] = table["response_step"].fill_null(0).to_numpy()
         columns["target_logprob"] = table["target_logprob"].to_numpy(zero_copy_only=False).astype(np.float64)
+        columns["position"] = table["position"].to_numpy()
+        if "foil" in table.column_names:
+            columns["foil"] = table["foil"].fill_null("").to_numpy(zero_copy_only=False)
     return DocChunk(
         bounds=np.r_[starts, table.num_rows],
         docs={name: firsts[name].to_pylist() for name in DOC_COLUMNS},
@@ -183,8 +193,9 @@ def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
     keep = visible[:MAX_PAGE_TOKENS]
     score = cols["score"][keep].astype(np.float64)
     segment = cols["segment"][keep] if "segment" in cols else None
-    # In a response run the colour scale leaves out the tokens the chat template wrote.
-    scale = color_scale(score if segment is None else score[segment != TEMPLATE])
+    # In a response run the colour scales leave out the tokens the chat template wrote.
+    counted = score if segment is None else score[segment != TEMPLATE]
+    scale, relative = color_scale(counted), relative_scale(counted)
     rows = chunk.tokens["token"].slice(a, b - a).to_pylist()
     tokens = [rows[k] for k in keep]
     starts, ends = cols["char_start"][keep].astype(np.int64), cols["char_end"][keep].astype(np.int64)
@@ -203,6 +214,9 @@ def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
         "k": {str(j): tok for j, (tok, piece) in enumerate(zip(tokens, shown)) if tok != piece},
         "g": gaps,
         "c": color_levels(score, scale).tolist(),
+        "med": round(relative.center, 4),
+        "spread": round(relative.spread, 4),
+        "cm": relative.levels(score).tolist(),
         "s": np.round(score, 4).tolist(),
         "n": np.round(cols["norm"][keep].astype(np.float64), 4).tolist(),
         "l": np.round(cols["logat"][keep].astype(np.float64), 4).tolist(),
@@ -213,20 +227,26 @@ def doc_payload(chunk: DocChunk, i: int) -> SampledDoc:
 
 
 def response_payload(cols: dict[str, np.ndarray], keep: np.ndarray) -> dict:
-    """A response document's extra page fields: each shown token's segment (``seg``), response step
-    (``rs``, null for context) and log-probability (``lp``); the response's length (``rn``) and mean
+    """A response document's extra page fields: each shown token's segment (``seg``), position
+    (``p``), response step (``rs``, null for context), log-probability (``lp``) and, in ``--foil top``
+    runs, its step's foil (``fo``, null for context); the response's length (``rn``) and mean
     log-probability over all its tokens (``rlp``)."""
     step = cols["response_step"].astype(np.int64)
     logprob = cols["target_logprob"]
     answer = step > 0
     kept_step, kept_lp = step[keep], logprob[keep]
-    return {
+    payload = {
         "seg": cols["segment"][keep].tolist(),
+        "p": cols["position"][keep].astype(np.int64).tolist(),
         "rs": [int(t) if t > 0 else None for t in kept_step.tolist()],
         "lp": [round(float(v), 4) if t > 0 else None for t, v in zip(kept_step.tolist(), kept_lp.tolist())],
         "rn": int(answer.sum()),
         "rlp": round(float(logprob[answer].mean()), 4) if answer.any() else None,
     }
+    foil = cols.get("foil")
+    if foil is not None and (foil[answer] != "").any():
+        payload["fo"] = [f if t > 0 else None for t, f in zip(kept_step.tolist(), foil[keep].tolist())]
+    return payload
 
 
 def read_step_scores(output: Path, doc_ids: list[str]) -> dict[str, list[list[float | None]]]:
@@ -298,15 +318,17 @@ def with_texts(output: Path, sampled: list[SampledDoc]) -> list[dict]:
     return [d.payload for d in sampled]
 
 
-def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
+def scan_run(output: Path, sample_size: int, with_summaries: bool, include_template: bool = False) -> RunScan:
     """One streaming pass: counts, the hash-chosen sample and, if asked, the corpus summaries.
 
     Args:
         output: the run folder.
         sample_size: at most this many documents are kept for the page.
         with_summaries: compute the summaries from the token rows (for runs without
-            ``summaries/``); word texts are then rebuilt from their tokens (see
+            ``summaries/``, or whose summaries left the chat template's tokens out or in otherwise
+            than asked); word texts are then rebuilt from their tokens (see
             ``summary_stats.batch_stats``).
+        include_template: the computed summaries count the tokens a chat template wrote.
     """
     scan = RunScan()
     heap: list[tuple[int, str, SampledDoc]] = []  # max-heap on the hash: (-hash, doc_id, document)
@@ -324,28 +346,28 @@ def scan_run(output: Path, sample_size: int, with_summaries: bool) -> RunScan:
                 heapq.heappush(heap, (-h, doc_id, doc_payload(chunk, i)))
             elif sample_size and -heap[0][0] > h:
                 heapq.heapreplace(heap, (-h, doc_id, doc_payload(chunk, i)))
+        scan.responses.add(chunk)
         if with_summaries:
-            stats = merge_stats([stats, _chunk_stats(chunk)])
+            stats = merge_stats([stats, _chunk_stats(chunk, include_template)])
     sampled = [doc for _, _, doc in sorted(heap, key=lambda e: (-e[0], e[1]))]
+    low = scan.responses.lowest
+    scan.responses.with_context(read_document_texts(output, sorted({t.doc_id for t in low})))
     with_steps(output, sampled)
     scan.sample = with_texts(output, sampled)
     scan.summaries = summarize_groups(stats)
     return scan
 
 
-def _chunk_stats(chunk: DocChunk) -> SummaryStats:
-    """The summary statistics of a chunk's documents (its token rows, without the texts)."""
+def _chunk_stats(chunk: DocChunk, include_template: bool = False) -> SummaryStats:
+    """The summary statistics of a chunk's documents (its token rows, without the texts; the chat
+    template's tokens only with ``include_template``)."""
     c, d = chunk.columns, chunk.docs
-    rows = pa.table(
-        {
-            "token": chunk.tokens["token"],
-            **{name: c[name] for name in ("char_start", "char_end", "word_index", "special", "score")},
-        }
-    )
+    names = ("char_start", "char_end", "word_index", "special", "score", "segment")
+    rows = pa.table({"token": chunk.tokens["token"], **{name: c[name] for name in names if name in c}})
     documents = pa.table(
         {
             "n_tokens": np.diff(chunk.bounds),
             **{name: pa.array(d[name], pa.string()) for name in ("prediction", "target", "source")},
         }
     )
-    return batch_stats(rows, documents)
+    return batch_stats(rows, documents, include_template=include_template)

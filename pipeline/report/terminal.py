@@ -138,6 +138,7 @@ def render_document(
     text: str | None = None,
     step: int | None = None,
     note: str | None = None,
+    include_template: bool = False,
 ) -> str:
     """The document as terminal text: header, coloured (or plain) text, legend and top tokens.
 
@@ -147,7 +148,8 @@ def render_document(
     between spans with the document's own characters; without it a gap prints as up to 3 spaces.
 
     Response runs: response tokens are underlined, tokens the chat template wrote are dim and left
-    out of the colour scale and the top tokens. ``step`` t (rows with ``step_scores``) colours the
+    out of the colour scale and (unless ``include_template``, which the top list then says) the top
+    tokens. ``step`` t (rows with ``step_scores``) colours the
     tokens by step t's scores, the attribution of response token y_t (reverse video), and the top
     tokens are step t's context tokens; ``note`` is a line printed under the step's line. The top
     tokens of a response run carry their segment and position (a prompt token and a response token
@@ -219,11 +221,18 @@ def render_document(
         if segment is not None:
             lines.append(
                 f"        {UNDERLINE}underlined{RESET}: response tokens; {DIM}dim{RESET}: chat-template "
-                "tokens (left out of the scale and the top tokens)"
+                + (
+                    "tokens (left out of the scale)"
+                    if include_template
+                    else "tokens (left out of the scale and the top tokens)"
+                )
                 + ("" if step is None else ", tokens after the step")
             )
-    ranked = np.flatnonzero(content)
-    lines.append(f"top {top} tokens:" if step is None else f"top {top} context tokens at step {step}:")
+    ranked = np.flatnonzero(content | (include_template & np.isfinite(shown_score)))
+    lines.append(
+        (f"top {top} tokens" if step is None else f"top {top} context tokens at step {step}")
+        + (" (chat-template tokens included):" if include_template and segment is not None else ":")
+    )
     position = rows["position"].to_numpy()[keep]
     for rank, i in enumerate(ranked[np.argsort(-shown_score[ranked], kind="stable")][:top], 1):
         where = "" if segment is None else f"{seg[i]:<9} pos {position[i]:>4}   "

@@ -92,7 +92,11 @@ def test_make_task_picks_the_task_the_options_ask_for():
     chat = make_task(spec, ABSENT, step_scores=True)
     assert chat == ResponseTask(spec, ABSENT, step_scores=True)
     assert chat.token_schema().names[-1] == "step_scores"
-    assert chat.document_schema(("lang",)).names[-2:] == ["response_logprob", "lang"]
+    assert chat.document_schema(("lang",)).names[-3:] == [
+        "response_logprob",
+        "template_system_prompt",
+        "lang",
+    ]
 
 
 def test_each_task_evaluates_with_its_own_options():

@@ -30,6 +30,13 @@ CHATML_TEMPLATE = (
     "{% for m in messages %}[unused1]{{ m['role'] }}\n{{ m['content'] }}[unused2]\n{% endfor %}"
     "{% if add_generation_prompt %}[unused1]assistant\n{% endif %}"
 )
+# ``CHATML_TEMPLATE`` with a default system prompt (as SmolLM2's writes one) that the template's own
+# variable ``use_default_system_prompt`` switches off (as Llama 2's templates read it).
+DEFAULT_PROMPT_TEMPLATE = (
+    "{% set use_default = use_default_system_prompt if use_default_system_prompt is defined else true %}"
+    "{% if use_default and messages[0]['role'] != 'system' %}"
+    "[unused1]system\nYou are a tiny test model[unused2]\n{% endif %}" + CHATML_TEMPLATE
+)
 # A template of the BERT tokenizer's own markers: [CLS] opens a turn, [SEP] ends it.
 CLS_SEP_TEMPLATE = (
     "{% for m in messages %}[CLS] {{ m['role'] }} : {{ m['content'] }} [SEP]\n{% endfor %}"
@@ -53,6 +60,13 @@ def chatml_lm(tiny_causal_lm, tmp_path_factory) -> Path:
     """The tiny random Llama (``tiny_causal_lm``) with ``CHATML_TEMPLATE`` on its tokenizer."""
     folder = tmp_path_factory.mktemp("tiny-chatml-lm")
     return _with_chat_template(tiny_causal_lm, folder, CHATML_TEMPLATE, ["[unused1]", "[unused2]"])
+
+
+@pytest.fixture(scope="session")
+def default_prompt_chat_lm(tiny_causal_lm, tmp_path_factory) -> Path:
+    """The tiny random Llama with ``DEFAULT_PROMPT_TEMPLATE``: a default system prompt it can drop."""
+    folder = tmp_path_factory.mktemp("tiny-default-prompt-lm")
+    return _with_chat_template(tiny_causal_lm, folder, DEFAULT_PROMPT_TEMPLATE, ["[unused1]", "[unused2]"])
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,8 @@ def test_evaluate_classifier_end_to_end(tmp_path, tiny_classifier, run_files, cl
     assert manifest["files"]["results"] == ["curves.parquet", "curves.png", "results.md", "summary.json"]
 
     summary = _summary(out)
-    assert list(summary) == ["samples", "methods", "interval", "random_seeds"] and summary["samples"] == 3
+    assert list(summary) == ["samples", "methods", "interval", "random_seeds", "ferret", "diagnosticity"]
+    assert summary["samples"] == 3
     assert summary["random_seeds"] == 3
     interval = summary["interval"]
     assert (interval["kind"], interval["level"], interval["replicates"], interval["seed"]) == (

@@ -12,8 +12,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from normxlogit.display import color_levels
 from normxlogit.pipeline.cli import main
 from normxlogit.pipeline.report.build import write_report
+from normxlogit.pipeline.report.relative_scale import relative_scale
 
 CHATS = [
     {
@@ -70,9 +72,15 @@ def test_report_embeds_segments_log_probabilities_and_steps(chat_run, run_files,
             np.testing.assert_allclose(
                 [v for v in column if v is not None], [v for v in expected if v is not None], atol=1e-4
             )
-        # the colour scale leaves the template's tokens out
+        # the colour scales leave the template's tokens out
         content = [s for s, g in zip(d["s"], d["seg"]) if g != "template"]
         assert d["scale"] == pytest.approx(max(abs(v) for v in content), abs=1e-4)
+        relative = relative_scale(np.array(content))
+        assert (d["med"], d["spread"]) == pytest.approx((relative.center, relative.spread), abs=1e-3)
+        with_template = relative_scale(np.array(d["s"]))
+        assert (with_template.center, with_template.spread) != pytest.approx(
+            (relative.center, relative.spread)
+        )
 
 
 def test_show_marks_the_response_and_shows_one_step(chat_run, capsys):
@@ -115,6 +123,25 @@ def test_show_step_needs_step_scores(tiny_causal_lm, tmp_path, capsys):
     assert ANSI.search(capsys.readouterr().out) is None
 
 
+# Each token's palette level on the page (null: grey, a template token or no score at the step).
+PALETTE_LEVELS = (
+    "[...{card}.querySelectorAll('.tok')].map(t => (t.className.match(/ c(\\d+)/) || [0, null])[1])"
+)
+
+
+def step_levels(doc: dict, levels: np.ndarray) -> list[str | None]:
+    """The palette levels a step should show: none on template tokens and tokens without a score."""
+    return [
+        None if v is None or seg == "template" else str(level)
+        for v, seg, level in zip(doc["st"][1], doc["seg"], levels.tolist())
+    ]
+
+
+def choose_scale(tools, scale: str) -> None:
+    tools.evaluate(f"document.getElementById('colour-scale').value = '{scale}'")
+    tools.evaluate("document.getElementById('colour-scale').dispatchEvent(new Event('change'))")
+
+
 @pytest.mark.slow
 def test_report_page_of_a_response_run_in_chromium(chat_run, tmp_path, browser):
     page = write_report(chat_run, tmp_path / "responses.html")
@@ -133,6 +160,16 @@ def test_report_page_of_a_response_run_in_chromium(chat_run, tmp_path, browser):
     assert after != before and sum(" sel" in c for c in after) == 1
     assert tools.evaluate(f"{card}.querySelector('.step-note').textContent").startswith("step 2: ")
     tools.save_documents_screenshot("report-responses-step.png")
+    # The step's colours, on the scale chosen on the page; the template's tokens are out of both.
+    d = tools.evaluate(f"{card}.doc")
+    values = np.array([np.nan if v is None else v for v in d["st"][1]])
+    counted = values[np.isfinite(values) & (np.array(d["seg"]) != "template")]
+    relative = step_levels(d, relative_scale(counted).levels(values))
+    assert tools.evaluate(PALETTE_LEVELS.format(card=card)) == relative
+    choose_scale(tools, "absolute")
+    absolute = step_levels(d, color_levels(values, np.abs(counted).max()))
+    assert tools.evaluate(PALETTE_LEVELS.format(card=card)) == absolute != relative
+    choose_scale(tools, "relative")
     tools.evaluate(f"{card}.querySelector('.tok.sel').click()")  # back to the summed scores
     assert tools.evaluate(classes) == before
     tools.evaluate("document.getElementById('hide-template').click()")

@@ -50,6 +50,10 @@ ANNOTATE_JSON = {
         "messages_field": None,
         "max_new_tokens": None,
         "step_scores": False,
+        "chat_template": False,
+        "system_prompt": None,
+        "no_default_system_prompt": False,
+        "system_prompt_variable": None,
     },
     "options": {
         "text_field": "text",
@@ -64,6 +68,7 @@ ANNOTATE_JSON = {
         "padding_side": None,
         "model_copies": None,
         "large_model": False,
+        "include_template": False,
     },
     "versions": {"python": "3.11.7"},
     "batching": {"padded_tokens": 120, "padding_ratio": 1.2},
@@ -96,6 +101,7 @@ FAITHFULNESS = {
     "label_field": "label",
     "random_seeds": 3,
     "bootstrap": 1000,
+    "loo_max_tokens": 256,
 }
 RESPONSE_FAITHFULNESS = {
     "mode": "response",
@@ -107,6 +113,8 @@ RESPONSE_FAITHFULNESS = {
     "response_field": None,
     "messages_field": None,
     "generate": 16,
+    "system_prompt": None,
+    "no_default_system_prompt": False,
     "random_seeds": 3,
     "bootstrap": 1000,
 }
@@ -183,9 +191,12 @@ def test_evaluate_sections_round_trip_byte_for_byte(faithfulness):
 
 @pytest.mark.parametrize("faithfulness", [FAITHFULNESS, RESPONSE_FAITHFULNESS])
 def test_evaluate_runs_before_intervals_read_with_one_random_seed(faithfulness):
-    older = {k: v for k, v in faithfulness.items() if k not in ("random_seeds", "bootstrap")}
+    older = {
+        k: v for k, v in faithfulness.items() if k not in ("random_seeds", "bootstrap", "loo_max_tokens")
+    }
     section = EvaluateSections.from_dict({"faithfulness": older}).faithfulness
     assert (section.random_seeds, section.bootstrap) == (1, None)
+    assert getattr(section, "loo_max_tokens", None) is None  # runs before ferret's metrics
 
 
 def test_target_section_says_whether_it_is_contrastive():

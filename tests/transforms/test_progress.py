@@ -208,3 +208,20 @@ def test_through_a_shared_process_the_batch_counts_when_it_ends(handler, engine,
     (out,) = handler.run_inference(BATCH, SharedEngine(engine))
     [line] = lines.progress()
     assert int(line["docs"]) == 12 and int(line["tokens"]) == out.rows.num_rows
+
+
+def test_generation_is_timed_apart_from_scoring(clock, capsys):
+    from normxlogit.engine import GenerationDone
+
+    progress = Progress(input_bytes=None)
+    progress.start()
+    copy = progress.batch([])
+    count = copy.on_bucket([])
+    count(GenerationDone(answers=2, new_tokens=20, seconds=3.0))
+    assert capsys.readouterr().err == ""  # generated answers are not scored documents yet
+    clock.now += 4
+    progress.add(2, 100, 0)
+    assert capsys.readouterr().err == (
+        "normxlogit: 2 docs, 100 tokens in 4.0 s: 20 tokens generated in 3.0 s (6.7 tokens/s), "
+        "scored in 1.0 s (100 tokens/s)\n"
+    )

@@ -41,6 +41,8 @@ class FieldSpec:
         keep_fields: fields copied as they are into ``SourceRecord.kept`` (the documents table).
         response_field: the field whose raw value becomes ``SourceRecord.response`` (LLM responses).
         messages_field: the field whose raw value becomes ``SourceRecord.messages`` (chats).
+        rationale_field: the field whose raw value becomes ``SourceRecord.rationale`` (``evaluate``'s
+            plausibility).
     """
 
     text_field: str = "text"
@@ -49,6 +51,7 @@ class FieldSpec:
     keep_fields: tuple[str, ...] = ()
     response_field: str | None = None
     messages_field: str | None = None
+    rationale_field: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -60,6 +63,7 @@ class FieldSpec:
             *self.keep_fields,
             self.response_field,
             self.messages_field,
+            self.rationale_field,
         )
         return list(dict.fromkeys(n for n in named if n))
 
@@ -98,7 +102,8 @@ def record_from_mapping(
     kept = tuple(map(mapping.get, fields.keep_fields)) if fields.keep_fields else ()
     response = mapping.get(fields.response_field, MISSING) if fields.response_field else None
     messages = mapping.get(fields.messages_field, MISSING) if fields.messages_field else None
-    return SourceRecord(source, locator, doc_id, text, target, raw, kept, response, messages)
+    rationale = mapping.get(fields.rationale_field, MISSING) if fields.rationale_field else None
+    return SourceRecord(source, locator, doc_id, text, target, raw, kept, response, messages, rationale)
 
 
 def records_from_batches(

@@ -252,7 +252,8 @@ def test_the_same_seed_writes_the_same_files_and_another_seed_other_intervals(
         "about 88% of the time at 5 documents, 91% at 10, 93% at 20, 94% at 100 (simulation)"
     )
     assert summary["options"] == {"by": ["prediction"], "bootstrap": 100, "seed": 0, "min_docs": 5,
-                                  "casefold": False, "lexicon": str(tmp_path / "lex.json")}  # fmt: skip
+                                  "casefold": False, "lexicon": str(tmp_path / "lex.json"),
+                                  "include_template": False}  # fmt: skip
     corpus = summary["slices"][0]
     assert (corpus["slice_field"], corpus["slice"], corpus["n_docs"]) == (CORPUS, CORPUS, 400)
     assert sum(s["n_docs"] for s in summary["slices"][1:]) == 400
