@@ -127,7 +127,7 @@ _SCRIPT_TEMPLATE = r"""
   function tokenOf(d, i) { return d.k[i] === undefined ? d.t[i] : d.k[i]; }
   function topTokens(d, k, line) {
     var idx = d.s.map(function (_, i) { return i; }).filter(function (i) {
-      return !d.seg || d.seg[i] !== "template";
+      return data.include_template || !d.seg || d.seg[i] !== "template";
     });
     idx.sort(function (a, b) { return d.s[b] - d.s[a] || a - b; });
     idx.slice(0, k).forEach(function (i, rank) {

@@ -67,6 +67,7 @@ def build_report(
         findings=findings,
         comparison=comparison,
         faithfulness=faithfulness,
+        include_template=include_template,
     )
     return render_page(data)
 

@@ -112,9 +112,11 @@ def grouped_fields(target_mode: str | None) -> tuple[str, ...]:
     """The document fields the corpus views (and the report's own findings) group by.
 
     With the prediction as target the target groups repeat the prediction groups; in response runs
-    they group by the response's first token, which says little.
+    the prediction is the model's own first token, which says nothing of a whole answer: sources only.
     """
-    if target_mode == "prediction" or target_mode in RESPONSE_MODES:
+    if target_mode in RESPONSE_MODES:
+        return (SOURCE,)
+    if target_mode == "prediction":
         return (PREDICTION, SOURCE)
     return (PREDICTION, TARGET, SOURCE)
 

@@ -47,6 +47,7 @@ class ReportInput:
     findings: FindingsInput
     comparison: ComparisonInput | None = None
     faithfulness: FaithfulnessInput | None = None
+    include_template: bool = False  # the documents' top tokens list chat-template tokens too
 
 
 def script_hash(script: str) -> str:
@@ -217,7 +218,7 @@ Invisible and direction-changing characters (zero-width, bidi controls) show as 
 
 def render_page(data: ReportInput) -> str:
     """The whole report page as one HTML string."""
-    payload = embed_json({"docs": data.scan.sample})
+    payload = embed_json({"docs": data.scan.sample, "include_template": data.include_template})
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{esc(content_security_policy())}">

@@ -83,6 +83,21 @@ def test_report_embeds_segments_log_probabilities_and_steps(chat_run, run_files,
         )
 
 
+def test_report_of_a_response_run_groups_by_source_not_first_token_and_honours_include_template(chat_run):
+    from normxlogit.pipeline.report.build import build_report
+
+    def data(html: str) -> dict:
+        block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+        return json.loads(block.group(1))
+
+    plain = build_report(chat_run)
+    # the model's own first token says nothing of a whole answer: no "Top words per prediction"
+    assert 'id="by-prediction"' not in plain and 'id="by-source"' in plain
+    assert data(plain)["include_template"] is False
+    # with the flag, the documents' top tokens (the page script) may list chat-template tokens
+    assert data(build_report(chat_run, include_template=True))["include_template"] is True
+
+
 def test_show_marks_the_response_and_shows_one_step(chat_run, capsys):
     assert main(["show", str(chat_run), "--doc", "c1", "--no-color"]) == 0
     plain = capsys.readouterr().out
