@@ -186,6 +186,22 @@ def p_values(replicates: np.ndarray, null: float | np.ndarray = 0.0) -> np.ndarr
     return np.where(valid > 0, p, np.nan)
 
 
+def json_number(value: float) -> float | None:
+    """A figure as JSON writes it: nan (no document had a value) as None."""
+    return None if math.isnan(value) else float(value)
+
+
+def paired_difference(replicates: np.ndarray, value: float, level: float = DEFAULT_LEVEL) -> dict:
+    """``{"difference", "ci": [low, high], "p"}`` of a paired difference: ``value`` its estimate,
+    ``replicates`` (B,) the method's replicate minus the baseline's on the same resampled documents."""
+    low, high = percentile_interval(replicates, level)
+    return {
+        "difference": json_number(value),
+        "ci": [json_number(low[0]), json_number(high[0])],
+        "p": json_number(p_values(replicates)[0]),
+    }
+
+
 def q_values(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false discovery rate) of one family; nan stays nan and is
     not counted in the family."""

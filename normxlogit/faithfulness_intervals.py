@@ -25,20 +25,13 @@ What ``summary`` adds to ``CurveSums.summary`` (whose keys and values it keeps):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from normxlogit.bootstrap import Resampling, StreamingReplicates, p_values, percentile_interval
+from normxlogit.bootstrap import Resampling, StreamingReplicates, json_number, p_values, percentile_interval
 from normxlogit.faithfulness import METRICS, PERCENTS, CurveSums, DocFaithfulness
 
 FIGURES: tuple[str, ...] = ("drop", "accuracy")
 INTERVAL_KIND = "percentile document bootstrap"
-
-
-def _number(value: float) -> float | None:
-    """A JSON figure: None for nan (no replicate drew a document)."""
-    return None if math.isnan(value) else float(value)
 
 
 class CurveReplicates:
@@ -90,7 +83,7 @@ class CurveReplicates:
         low, high = low.reshape(len(FIGURES), -1), high.reshape(len(FIGURES), -1)
         for n, row in enumerate(rows):  # rows and the flattened (M, metrics, K) share one order
             for f, figure in enumerate(FIGURES):
-                row[f"{figure}_low"], row[f"{figure}_high"] = _number(low[f, n]), _number(high[f, n])
+                row[f"{figure}_low"], row[f"{figure}_high"] = json_number(low[f, n]), json_number(high[f, n])
         return rows
 
     def interval_description(self, baselines: tuple[str, ...]) -> dict:
@@ -128,7 +121,7 @@ class CurveReplicates:
             for j, metric in enumerate(METRICS):
                 figures = summary["methods"][method][metric]
                 for f, figure in enumerate(FIGURES):
-                    figures[f"{figure}_ci"] = [_number(low[f, i, j]), _number(high[f, i, j])]
+                    figures[f"{figure}_ci"] = [json_number(low[f, i, j]), json_number(high[f, i, j])]
                 figures["differences"] = {
                     base: self._difference(summary, per_metric, methods, method, base, metric)
                     for base in present
@@ -157,6 +150,6 @@ class CurveReplicates:
                 summary["methods"][base][metric][figure],
             )
             out[figure] = None if value is None or other is None else value - other
-            out[f"{figure}_ci"] = [_number(low[f]), _number(high[f])]
-            out[f"{figure}_p"] = _number(p[f])
+            out[f"{figure}_ci"] = [json_number(low[f]), json_number(high[f])]
+            out[f"{figure}_p"] = json_number(p[f])
         return out

@@ -18,14 +18,16 @@ import math
 
 import numpy as np
 
-from normxlogit.bootstrap import Resampling, StreamingReplicates, p_values, percentile_interval
+from normxlogit.bootstrap import (
+    Resampling,
+    StreamingReplicates,
+    json_number,
+    paired_difference,
+    percentile_interval,
+)
 from normxlogit.plausibility import EMPTY, MISSING, PLAUSIBILITY_METRICS, SCORED, DocPlausibility
 
 UNIT = "word"
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
 
 
 class PlausibilityReplicates:
@@ -80,20 +82,15 @@ class PlausibilityReplicates:
             for j, metric in enumerate(PLAUSIBILITY_METRICS):
                 figure = {
                     "mean": float(self.sums[i, j] / n) if n else None,
-                    "ci": [_number(low[i, j]), _number(high[i, j])],
+                    "ci": [json_number(low[i, j]), json_number(high[i, j])],
                     "differences": {},
                 }
                 for base in present:
                     if base == method:
                         continue
                     b = methods.index(base)
-                    diffs = means[i, j] - means[b, j]
-                    d_low, d_high = percentile_interval(diffs, level)
-                    figure["differences"][base] = {
-                        "difference": float((self.sums[i, j] - self.sums[b, j]) / n) if n else None,
-                        "ci": [_number(d_low[0]), _number(d_high[0])],
-                        "p": _number(p_values(diffs)[0]),
-                    }
+                    value = (self.sums[i, j] - self.sums[b, j]) / n if n else math.nan
+                    figure["differences"][base] = paired_difference(means[i, j] - means[b, j], value, level)
                 out[method][metric] = figure
         return out
 

@@ -13,14 +13,13 @@ other figure of the run, so differences are paired). A mean per replicate is (we
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from normxlogit.bootstrap import (
     Resampling,
     StreamingReplicates,
-    p_values,
+    json_number,
+    paired_difference,
     percentile_interval,
     ratio_replicates,
 )
@@ -28,10 +27,6 @@ from normxlogit.faithfulness import DocFaithfulness
 from normxlogit.ferret_faithfulness import DIAGNOSTIC_METRICS, SCALAR_METRICS
 
 ALL_METHODS = "all"
-
-
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
 
 
 class ScalarReplicates:
@@ -122,8 +117,8 @@ class ScalarReplicates:
             for metric in metrics:
                 j = SCALAR_METRICS.index(metric)
                 figures = {
-                    "mean": _number(mean[i, j]),
-                    "ci": [_number(low[i, j]), _number(high[i, j])],
+                    "mean": json_number(mean[i, j]),
+                    "ci": [json_number(low[i, j]), json_number(high[i, j])],
                     "documents": int(counts[i, j]),
                     "differences": {},
                 }
@@ -132,13 +127,7 @@ class ScalarReplicates:
                         continue
                     b = methods.index(base)
                     diffs = reps[i, j] - reps[b, j]
-                    d_low, d_high = percentile_interval(diffs, level)
-                    value = mean[i, j] - mean[b, j]
-                    figures["differences"][base] = {
-                        "difference": _number(value),
-                        "ci": [_number(d_low[0]), _number(d_high[0])],
-                        "p": _number(p_values(diffs)[0]),
-                    }
+                    figures["differences"][base] = paired_difference(diffs, mean[i, j] - mean[b, j], level)
                 out[method][metric] = figures
         return out
 
@@ -161,8 +150,8 @@ class ScalarReplicates:
 
         def figure(i: int, j: int) -> dict:
             return {
-                "mean": _number(mean[i, j]),
-                "ci": [_number(low[i, j]), _number(high[i, j])],
+                "mean": json_number(mean[i, j]),
+                "ci": [json_number(low[i, j]), json_number(high[i, j])],
                 "documents": int(counts[i, j]),
             }
 

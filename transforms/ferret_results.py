@@ -144,14 +144,16 @@ def add_scalars(
     return summary
 
 
-def _estimate(figure: dict) -> str:
+def estimate_cell(figure: dict) -> str:
+    """A results.md cell: ``mean [low, high]`` of a ``{"mean", "ci"}`` figure, '-' without one."""
     mean, (low, high) = figure["mean"], figure["ci"]
     if mean is None:
         return "-"
     return f"{mean:.3f}" if low is None or high is None else f"{mean:.3f} [{low:.2f}, {high:.2f}]"
 
 
-def _difference(figure: dict) -> str:
+def difference_cell(figure: dict) -> str:
+    """A results.md cell: ``+d [low, high] p=...`` of a paired difference, '-' without one."""
     value, (low, high), p = figure["difference"], figure["ci"], figure["p"]
     if value is None or low is None or high is None or p is None:
         return "-"
@@ -189,7 +191,7 @@ def scalars_table(summary: dict) -> str:
     ]
     methods = section["methods"]
     for method, figures in methods.items():
-        lines.append(f"| {method} | " + " | ".join(_estimate(figures[m]) for m in metrics) + " |")
+        lines.append(f"| {method} | " + " | ".join(estimate_cell(figures[m]) for m in metrics) + " |")
     for base in summary["interval"]["baselines"]:
         lines += [
             "",
@@ -201,7 +203,7 @@ def scalars_table(summary: dict) -> str:
         ]
         for method, figures in methods.items():
             if method != base:
-                cells = [_difference(figures[m]["differences"][base]) for m in metrics]
+                cells = [difference_cell(figures[m]["differences"][base]) for m in metrics]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
     diag = summary[DIAGNOSTICITY]
     lines += ["", f"Diagnosticity: {diag['description']}.", ""]
@@ -212,6 +214,6 @@ def scalars_table(summary: dict) -> str:
             "|---|---|" + "---|" * len(shown),
         ]
         for metric, figures in diag["metrics"].items():
-            cells = [_estimate(figures)] + [_estimate(figures["methods"][m]) for m in shown]
+            cells = [estimate_cell(figures)] + [estimate_cell(figures["methods"][m]) for m in shown]
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

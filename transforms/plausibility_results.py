@@ -22,6 +22,7 @@ import apache_beam as beam
 from normxlogit.bootstrap import Resampling, document_keys
 from normxlogit.plausibility import PLAUSIBILITY_METRICS
 from normxlogit.plausibility_intervals import PlausibilityReplicates
+from normxlogit.transforms.ferret_results import difference_cell, estimate_cell
 
 PLAUSIBILITY = "plausibility"
 
@@ -81,21 +82,6 @@ def add_plausibility(
     return summary
 
 
-def _estimate(figure: dict) -> str:
-    mean, (low, high) = figure["mean"], figure["ci"]
-    if mean is None:
-        return "-"
-    return f"{mean:.3f}" if low is None or high is None else f"{mean:.3f} [{low:.2f}, {high:.2f}]"
-
-
-def _difference(figure: dict) -> str:
-    value, (low, high), p = figure["difference"], figure["ci"], figure["p"]
-    if value is None or low is None or high is None or p is None:
-        return "-"
-    shown = f"p={p:.3f}" if p >= 0.001 else "p<0.001"
-    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}] {shown}"
-
-
 def plausibility_table(summary: dict) -> str:
     """The plausibility part of ``results.md``: means with intervals, then paired differences per
     baseline; "" when the summary has none."""
@@ -117,7 +103,7 @@ def plausibility_table(summary: dict) -> str:
     ]
     methods = summary["methods"]
     for method, figures in methods.items():
-        cells = [_estimate(figures[PLAUSIBILITY][metric]) for metric in PLAUSIBILITY_METRICS]
+        cells = [estimate_cell(figures[PLAUSIBILITY][metric]) for metric in PLAUSIBILITY_METRICS]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     for base in summary["interval"]["baselines"]:
         if base not in methods or section["documents"] == 0:
@@ -133,7 +119,7 @@ def plausibility_table(summary: dict) -> str:
         for method, figures in methods.items():
             if method != base:
                 cells = [
-                    _difference(figures[PLAUSIBILITY][metric]["differences"][base])
+                    difference_cell(figures[PLAUSIBILITY][metric]["differences"][base])
                     for metric in PLAUSIBILITY_METRICS
                 ]
                 lines.append(f"| {method} | " + " | ".join(cells) + " |")
