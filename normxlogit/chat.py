@@ -41,9 +41,9 @@ from normxlogit.errors import RecordError
 from normxlogit.flat_tokens import SpecialNames
 from normxlogit.heads import HeadAdapter
 from normxlogit.responses import (
+    NO_TOKENS,
     SEGMENT_CODE,
     EncodedResponse,
-    TokenRow,
     assemble,
     require_causal_lm,
     single,
@@ -269,39 +269,12 @@ def encode_chat_batch(
     """
     require_causal_lm(adapter)
     check_chat_template(tokenizer)
-    rendered: list[RenderedChat | RecordError] = []
-    for messages in conversations:
-        try:
-            rendered.append(render_chat(messages, tokenizer, rendering))
-        except RecordError as err:
-            rendered.append(err)
-    chats = [c for c in rendered if isinstance(c, RenderedChat)]
-    prompts = iter(tokenize_rows([c.prompt for c in chats], tokenizer, special_tokens=False))
-    responses = iter(tokenize_rows([c.response for c in chats], tokenizer, special_tokens=False))
-    names = SpecialNames(tokenizer)
-    out: list[EncodedResponse | RecordError] = []
-    for chat in rendered:
-        if isinstance(chat, RecordError):
-            out.append(chat)
-            continue
-        prompt = next(prompts)
-        try:
-            encoded = assemble(
-                chat.prompt,
-                prompt,
-                _prompt_segments(prompt.offsets, chat),
-                chat.response,
-                next(responses),
-                max_length=max_length,
-                tokenizer=tokenizer,
-                names=names,
-            )
-        except RecordError as err:
-            out.append(err)
-            continue
-        encoded.template_system_prompt = chat.template_system_prompt
-        out.append(encoded)
-    return out
+    return _encode_rendered(
+        [_rendered(render_chat, messages, tokenizer, rendering) for messages in conversations],
+        tokenizer,
+        max_length,
+        with_response=True,
+    )
 
 
 def encode_chat_prompt_batch(
@@ -328,17 +301,34 @@ def encode_chat_prompt_batch(
     """
     require_causal_lm(adapter)
     check_chat_template(tokenizer)
-    rendered: list[RenderedChat | RecordError] = []
-    for messages in conversations:
-        try:
-            rendered.append(render_chat_prompt(messages, tokenizer, rendering))
-        except RecordError as err:
-            rendered.append(err)
+    return _encode_rendered(
+        [_rendered(render_chat_prompt, messages, tokenizer, rendering) for messages in conversations],
+        tokenizer,
+        max_length,
+        with_response=False,
+    )
+
+
+def _rendered(render, messages: object, tokenizer, rendering: ChatRendering) -> RenderedChat | RecordError:
+    """``render(messages, tokenizer, rendering)``, or the ``RecordError`` it raised."""
+    try:
+        return render(messages, tokenizer, rendering)
+    except RecordError as err:
+        return err
+
+
+def _encode_rendered(
+    rendered: list[RenderedChat | RecordError],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    with_response: bool,
+) -> list[EncodedResponse | RecordError]:
+    """Tokenize rendered chats in one call for the prompts (and one for the responses, or none when
+    the response is to be generated: ``min_response=0``) and assemble each; errors carried."""
     chats = [c for c in rendered if isinstance(c, RenderedChat)]
     prompts = iter(tokenize_rows([c.prompt for c in chats], tokenizer, special_tokens=False))
-    nothing = TokenRow(
-        np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool)
-    )
+    if with_response:
+        responses = iter(tokenize_rows([c.response for c in chats], tokenizer, special_tokens=False))
     names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for chat in rendered:
@@ -346,17 +336,17 @@ def encode_chat_prompt_batch(
             out.append(chat)
             continue
         prompt = next(prompts)
+        response = (chat.response, next(responses)) if with_response else ("", NO_TOKENS)
         try:
             encoded = assemble(
                 chat.prompt,
                 prompt,
                 _prompt_segments(prompt.offsets, chat),
-                "",
-                nothing,
+                *response,
                 max_length=max_length,
                 tokenizer=tokenizer,
                 names=names,
-                min_response=0,
+                min_response=1 if with_response else 0,
             )
         except RecordError as err:
             out.append(err)

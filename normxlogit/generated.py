@@ -21,6 +21,7 @@ from normxlogit.flat_tokens import SpecialNames
 from normxlogit.heads import HeadAdapter
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import (
+    NO_TOKENS,
     SEGMENT_CODE,
     EncodedResponse,
     TokenRow,
@@ -45,9 +46,6 @@ def encode_prompt_batch(
         One entry per prompt: an ``EncodedResponse`` with no response tokens, or a ``RecordError``.
     """
     require_causal_lm(adapter)
-    nothing = TokenRow(
-        np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool)
-    )
     names = SpecialNames(tokenizer)
     out: list[EncodedResponse | RecordError] = []
     for prompt, row in zip(prompts, tokenize_rows(prompts, tokenizer, special_tokens=True)):
@@ -56,7 +54,7 @@ def encode_prompt_batch(
                 prompt,
                 row,
                 "",
-                nothing,
+                NO_TOKENS,
                 max_length=max_length,
                 tokenizer=tokenizer,
                 names=names,

@@ -107,6 +107,10 @@ class TokenRow:
     added: np.ndarray  # special tokens the tokenizer added around the text (BOS), not in the text
 
 
+# A row of no tokens: the response of a prompt whose answer is still to be generated.
+NO_TOKENS = TokenRow(np.zeros(0, np.int64), np.zeros((0, 2), np.int32), np.zeros(0, bool), np.zeros(0, bool))
+
+
 def _rows(enc, tokenizer: PreTrainedTokenizerBase) -> list[TokenRow]:
     """Split a batched fast-tokenizer output into ``TokenRow`` rows."""
     specials = np.asarray(tokenizer.all_special_ids, dtype=np.int64)
