@@ -25,6 +25,7 @@ from normxlogit.loading import ScoringModel
 from normxlogit.scoring import forward_base, pad_batch
 
 GRADIENT_METHODS: tuple[str, ...] = ("gradient_norm", "gradient_x_input", "integrated_gradients")
+DEFAULT_IG_STEPS = 50
 INSTALL_HINT = 'pip install "normxlogit[eval]"'
 
 
@@ -68,7 +69,7 @@ def gradient_scores(
     pooled_pos: torch.Tensor,
     targets: torch.Tensor,
     *,
-    ig_steps: int = 50,
+    ig_steps: int = DEFAULT_IG_STEPS,
     internal_batch_size: int | None = None,
 ) -> torch.Tensor:
     """Token scores of one gradient baseline for a padded batch.
@@ -124,7 +125,7 @@ def encoded_gradient_scores(
     targets: Sequence[int] | np.ndarray,
     *,
     batch_tokens: int,
-    ig_steps: int = 50,
+    ig_steps: int = DEFAULT_IG_STEPS,
 ) -> list[np.ndarray]:
     """``gradient_scores`` for encoded texts, padded (right) into one batch.
 

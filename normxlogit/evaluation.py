@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from normxlogit.baselines import GRADIENT_METHODS, encoded_gradient_scores, require_captum
+from normxlogit.baselines import DEFAULT_IG_STEPS, GRADIENT_METHODS, encoded_gradient_scores, require_captum
 from normxlogit.encoding import EncodedText
 from normxlogit.engine import BatchEngine, OnBucket
 from normxlogit.errors import RecordError
@@ -71,7 +71,7 @@ class EvaluationOptions:
 
     methods: tuple[str, ...] = METHODS
     seed: int = 0
-    ig_steps: int = 50
+    ig_steps: int = DEFAULT_IG_STEPS
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     random_seeds: int = DEFAULT_RANDOM_SEEDS
     loo_max_tokens: int = DEFAULT_LOO_MAX_TOKENS

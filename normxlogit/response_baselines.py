@@ -13,6 +13,9 @@ word-embedding output fed as ``inputs_embeds``, as ``normxlogit.baselines`` does
 - ``gradient_x_input_l2_steps``: one backward pass per step t (from one forward pass), the L2 norm
   over the hidden dimension of grad_t * input per step, summed over the steps: METHOD.md's trial
   baseline. T backward passes per batch.
+- ``integrated_gradients_response``: Captum's Integrated Gradients of the summed response
+  log-probability from a baseline token's embedding at every context position to the input, signed
+  like the first.
 
 ``position_logsumexp`` gives log sum_v exp H(x_i^L)[v] at every position, which turns the summed
 raw-logit LogAt into the log-probability variant exactly (``normxlogit.response_evaluation``).
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from normxlogit.baselines import DEFAULT_IG_STEPS, require_captum
 from normxlogit.loading import ScoringModel
 from normxlogit.responses import EncodedResponse, require_causal_lm
 from normxlogit.scoring import forward_base, pad_batch
@@ -46,8 +50,26 @@ class ResponseGraph:
     live: torch.Tensor
 
 
-def response_graph(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> ResponseGraph:
-    """Forward pass on input embeddings with autograd on, full vocabulary at the T positions p_t."""
+@dataclass(frozen=True)
+class ResponseBatch:
+    """A right-padded batch of pairs on the model's device, with its response steps.
+
+    Attributes:
+        ids, mask: (B, L) token ids and attention mask.
+        y_pos: (B, T_max) the position of response token t (1 on steps a document does not have).
+        live: (B, T_max) bool, the steps each document has.
+        context: (B, L) bool, the positions before the response (the prompt or chat).
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    y_pos: torch.Tensor
+    live: torch.Tensor
+    context: torch.Tensor
+
+
+def response_batch(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> ResponseBatch:
+    """``batch`` padded (right) on ``sm``'s device, with the positions of its response steps."""
     require_causal_lm(sm.adapter, sm.info.architecture)
     dev = sm.device
     padded = pad_batch(batch, sm.pad_id, "right")
@@ -57,16 +79,33 @@ def response_graph(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> Respon
     step = torch.arange(int(n_resp.max()), device=dev)
     live = step[None] < n_resp[:, None]  # (B, T_max)
     y_pos = torch.where(live, start[:, None] + step[None], 1)  # any position >= 1 for a missing step
-    embeds = sm.model.get_input_embeddings()(ids).detach().requires_grad_()
+    context = torch.arange(ids.shape[1], device=dev)[None] < start[:, None]
+    return ResponseBatch(ids, mask, y_pos, live, context)
+
+
+def step_logprobs(
+    sm: ScoringModel,
+    embeds: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    y_pos: torch.Tensor,
+    live: torch.Tensor,
+) -> torch.Tensor:
+    """(B, T_max) log p(y_t | context) teacher forced from input embeddings, 0 on missing steps."""
+    final = forward_base(sm, mask, inputs_embeds=embeds).last_hidden_state
+    rows = torch.arange(len(embeds), device=embeds.device)[:, None].expand_as(y_pos)
+    logits = sm.adapter.class_logits(sm.model, final[rows, y_pos - 1].reshape(-1, final.shape[-1])).float()
+    chosen = logits.log_softmax(-1).gather(1, ids.gather(1, y_pos).reshape(-1, 1))[:, 0]
+    return torch.where(live, chosen.reshape(live.shape), 0.0)
+
+
+def response_graph(sm: ScoringModel, batch: Sequence[EncodedResponse]) -> ResponseGraph:
+    """Forward pass on input embeddings with autograd on, full vocabulary at the T positions p_t."""
+    b = response_batch(sm, batch)
+    embeds = sm.model.get_input_embeddings()(b.ids).detach().requires_grad_()
     with torch.enable_grad():
-        final = forward_base(sm, mask, inputs_embeds=embeds).last_hidden_state
-        rows = torch.arange(len(batch), device=dev)[:, None].expand_as(y_pos)
-        logits = sm.adapter.class_logits(
-            sm.model, final[rows, y_pos - 1].reshape(-1, final.shape[-1])
-        ).float()
-        chosen = logits.log_softmax(-1).gather(1, ids.gather(1, y_pos).reshape(-1, 1))[:, 0]
-        logprob = torch.where(live, chosen.reshape(live.shape), 0.0)
-    return ResponseGraph(embeds, logprob, live)
+        logprob = step_logprobs(sm, embeds, b.ids, b.mask, b.y_pos, b.live)
+    return ResponseGraph(embeds, logprob, b.live)
 
 
 def _unpad(scores: torch.Tensor, batch: Sequence[EncodedResponse]) -> list[np.ndarray]:
@@ -93,6 +132,45 @@ def gradient_x_input_l2_steps(sm: ScoringModel, batch: Sequence[EncodedResponse]
         (grad,) = torch.autograd.grad(graph.logprob[:, t].sum(), graph.embeds, retain_graph=t < steps - 1)
         total += (grad * graph.embeds).norm(dim=-1) * graph.live[:, t, None]
     return _unpad(total, batch)
+
+
+def integrated_gradients_response(
+    sm: ScoringModel, batch: Sequence[EncodedResponse], baseline_id: int, steps: int = DEFAULT_IG_STEPS
+) -> list[np.ndarray]:
+    """Per document, (n,) Captum Integrated Gradients of the summed response log-probability.
+
+    The path runs from the embedding of ``baseline_id`` at every context position (the prompt or
+    chat, template tokens included, as Captum's ``LLMGradientAttribution`` treats its whole input;
+    evaluate passes the token it replaces ranked tokens with) to the input, the response's own
+    embeddings fixed (teacher forcing), in ``steps`` Gauss-Legendre steps (Captum's default rule), one
+    internal batch of the documents per step. Not a zero embedding: RMSNorm (Llama, SmolLM2) turns a
+    path through zero into a jump that 50, or 200, steps do not integrate. The score of token i is the
+    signed sum over the hidden dimension, as ``gradient_x_input_signed``'s: a document's scores add up
+    to log p(response | context) - log p(response | every context token the baseline token)
+    (Integrated Gradients' completeness, up to the rule's error); response and padding positions
+    score 0.
+
+    Raises:
+        MissingExtraError: Captum is not installed.
+    """
+    attr = require_captum()
+    b = response_batch(sm, batch)
+    embed = sm.model.get_input_embeddings()
+    embeds = embed(b.ids).detach()
+    baseline = torch.where(b.context[..., None], embed(torch.full_like(b.ids, baseline_id)).detach(), embeds)
+
+    def summed_logprob(e, ids, mask, y_pos, live):
+        return step_logprobs(sm, e, ids, mask, y_pos, live).sum(-1)
+
+    with torch.enable_grad():
+        out = attr.IntegratedGradients(summed_logprob).attribute(
+            embeds,
+            baselines=baseline,
+            additional_forward_args=(b.ids, b.mask, b.y_pos, b.live),
+            n_steps=steps,
+            internal_batch_size=len(batch),
+        )
+    return _unpad(out.sum(-1), batch)
 
 
 @torch.inference_mode()

@@ -7,8 +7,10 @@ per seed, (R, n)):
 - ``normxlogit``: the response-level S of METHOD.md (the paper's NormXLogit summed over steps);
   ``logat`` and ``norm`` its components;
 - ``random``: seeded per document, one ranking per random seed (its figures are their mean);
-- ``gradient_x_input`` (signed, one backward pass) and ``gradient_x_input_l2_steps`` (one backward
-  pass per step): ``normxlogit.response_baselines``;
+- ``gradient_x_input`` (signed, one backward pass), ``gradient_x_input_l2_steps`` (one backward
+  pass per step) and ``integrated_gradients`` (Captum, from the replacement token's embedding,
+  ``ig_steps`` forward and backward passes; not among the defaults for its cost):
+  ``normxlogit.response_baselines``;
 - named variants of ours, never the default meaning of ``normxlogit``:
   ``normxlogit_logprob`` sums ||x_i^0|| * log_softmax(H(x_i^L))[y_t] over the steps, exactly
   ``norm * (logat - n_steps * logsumexp_i)``; ``normxlogit_abs`` sums |NormXLogit_t|;
@@ -32,6 +34,7 @@ from functools import cached_property
 
 import numpy as np
 
+from normxlogit.baselines import DEFAULT_IG_STEPS
 from normxlogit.engine import BatchEngine, OnBucket
 from normxlogit.errors import RecordError
 from normxlogit.faithfulness import (
@@ -55,6 +58,7 @@ from normxlogit.loading import ScoringModel
 from normxlogit.response_baselines import (
     gradient_x_input_l2_steps,
     gradient_x_input_signed,
+    integrated_gradients_response,
     position_logsumexp,
 )
 from normxlogit.response_faithfulness import (
@@ -79,9 +83,10 @@ class Evidence:
         doc_ids: Sequence[str],
         seed: int,
         random_seeds: int = 1,
+        ig_steps: int = DEFAULT_IG_STEPS,
     ):
         self.sm, self.batch, self.doc_ids = sm, batch, doc_ids
-        self.seed, self.random_seeds = seed, random_seeds
+        self.seed, self.random_seeds, self.ig_steps = seed, random_seeds, ig_steps
 
     @cached_property
     def scores(self) -> ResponseScores:
@@ -112,12 +117,14 @@ class ResponseMethod:
             (R, n) for R rankings whose figures are averaged (random's seeds).
         ours: a named variant of ours, not the paper's definition.
         baseline: a baseline every method is compared with (random, the gradient methods).
+        default: among the methods of a run that names none (``DEFAULT_RESPONSE_METHODS``).
     """
 
     name: str
     scores: Callable[[Evidence], list[np.ndarray]]
     ours: bool = False
     baseline: bool = False
+    default: bool = True
 
 
 def _logprob_variant(ev: Evidence) -> list[np.ndarray]:
@@ -152,6 +159,14 @@ RESPONSE_METHODS: dict[str, ResponseMethod] = {
         ResponseMethod(
             "gradient_x_input_l2_steps", lambda ev: gradient_x_input_l2_steps(ev.sm, ev.batch), baseline=True
         ),
+        ResponseMethod(
+            "integrated_gradients",
+            lambda ev: integrated_gradients_response(
+                ev.sm, ev.batch, replacement_token(ev.sm.tokenizer)[0], ev.ig_steps
+            ),
+            baseline=True,
+            default=False,
+        ),
         ResponseMethod("normxlogit_logprob", _logprob_variant, ours=True),
         ResponseMethod(
             "normxlogit_abs", lambda ev: [np.nansum(np.abs(m), axis=1) for m in ev.step_matrices()], ours=True
@@ -159,7 +174,7 @@ RESPONSE_METHODS: dict[str, ResponseMethod] = {
         ResponseMethod("normxlogit_stepnorm", _stepnorm_variant, ours=True),
     )
 }
-DEFAULT_RESPONSE_METHODS: tuple[str, ...] = tuple(RESPONSE_METHODS)
+DEFAULT_RESPONSE_METHODS: tuple[str, ...] = tuple(m.name for m in RESPONSE_METHODS.values() if m.default)
 RESPONSE_BASELINES: tuple[str, ...] = tuple(m.name for m in RESPONSE_METHODS.values() if m.baseline)
 
 
@@ -177,16 +192,21 @@ class ResponseEvaluationOptions:
         seed: seed of the random baseline's first ranking.
         batch_tokens: padded tokens per forward pass.
         random_seeds: rankings the random baseline averages per pair (seeds seed..seed+R-1).
+        ig_steps: Integrated Gradients steps (``integrated_gradients``).
     """
 
     methods: tuple[str, ...] = DEFAULT_RESPONSE_METHODS
     seed: int = 0
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     random_seeds: int = DEFAULT_RANDOM_SEEDS
+    ig_steps: int = DEFAULT_IG_STEPS
 
     def __post_init__(self) -> None:
-        if self.random_seeds < 1 or self.seed < 0:
-            raise ValueError(f"random_seeds >= 1 and seed >= 0, got {self.random_seeds} and {self.seed}")
+        if self.random_seeds < 1 or self.seed < 0 or self.ig_steps < 1:
+            raise ValueError(
+                "random_seeds >= 1, seed >= 0 and ig_steps >= 1, "
+                f"got {self.random_seeds}, {self.seed} and {self.ig_steps}"
+            )
 
 
 def evaluate_response_batch(
@@ -204,7 +224,7 @@ def evaluate_response_batch(
         (M, 2, K) shares of response tokens still the argmax (random's: the mean over its seeds).
     """
     replacement, _ = replacement_token(sm.tokenizer)
-    ev = Evidence(sm, batch, doc_ids, opts.seed, opts.random_seeds)
+    ev = Evidence(sm, batch, doc_ids, opts.seed, opts.random_seeds, opts.ig_steps)
     per_method = [RESPONSE_METHODS[m].scores(ev) for m in opts.methods]
     method_rows = rows_per_method(opts.methods, opts.random_seeds)
     rows, starts, index, removal = [], [], [], RemovalRows()

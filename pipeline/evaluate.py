@@ -25,6 +25,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from normxlogit.baselines import require_captum
 from normxlogit.bootstrap import Resampling
 from normxlogit.chat import ChatTemplateError, chat_rendering, check_chat_template
 from normxlogit.evaluation import BASELINE_METHODS, EvaluationError, check_evaluable, check_methods
@@ -120,6 +121,7 @@ def describe_evaluation(cfg: EvaluateConfig, pre: Preflight[str]) -> RunDescript
             no_default_system_prompt=response.system_prompt.drop_default,
             random_seeds=resp.random_seeds,
             bootstrap=cfg.resampling.replicates,
+            ig_steps=resp.ig_steps if "integrated_gradients" in resp.methods else None,
         )
     else:
         faithfulness = FaithfulnessSection(
@@ -205,10 +207,12 @@ EVALUATE_OUTPUTS = RunOutputs(DOCS_EVALUATED, written_evaluation)
 
 
 def check_response_methods(opts: ResponseEvaluationOptions) -> None:
-    """Response-mode method names must be distinct names from ``RESPONSE_METHODS``.
+    """Response-mode method names must be distinct names from ``RESPONSE_METHODS``; Integrated
+    Gradients needs Captum.
 
     Raises:
         EvaluationError: naming the methods response mode has.
+        MissingExtraError: ``integrated_gradients`` without Captum installed.
     """
     methods = opts.methods
     if not methods or len(set(methods)) != len(methods) or any(m not in RESPONSE_METHODS for m in methods):
@@ -216,6 +220,8 @@ def check_response_methods(opts: ResponseEvaluationOptions) -> None:
             f"--methods {','.join(methods)!r}: in response mode give distinct names from "
             f"{', '.join(RESPONSE_METHODS)}"
         )
+    if "integrated_gradients" in methods:
+        require_captum()
 
 
 def check_response_evaluable(sm, response: ResponseSpec) -> None:

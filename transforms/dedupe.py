@@ -27,7 +27,7 @@ def _occurrence(source: str, locator: Locator) -> tuple[str, int]:
     return source, locator.number
 
 
-def _ids_by_bucket(batch: list[SourceRecord]):
+def _ids_by_bucket(batch: RecordBatch):
     """``(bucket, [(doc_id, source, locator), ...])`` for each id bucket the batch touches."""
     buckets: dict[int, list] = {}
     crc32 = zlib.crc32

@@ -264,9 +264,17 @@ class _Section:
     Read back, a key an older run lacks takes the field's default; ``init=False`` fields are derived.
     """
 
+    # Keys written only when their value is not None (a field added after runs without it were
+    # written: those manifests stay as they were).
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ()
+
     def to_dict(self) -> dict[str, Any]:
-        """The section's JSON values, keys in field order."""
-        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+        """The section's JSON values, keys in field order (``OPTIONAL_KEYS`` only when not None)."""
+        return {
+            f.name: _json_value(getattr(self, f.name))
+            for f in fields(self)
+            if not (f.name in self.OPTIONAL_KEYS and getattr(self, f.name) is None)
+        }
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]):
@@ -386,9 +394,12 @@ class ResponseFaithfulnessSection(_Section):
         system_prompt, no_default_system_prompt: chats: ``--system-prompt`` and
             ``--no-default-system-prompt``.
         random_seeds, bootstrap: as in ``FaithfulnessSection``.
+        ig_steps: Integrated Gradients steps, written only when ``integrated_gradients`` is among the
+            methods.
     """
 
     MODE: ClassVar[str] = "response"
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("ig_steps",)
 
     mode: str = field(init=False, default=MODE)
     methods: tuple[str, ...]
@@ -403,6 +414,7 @@ class ResponseFaithfulnessSection(_Section):
     no_default_system_prompt: bool = False
     random_seeds: int = 1
     bootstrap: int | None = None
+    ig_steps: int | None = None
 
 
 def _versions(body: dict[str, Any]) -> dict[str, str]:

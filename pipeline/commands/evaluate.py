@@ -100,8 +100,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         type=method_list,
         default=None,
         help=f"comma-separated attribution methods to compare (default: {DEFAULT_METHODS}; in response "
-        f"mode: {DEFAULT_RESPONSE_METHODS}); the classifier gradient baselines need Captum: "
-        'pip install "normxlogit[eval]"',
+        f"mode: {DEFAULT_RESPONSE_METHODS}; integrated_gradients too when named); the gradient "
+        'baselines need Captum (response mode: integrated_gradients only): pip install "normxlogit[eval]"',
     )
     e.add_argument(
         "--seed",
@@ -127,7 +127,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         f"{DEFAULT_BOOTSTRAP}); p-values resolve to about 2/(B+1)",
     )
     e.add_argument(
-        "--ig-steps", type=positive_int, default=50, help="Integrated Gradients steps (default: 50)"
+        "--ig-steps",
+        type=positive_int,
+        default=50,
+        help="Integrated Gradients steps, each a forward and a backward pass (default: 50)",
     )
     e.add_argument(
         "--loo-max-tokens",
@@ -224,6 +227,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
             seed=args.seed,
             batch_tokens=args.batch_tokens,
             random_seeds=args.random_seeds,
+            ig_steps=args.ig_steps,
         )
     fields = replace(
         field_spec(args, target_field=args.label_field),

@@ -11,9 +11,15 @@ import torch
 from normxlogit.engine import BatchEngine, BucketDone
 from normxlogit.errors import RecordError
 from normxlogit.faithfulness import PERCENTS
-from normxlogit.response_baselines import gradient_x_input_l2_steps, gradient_x_input_signed
+from normxlogit.response_baselines import (
+    gradient_x_input_l2_steps,
+    gradient_x_input_signed,
+    integrated_gradients_response,
+)
 from normxlogit.response_evaluation import (
+    DEFAULT_RESPONSE_METHODS,
     NO_CONTEXT,
+    RESPONSE_BASELINES,
     RESPONSE_METHODS,
     Evidence,
     ResponseEvaluationOptions,
@@ -143,6 +149,60 @@ def test_gradient_x_input_signed_is_the_autograd_of_the_summed_logprob(make_pair
             got_l2, sum(g.norm(dim=-1) for g in per_step).numpy(), rtol=1e-4, atol=1e-6
         )
     assert all(p.grad is None for p in lm.model.parameters())  # no gradient left on the weights
+
+
+def summed_logprob_by_hand(sm, embeds: torch.Tensor, ids: np.ndarray, start: int) -> torch.Tensor:
+    """sum_t log p(y_t | context) of one unpadded row fed as (1, n, D) input embeddings."""
+    lp = torch.log_softmax(sm.model(inputs_embeds=embeds).logits[0].double(), -1)
+    return torch.stack([lp[t - 1, ids[t]] for t in range(start, len(ids))]).sum()
+
+
+def test_integrated_gradients_against_a_riemann_sum_by_hand(make_pair, lm, make_ids):
+    """Captum's Gauss-Legendre rule on a padded batch equals a 400-step midpoint Riemann sum on each
+    pair alone; the scores add up to log p(response | context) - log p(response | every context
+    token the baseline token) (completeness); the response's own positions score exactly 0."""
+    batch = [
+        make_pair(make_ids(8, seed=21), make_ids(4, seed=22)),
+        make_pair(make_ids(3, seed=23), make_ids(2, seed=24)),
+    ]
+    got = integrated_gradients_response(lm, batch, MASK_ID, steps=50)
+    emb = lm.model.get_input_embeddings()
+    for enc, scores in zip(batch, got):
+        x = emb(torch.as_tensor(enc.input_ids)[None]).detach()
+        context = (torch.arange(len(enc)) < enc.response_start)[None, :, None]
+        base = torch.where(context, emb(torch.full((1, len(enc)), MASK_ID)).detach(), x)
+        total = torch.zeros_like(x)
+        steps = 400
+        for a in (np.arange(steps) + 0.5) / steps:
+            point = (base + float(a) * (x - base)).requires_grad_()
+            summed = summed_logprob_by_hand(lm, point, enc.input_ids, enc.response_start)
+            (grad,) = torch.autograd.grad(summed, point)
+            total += grad / steps
+        want = ((x - base) * total)[0].sum(-1).numpy()
+        assert scores.shape == (len(enc),)
+        np.testing.assert_allclose(scores, want, rtol=1e-3, atol=1e-5 * np.abs(want).max())
+        assert (scores[enc.response_start :] == 0).all()
+        with torch.no_grad():
+            gap = summed_logprob_by_hand(lm, x, enc.input_ids, enc.response_start) - summed_logprob_by_hand(
+                lm, base, enc.input_ids, enc.response_start
+            )
+        assert scores.sum() == pytest.approx(float(gap), rel=1e-4, abs=1e-5)
+    assert all(p.grad is None for p in lm.model.parameters())
+
+
+def test_integrated_gradients_is_a_baseline_run_only_when_named(make_pair, lm, make_ids):
+    batch = [make_pair(make_ids(6, seed=25), make_ids(3, seed=26))]
+    assert "integrated_gradients" in RESPONSE_BASELINES
+    assert "integrated_gradients" not in DEFAULT_RESPONSE_METHODS
+    few, many = (
+        RESPONSE_METHODS["integrated_gradients"].scores(Evidence(lm, batch, ["a"], 0, ig_steps=s))[0]
+        for s in (2, 64)
+    )
+    direct = integrated_gradients_response(lm, batch, MASK_ID, steps=64)[0]
+    np.testing.assert_allclose(many, direct, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(few, many, rtol=1e-4)  # the steps reach the method
+    with pytest.raises(ValueError, match="ig_steps"):
+        ResponseEvaluationOptions(ig_steps=0)
 
 
 def test_variants_from_the_models_logits(make_pair, lm, make_ids):

@@ -74,10 +74,19 @@ def test_response_field_end_to_end(tmp_path, tiny_causal_lm, run_files, cli, wri
     assert re.search(r"\| normxlogit \| -?\d\.\d{3} \[-?\d\.\d{2}, -?\d\.\d{2}\] \|", table)
     assert "Paired differences to gradient_x_input_l2_steps:" in table
 
+    assert "ig_steps" not in faith  # written only for a run with integrated_gradients
+
     again = tmp_path / "again"
-    args = ("--response-field", "answer", "--id-field", "id", "--methods", "random,normxlogit")
+    methods = "random,normxlogit,integrated_gradients"
+    args = ("--response-field", "answer", "--id-field", "id", "--methods", methods, "--ig-steps", 4)
     assert cli.evaluate(src, "--model", tiny_causal_lm, *args, "--output", again) == 0
-    second = json.loads((again / "summary.json").read_text())["methods"]
+    assert run_files.manifest(again)["faithfulness"]["ig_steps"] == 4
+    second_summary = json.loads((again / "summary.json").read_text())
+    second = second_summary["methods"]
+    assert second_summary["interval"]["baselines"] == ["random", "integrated_gradients"]
+    differences = second["normxlogit"]["comprehensiveness"]["differences"]
+    assert list(differences) == ["random", "integrated_gradients"]
+    assert "Paired differences to integrated_gradients:" in (again / "results.md").read_text()
     for metric in ("comprehensiveness", "sufficiency"):  # seeded per document
         first = summary["methods"]["random"][metric]
         assert {k: second["random"][metric][k] for k in FIGURES} == {k: first[k] for k in FIGURES}
