@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownOptionError, UnsupportedRunnerError) as err:
         return _fail(command, err)
     args = parser.parse_args([command, *mine])
-    with signals_caught(on_signal=stop_workers) as signals:
+    with signals_caught(on_signal=stop_workers, ignore_after=True) as signals:
         try:
             with contextlib.nullcontext() if verbose else quiet_worker_tracebacks():
                 return _module(command).run(args, beam_args)

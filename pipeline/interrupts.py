@@ -48,7 +48,9 @@ def _main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def signals_caught(on_signal: Callable[[], object] | None = None) -> Iterator[CaughtSignals]:
+def signals_caught(
+    on_signal: Callable[[], object] | None = None, *, ignore_after: bool = False
+) -> Iterator[CaughtSignals]:
     """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated`` in the main
     thread, and each is remembered in the yielded ``CaughtSignals``; once one has come, exceptions
     that end other threads (Beam's, left failing by the interrupted run) are not printed. Elsewhere
@@ -56,7 +58,14 @@ def signals_caught(on_signal: Callable[[], object] | None = None) -> Iterator[Ca
     state is still yielded, empty.
 
     ``on_signal`` is called in the handler, before the exception is raised: what must stop before
-    the run unwinds (the local runner's worker processes, ``sdk_worker.stop_workers``)."""
+    the run unwinds (the local runner's worker processes, ``sdk_worker.stop_workers``).
+
+    Only the first signal raises: the block is ending for it, and a second (a Ctrl-C pressed twice,
+    or one the kernel delivered while the first was being handled) is recorded, not raised in the
+    middle of the unwinding. With ``ignore_after`` (the command line, whose process ends with the
+    block), a block that a signal ended leaves SIGINT and SIGTERM ignored: a signal still pending
+    would otherwise meet the restored default handler after the exit status is decided and kill the
+    process by signal (exit -2, not 130; CI saw it once on a loaded machine)."""
     global _active
     state = CaughtSignals()
     if not _main_thread():
@@ -65,6 +74,8 @@ def signals_caught(on_signal: Callable[[], object] | None = None) -> Iterator[Ca
 
     def raise_for(signum, frame) -> None:
         state.received.append(signum)
+        if len(state.received) > 1:  # already ending for the first one
+            return
         if on_signal is not None:
             on_signal()
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
@@ -81,8 +92,9 @@ def signals_caught(on_signal: Callable[[], object] | None = None) -> Iterator[Ca
     finally:
         _active = outer
         threading.excepthook = hook
+        ending = ignore_after and bool(state.received)
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if ending else handler)
 
 
 def signalled() -> bool:

@@ -57,6 +57,46 @@ def test_signals_raise_inside_the_block_and_handlers_come_back_after():
     assert not signalled()  # the state goes with its block
 
 
+def test_only_the_first_signal_raises_and_ignore_after_leaves_them_ignored():
+    """A second signal while the block unwinds is recorded, not raised; with ``ignore_after`` the
+    handlers stay SIG_IGN after a block that a signal ended (the command line's process is ending),
+    and come back after a block that none ended."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with signals_caught(ignore_after=True):
+            pass
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+        unwound = []
+        with signals_caught(ignore_after=True) as caught:
+            with pytest.raises(KeyboardInterrupt):
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                finally:
+                    os.kill(os.getpid(), signal.SIGTERM)  # a second one, mid-unwinding
+                    time.sleep(0.05)
+                    unwound.append(True)
+        assert unwound == [True] and caught.received == [signal.SIGINT, signal.SIGTERM]
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in before)
+        os.kill(os.getpid(), signal.SIGINT)  # ignored after the block: nothing raised
+        time.sleep(0.05)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_right_after_the_first_still_exits_130(tmp_path, tiny_classifier):
+    """Two Ctrl-Cs 50 ms apart while the libraries load: one line, exit 130, not a death by signal."""
+    proc, out = _launch(tmp_path, tiny_classifier)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stderr = proc.stderr.read()
+    _assert_one_line_and_no_run(proc.wait(timeout=120), 130, stderr, out)
+
+
 def test_on_signal_runs_in_the_handler_before_the_exception():
     order = []
     with signals_caught(on_signal=lambda: order.append("on_signal")):
