@@ -97,6 +97,41 @@ def test_a_second_ctrl_c_right_after_the_first_still_exits_130(tmp_path, tiny_cl
     _assert_one_line_and_no_run(proc.wait(timeout=120), 130, stderr, out)
 
 
+ENTRY_MODULE = """
+import ctypes, sys
+from normxlogit.pipeline import cli
+
+def interrupted_in_a_library():
+    # What a library import that runs code through PyRun_String does when our handler's
+    # KeyboardInterrupt lands in it: the exception leaves PyRun_String, and is caught later.
+    run = ctypes.pythonapi.PyRun_String
+    run.restype = ctypes.py_object
+    run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    try:
+        run(b"raise KeyboardInterrupt", 257, {}, {})  # 257: Py_file_input
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    return int(sys.argv[1])
+
+cli.main = interrupted_in_a_library
+(cli.entry if sys.argv[2] == "entry" else lambda: sys.exit(cli.main()))()
+"""
+
+
+@pytest.mark.parametrize("status", [130, 143])
+def test_the_program_exits_with_the_signals_status_not_by_the_signal(tmp_path, status):
+    """Under ``python -m``, CPython kills itself with SIGINT at exit (status -2) once a
+    KeyboardInterrupt has left a ``PyRun_String`` call, even a caught one; ``cli.entry`` ends the
+    process with the status it decided. The plain ``sys.exit`` shows the trap is real."""
+    (tmp_path / "entry_probe.py").write_text(ENTRY_MODULE)
+    run = lambda how: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "entry_probe", str(status), how], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run("sys.exit").returncode == -signal.SIGINT
+    done = run("entry")
+    assert done.returncode == status and done.stderr == "interrupted\n"
+
+
 def test_on_signal_runs_in_the_handler_before_the_exception():
     order = []
     with signals_caught(on_signal=lambda: order.append("on_signal")):
