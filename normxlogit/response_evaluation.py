@@ -103,6 +103,12 @@ class Evidence:
         return [self.scores.step_matrix(d) for d in range(len(self.batch))]
 
     @cached_property
+    def replacement(self) -> int:
+        """The id that replaces ranked tokens (``faithfulness.replacement_token``), where
+        Integrated Gradients' path starts too."""
+        return replacement_token(self.sm.tokenizer)[0]
+
+    @cached_property
     def logsumexp(self) -> list[np.ndarray]:
         return position_logsumexp(self.sm, self.batch)
 
@@ -161,9 +167,7 @@ RESPONSE_METHODS: dict[str, ResponseMethod] = {
         ),
         ResponseMethod(
             "integrated_gradients",
-            lambda ev: integrated_gradients_response(
-                ev.sm, ev.batch, replacement_token(ev.sm.tokenizer)[0], ev.ig_steps
-            ),
+            lambda ev: integrated_gradients_response(ev.sm, ev.batch, ev.replacement, ev.ig_steps),
             baseline=True,
             default=False,
         ),
@@ -223,8 +227,8 @@ def evaluate_response_batch(
         One ``DocFaithfulness`` per pair: (M, 2, K) drops of the mean response log-probability and
         (M, 2, K) shares of response tokens still the argmax (random's: the mean over its seeds).
     """
-    replacement, _ = replacement_token(sm.tokenizer)
     ev = Evidence(sm, batch, doc_ids, opts.seed, opts.random_seeds, opts.ig_steps)
+    replacement = ev.replacement
     per_method = [RESPONSE_METHODS[m].scores(ev) for m in opts.methods]
     method_rows = rows_per_method(opts.methods, opts.random_seeds)
     rows, starts, index, removal = [], [], [], RemovalRows()

@@ -63,9 +63,9 @@ def signals_caught(
     Only the first signal raises: the block is ending for it, and a second (a Ctrl-C pressed twice,
     or one the kernel delivered while the first was being handled) is recorded, not raised in the
     middle of the unwinding. With ``ignore_after`` (the command line, whose process ends with the
-    block), a block that a signal ended leaves SIGINT and SIGTERM ignored: a signal still pending
-    would otherwise meet the restored default handler after the exit status is decided and kill the
-    process by signal (exit -2, not 130; CI saw it once on a loaded machine)."""
+    block), a block that a signal ended leaves SIGINT and SIGTERM ignored: a later signal would
+    otherwise meet the restored default handler after the exit status is decided and raise where
+    nothing catches it (``cli.entry`` then ends the process with that status)."""
     global _active
     state = CaughtSignals()
     if not _main_thread():

@@ -35,6 +35,7 @@ DEFAULT_RESPONSE_METHODS = (
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_RANDOM_SEEDS = 3
 DEFAULT_LOO_MAX_TOKENS = 256  # normxlogit.ferret_faithfulness.DEFAULT_LOO_MAX_TOKENS
+DEFAULT_IG_STEPS = 50  # normxlogit.baselines.DEFAULT_IG_STEPS
 
 
 def method_list(value: str) -> tuple[str, ...]:
@@ -129,8 +130,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument(
         "--ig-steps",
         type=positive_int,
-        default=50,
-        help="Integrated Gradients steps, each a forward and a backward pass (default: 50)",
+        default=DEFAULT_IG_STEPS,
+        help=f"Integrated Gradients steps, each a forward and a backward pass (default: {DEFAULT_IG_STEPS})",
     )
     e.add_argument(
         "--loo-max-tokens",

@@ -180,13 +180,15 @@ def test_interval_flags_are_checked_in_one_line(tmp_path, capsys, cli, flag, val
 
 
 def test_cli_defaults_are_the_librarys():
+    from normxlogit.baselines import DEFAULT_IG_STEPS
     from normxlogit.bootstrap import DEFAULT_REPLICATES
     from normxlogit.faithfulness import DEFAULT_RANDOM_SEEDS
     from normxlogit.pipeline.commands import evaluate
 
-    assert (evaluate.DEFAULT_BOOTSTRAP, evaluate.DEFAULT_RANDOM_SEEDS) == (
+    assert (evaluate.DEFAULT_BOOTSTRAP, evaluate.DEFAULT_RANDOM_SEEDS, evaluate.DEFAULT_IG_STEPS) == (
         DEFAULT_REPLICATES,
         DEFAULT_RANDOM_SEEDS,
+        DEFAULT_IG_STEPS,
     )
 
 
